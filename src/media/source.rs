@@ -17,7 +17,7 @@ pub struct SourceFrame {
 }
 
 /// Errors while reading a fixture.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SourceError {
     /// The file does not start with the expected signature.

@@ -12,3 +12,7 @@ pub fn params(_frame: &[u8]) -> Option<VideoParams> {
 pub fn annexb_to_avcc(_frame: &[u8], _out: &mut Vec<u8>) {
     todo!()
 }
+/// avcC with no parameter sets.
+pub fn avcc_without_parameter_sets(_profile: u8, _compat: u8, _level: u8) -> Vec<u8> {
+    todo!()
+}

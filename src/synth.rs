@@ -1,0 +1,153 @@
+//! Synthetic publishers: the encoded loops embedded in the binary (made by
+//! `src/assets/make.sh`), replayed as a live publisher would send them: a random RTP
+//! timestamp base per track, one sender clock per participant (so sender reports of its tracks
+//! agree), an optional start offset between audio and video, and looping without a timestamp
+//! jump.
+//!
+//! Pure: callers advance time. Used by `demo`, the tests and the benchmarks (and the
+//! simulator, which shares the loops instead of copying them per participant).
+
+use std::sync::{Arc, OnceLock};
+
+use crate::media::source::{annexb, ivf, oggopus, SourceError, SourceFrame};
+use crate::media::{Codec, SenderReport};
+
+/// A whole encoded loop: frames with RTP times from 0, and the loop period.
+#[derive(Debug)]
+pub struct EncodedLoop {
+    /// The codec.
+    pub codec: Codec,
+    /// Frames in order, `rtp_ts` from 0 in the codec's clock.
+    pub frames: Vec<SourceFrame>,
+    /// RTP ticks from the first frame of one loop to the first frame of the next.
+    pub period_ticks: u64,
+}
+
+const VP8: &[u8] = include_bytes!("assets/vp8.ivf");
+const VP9: &[u8] = include_bytes!("assets/vp9.ivf");
+const H264: &[u8] = include_bytes!("assets/h264.h264");
+const AV1: &[u8] = include_bytes!("assets/av1.ivf");
+const OPUS: &[u8] = include_bytes!("assets/opus.ogg");
+
+/// Frame rate of the embedded video loops.
+pub const LOOP_FPS: u32 = 30;
+
+impl EncodedLoop {
+    /// The embedded loop for `codec`, parsed once per process and shared.
+    pub fn embedded(codec: Codec) -> Result<Arc<EncodedLoop>, SourceError> {
+        static CACHE: [OnceLock<Result<Arc<EncodedLoop>, SourceError>>; 5] =
+            [const { OnceLock::new() }; 5];
+        let slot = match codec {
+            Codec::Vp8 => 0,
+            Codec::Vp9 => 1,
+            Codec::H264 => 2,
+            Codec::Av1 => 3,
+            Codec::Opus => 4,
+        };
+        CACHE[slot].get_or_init(|| Self::parse(codec).map(Arc::new)).clone()
+    }
+
+    fn parse(codec: Codec) -> Result<EncodedLoop, SourceError> {
+        let frames = match codec {
+            Codec::Vp8 => ivf::read(VP8)?.frames,
+            Codec::Vp9 => ivf::read(VP9)?.frames,
+            Codec::Av1 => ivf::read(AV1)?.frames,
+            Codec::H264 => annexb::read(H264, LOOP_FPS)?,
+            Codec::Opus => oggopus::read(OPUS)?.frames,
+        };
+        Self::from_frames(codec, frames)
+    }
+
+    /// A loop from frames already read; the period is the last frame's time plus the
+    /// typical frame spacing.
+    pub fn from_frames(codec: Codec, frames: Vec<SourceFrame>) -> Result<EncodedLoop, SourceError> {
+        let (Some(first), Some(last)) = (frames.first(), frames.last()) else {
+            return Err(SourceError::Malformed("empty loop"));
+        };
+        let n = frames.len() as u64;
+        let step = if n > 1 { (last.rtp_ts - first.rtp_ts) / (n - 1) } else { 3000 };
+        let period_ticks = last.rtp_ts - first.rtp_ts + step.max(1);
+        Ok(EncodedLoop { codec, frames, period_ticks })
+    }
+}
+
+/// One frame as a synthetic publisher sends it.
+#[derive(Debug, Clone, Copy)]
+pub struct SentFrame<'a> {
+    /// The sender's wall clock when the frame was captured, ns (the participant clock).
+    pub sender_ns: u64,
+    /// RTP timestamp on the wire.
+    pub rtp_time: u32,
+    /// The frame bytes.
+    pub payload: &'a [u8],
+    /// Index of the frame within the loop (keyframe knowledge lives in the codec module).
+    pub loop_index: usize,
+}
+
+/// A track of a synthetic publisher: replays a loop forever.
+#[derive(Debug, Clone)]
+pub struct SyntheticTrack {
+    source: Arc<EncodedLoop>,
+    rtp_base: u32,
+    /// Sender time of the first frame, ns on the participant clock.
+    start_ns: u64,
+    next: u64,
+}
+
+impl SyntheticTrack {
+    /// A track whose first frame is captured at `start_ns` on the participant's clock, with
+    /// RTP timestamps starting at `rtp_base`.
+    pub fn new(source: Arc<EncodedLoop>, rtp_base: u32, start_ns: u64) -> SyntheticTrack {
+        SyntheticTrack { source, rtp_base, start_ns, next: 0 }
+    }
+
+    /// The codec.
+    pub fn codec(&self) -> Codec {
+        self.source.codec
+    }
+
+    /// Capture time of the next frame.
+    pub fn next_sender_ns(&self) -> u64 {
+        self.start_ns + self.ticks_to_ns(self.ticks_of(self.next))
+    }
+
+    /// The next frame, advancing the track.
+    pub fn next_frame(&mut self) -> SentFrame<'_> {
+        let n = self.source.frames.len() as u64;
+        let loop_index = (self.next % n) as usize;
+        let ticks = self.ticks_of(self.next);
+        self.next += 1;
+        SentFrame {
+            sender_ns: self.start_ns + self.ticks_to_ns(ticks),
+            rtp_time: self.rtp_base.wrapping_add(ticks as u32),
+            payload: &self.source.frames[loop_index].data,
+            loop_index,
+        }
+    }
+
+    /// Skips to the next frame that is a keyframe of the loop (what a publisher does on PLI),
+    /// keeping real time: the frames in between are never sent.
+    pub fn skip_to(&mut self, loop_index: usize) {
+        let n = self.source.frames.len() as u64;
+        while (self.next % n) as usize != loop_index {
+            self.next += 1;
+        }
+    }
+
+    /// The sender report a publisher would send now: the NTP <-> RTP pair of its one clock.
+    pub fn sender_report(&self, sender_ns: u64) -> SenderReport {
+        let since = sender_ns.saturating_sub(self.start_ns) as u128;
+        let ticks = since * u128::from(self.source.codec.clock_rate()) / 1_000_000_000;
+        SenderReport { ntp_ns: sender_ns, rtp_time: self.rtp_base.wrapping_add(ticks as u32) }
+    }
+
+    fn ticks_of(&self, index: u64) -> u64 {
+        let n = self.source.frames.len() as u64;
+        let cycle = index / n;
+        cycle * self.source.period_ticks + self.source.frames[(index % n) as usize].rtp_ts
+    }
+
+    fn ticks_to_ns(&self, ticks: u64) -> u64 {
+        (u128::from(ticks) * 1_000_000_000 / u128::from(self.source.codec.clock_rate())) as u64
+    }
+}
