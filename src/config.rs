@@ -62,7 +62,11 @@ impl Config {
         };
         let log_level = get("LOG_LEVEL").filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "info".into());
         if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
-            return Err(bad("LOG_LEVEL", log_level, "expected a level (error, warn, info, debug, trace) or filter directives"));
+            return Err(bad(
+                "LOG_LEVEL",
+                log_level,
+                "expected a level (error, warn, info, debug, trace) or filter directives",
+            ));
         }
         let recordings_dir = match get("RECORDINGS_DIR") {
             None => PathBuf::from(DEFAULT_RECORDINGS_DIR),

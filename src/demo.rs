@@ -70,7 +70,11 @@ pub fn run(opts: &DemoOptions) -> Result<DemoReport, DemoError> {
     let mut tracks = [
         (SyntheticTrack::new(EncodedLoop::embedded(Codec::Vp8)?, (seed >> 7) as u32, t0), VIDEO_DELAY_NS),
         (
-            SyntheticTrack::new(EncodedLoop::embedded(Codec::Opus)?, (seed >> 19) as u32 ^ 0x9e37_79b9, t0 + AV_OFFSET_NS),
+            SyntheticTrack::new(
+                EncodedLoop::embedded(Codec::Opus)?,
+                (seed >> 19) as u32 ^ 0x9e37_79b9,
+                t0 + AV_OFFSET_NS,
+            ),
             AUDIO_DELAY_NS,
         ),
     ];
@@ -96,7 +100,13 @@ pub fn run(opts: &DemoOptions) -> Result<DemoReport, DemoError> {
         // capture time and RTP time are such a point
         let sr = (f.sender_ns >= t0 + FIRST_SR_AFTER_NS)
             .then_some(SenderReport { ntp_ns: f.sender_ns, rtp_time: f.rtp_time });
-        let frame = FrameIn { payload: f.payload, rtp_time: f.rtp_time, arrival_ns, contiguous: true, sender_report: sr };
+        let frame = FrameIn {
+            payload: f.payload,
+            rtp_time: f.rtp_time,
+            arrival_ns,
+            contiguous: true,
+            sender_report: sr,
+        };
         let mut outcome = session.push(i, &frame, &mut out);
         if arrival_ns >= next_poll {
             outcome.flush |= session.poll(arrival_ns, &mut out).flush;

@@ -35,8 +35,7 @@ pub const LOOP_FPS: u32 = 30;
 impl EncodedLoop {
     /// The embedded loop for `codec`, parsed once per process and shared.
     pub fn embedded(codec: Codec) -> Result<Arc<EncodedLoop>, SourceError> {
-        static CACHE: [OnceLock<Result<Arc<EncodedLoop>, SourceError>>; 5] =
-            [const { OnceLock::new() }; 5];
+        static CACHE: [OnceLock<Result<Arc<EncodedLoop>, SourceError>>; 5] = [const { OnceLock::new() }; 5];
         let slot = match codec {
             Codec::Vp8 => 0,
             Codec::Vp9 => 1,

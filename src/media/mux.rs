@@ -42,14 +42,7 @@ pub struct TrackConfig {
 impl TrackConfig {
     /// A config with only the codec known: defaults for everything else.
     pub fn new(codec: Codec) -> TrackConfig {
-        TrackConfig {
-            codec,
-            width: 0,
-            height: 0,
-            codec_private: None,
-            channels: 2,
-            pre_skip: 312,
-        }
+        TrackConfig { codec, width: 0, height: 0, codec_private: None, channels: 2, pre_skip: 312 }
     }
 
     /// Audio or video.
@@ -168,27 +161,16 @@ pub enum Muxer {
 impl Muxer {
     /// Creates a writer and appends its header (EBML header + Segment start + Tracks; ftyp +
     /// moov; OpusHead + OpusTags pages) to `out`.
-    pub fn new(
-        kind: ContainerKind,
-        tracks: &[TrackConfig],
-        out: &mut Vec<u8>,
-    ) -> Result<Muxer, MuxError> {
+    pub fn new(kind: ContainerKind, tracks: &[TrackConfig], out: &mut Vec<u8>) -> Result<Muxer, MuxError> {
         if tracks.is_empty() {
             return Err(MuxError::NoTracks);
         }
         if let Some(t) = tracks.iter().find(|t| !kind.supports(t.codec)) {
-            return Err(MuxError::Unsupported {
-                container: kind,
-                codec: t.codec,
-            });
+            return Err(MuxError::Unsupported { container: kind, codec: t.codec });
         }
         Ok(match kind {
-            ContainerKind::Webm => {
-                Muxer::Matroska(matroska::MatroskaWriter::new(true, tracks, out)?)
-            }
-            ContainerKind::Mkv => {
-                Muxer::Matroska(matroska::MatroskaWriter::new(false, tracks, out)?)
-            }
+            ContainerKind::Webm => Muxer::Matroska(matroska::MatroskaWriter::new(true, tracks, out)?),
+            ContainerKind::Mkv => Muxer::Matroska(matroska::MatroskaWriter::new(false, tracks, out)?),
             ContainerKind::Mp4 => Muxer::Fmp4(fmp4::Fmp4Writer::new(tracks, out)?),
             ContainerKind::Ogg => Muxer::Ogg(ogg::OggOpusWriter::new(tracks, out)?),
         })

@@ -183,9 +183,7 @@ impl Session {
         };
         self.last_arrival_ns = self.last_arrival_ns.max(frame.arrival_ns);
         self.first_arrival_ns.get_or_insert(frame.arrival_ns);
-        let ts = t
-            .timeline
-            .map(&mut self.clock, frame.rtp_time, frame.arrival_ns, frame.sender_report);
+        let ts = t.timeline.map(&mut self.clock, frame.rtp_time, frame.arrival_ns, frame.sender_report);
         let (keyframe, mut outcome) = t.admit(frame, &mut self.stats);
         let Some(keyframe) = keyframe else {
             return outcome;
@@ -256,11 +254,8 @@ impl Session {
     }
 
     fn ready_to_open(&self, now_arrival_ns: u64) -> bool {
-        let videos_ready = self
-            .tracks
-            .iter()
-            .filter(|t| t.codec.kind() == MediaKind::Video)
-            .all(|t| t.params.is_some());
+        let videos_ready =
+            self.tracks.iter().filter(|t| t.codec.kind() == MediaKind::Video).all(|t| t.params.is_some());
         let any_frames = self.tracks.iter().any(|t| !t.queue.is_empty());
         let hold_over = self
             .first_arrival_ns
@@ -271,7 +266,8 @@ impl Session {
 
     /// Writes the header. File time zero is the earliest frame waiting.
     fn open(&mut self, out: &mut Vec<u8>) {
-        self.start_ns = self.tracks.iter().filter_map(|t| t.queue.front()).map(|q| q.ts_ns).min().unwrap_or(0);
+        self.start_ns =
+            self.tracks.iter().filter_map(|t| t.queue.front()).map(|q| q.ts_ns).min().unwrap_or(0);
         let configs: Vec<TrackConfig> = self.tracks.iter().map(TrackState::config).collect();
         // The track set was validated in `new`, so the container accepts it.
         self.muxer = Muxer::new(self.cfg.container, &configs, out).ok();
@@ -316,7 +312,8 @@ impl Session {
             flushed = self.flush_point(self.last_arrival_ns, out);
             self.last_flush_ts_ns = q.ts_ns;
         }
-        let frame = MuxFrame { track, ts_ns, duration_ns: q.duration_ns, keyframe: q.keyframe, data: &q.data };
+        let frame =
+            MuxFrame { track, ts_ns, duration_ns: q.duration_ns, keyframe: q.keyframe, data: &q.data };
         let muxer = self.muxer.as_mut().expect("checked above");
         // Track indices come from our own config, so the muxer accepts every frame.
         let _ = muxer.write(&frame, out);
