@@ -94,8 +94,9 @@ pub struct SyntheticTrack {
 }
 
 impl SyntheticTrack {
-    /// A track whose first frame is captured at `start_ns` on the participant's clock, with
-    /// RTP timestamps starting at `rtp_base`.
+    /// A track whose loop starts at `start_ns` on the participant's clock, with RTP timestamp
+    /// `rtp_base` at that instant. Tracks of one participant built with the same `start_ns`
+    /// have their sync markers (flash and beep) at the same sender instants.
     pub fn new(source: Arc<EncodedLoop>, rtp_base: u32, start_ns: u64) -> SyntheticTrack {
         SyntheticTrack { source, rtp_base, start_ns, next: 0 }
     }
@@ -121,6 +122,14 @@ impl SyntheticTrack {
             rtp_time: self.rtp_base.wrapping_add(ticks as u32),
             payload: &self.source.frames[loop_index].data,
             loop_index,
+        }
+    }
+
+    /// Skips the frames captured before `offset_ns` after the track's start (a device that
+    /// starts late, or a pause).
+    pub fn skip_to_time(&mut self, offset_ns: u64) {
+        while self.ticks_to_ns(self.ticks_of(self.next)) < offset_ns {
+            self.next += 1;
         }
     }
 

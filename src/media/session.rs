@@ -96,6 +96,8 @@ pub struct SessionStats {
     pub resolution_changes: u64,
     /// Flush points reached.
     pub flushes: u64,
+    /// Frames complete in the output at the last flush point (what survives a crash).
+    pub frames_at_last_flush: u64,
     /// Bytes appended to `out` in total.
     pub bytes: u64,
 }
@@ -326,6 +328,7 @@ impl Session {
     fn flush_point(&mut self, now_arrival_ns: u64, out: &mut Vec<u8>) -> bool {
         let Some(muxer) = self.muxer.as_mut() else { return false };
         muxer.flush(out);
+        self.stats.frames_at_last_flush = self.stats.frames_written;
         self.last_flush_arrival_ns = now_arrival_ns;
         self.stats.flushes += 1;
         true

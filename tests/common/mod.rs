@@ -1,0 +1,296 @@
+//! Shared test helpers: a recording harness over the media core, and ffmpeg/ffprobe as the
+//! independent judge of every file we write.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use livekit_recorder::media::mux::ContainerKind;
+use livekit_recorder::media::session::{Session, SessionConfig, SessionStats};
+use livekit_recorder::media::{Codec, FrameIn, SenderReport};
+use livekit_recorder::output::PartFile;
+use livekit_recorder::synth::{EncodedLoop, SyntheticTrack};
+
+pub const MS: u64 = 1_000_000;
+
+/// How the synthetic publisher behaves.
+#[derive(Debug, Clone)]
+pub struct PublishOpts {
+    pub seconds: f64,
+    /// Audio's first frame is captured this long after video's (the loops stay aligned).
+    pub av_offset_ns: u64,
+    /// Network delay per track (index-aligned with the codecs); missing = 20 ms.
+    pub delays_ns: Vec<u64>,
+    /// Sender reports on every frame from this sender time on (None: never).
+    pub sr_from_ns: Option<u64>,
+    /// RTP timestamp bases per track.
+    pub rtp_bases: Vec<u32>,
+    /// Sender-time windows in which nothing is sent (publisher pause / outage).
+    pub pauses: Vec<(u64, u64)>,
+}
+
+impl Default for PublishOpts {
+    fn default() -> Self {
+        PublishOpts {
+            seconds: 5.0,
+            av_offset_ns: 0,
+            delays_ns: vec![],
+            sr_from_ns: Some(0),
+            rtp_bases: vec![0x1234_5678, 0xfff0_0000],
+            pauses: vec![],
+        }
+    }
+}
+
+/// A frame the publisher sent.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// Sender time relative to the loops' start, ns.
+    pub sender_ns: u64,
+    pub payload: Vec<u8>,
+}
+
+/// What a recording produced.
+#[derive(Debug)]
+pub struct Recorded {
+    pub path: PathBuf,
+    pub codecs: Vec<Codec>,
+    /// Per track, every frame sent.
+    pub sent: Vec<Vec<Sent>>,
+    /// (file length, frames complete) at every flush point, in order.
+    pub flushes: Vec<(u64, u64)>,
+    pub stats: SessionStats,
+    pub bytes: u64,
+}
+
+pub fn record(dir: &Path, kind: ContainerKind, codecs: &[Codec], o: &PublishOpts) -> Recorded {
+    let cfg = SessionConfig::new(kind, codecs.to_vec());
+    let mut session = Session::new(cfg).expect("session");
+    let name = codecs.iter().map(|c| c.as_str()).collect::<Vec<_>>().join("-");
+    let path = dir.join(format!("{name}.{}", kind.extension()));
+    let mut file = PartFile::create(&path).expect("create file");
+    let mut tracks: Vec<SyntheticTrack> = codecs
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let base = o.rtp_bases.get(i).copied().unwrap_or(i as u32 * 7_777_777);
+            let mut t = SyntheticTrack::new(EncodedLoop::embedded(c).expect("loop"), base, 0);
+            if c == Codec::Opus {
+                t.skip_to_time(o.av_offset_ns);
+            }
+            t
+        })
+        .collect();
+    let delay = |i: usize| o.delays_ns.get(i).copied().unwrap_or(20 * MS);
+    let end = (o.seconds * 1e9) as u64;
+    let mut sent = vec![Vec::new(); codecs.len()];
+    let (mut out, mut flushes, mut next_poll) = (Vec::new(), Vec::new(), 0u64);
+    while let Some(i) = (0..tracks.len())
+        .filter(|&i| tracks[i].next_sender_ns() < end)
+        .min_by_key(|&i| tracks[i].next_sender_ns() + delay(i))
+    {
+        let f = tracks[i].next_frame();
+        if o.pauses.iter().any(|&(a, b)| f.sender_ns >= a && f.sender_ns < b) {
+            continue;
+        }
+        let arrival_ns = 1_000 * MS + f.sender_ns + delay(i);
+        let sr = o
+            .sr_from_ns
+            .filter(|&from| f.sender_ns >= from)
+            .map(|_| SenderReport { ntp_ns: 5_000_000 * MS + f.sender_ns, rtp_time: f.rtp_time });
+        sent[i].push(Sent { sender_ns: f.sender_ns, payload: f.payload.to_vec() });
+        let frame = FrameIn { payload: f.payload, rtp_time: f.rtp_time, arrival_ns, contiguous: true, sender_report: sr };
+        let mut outcome = session.push(i, &frame, &mut out);
+        if arrival_ns >= next_poll {
+            outcome.flush |= session.poll(arrival_ns, &mut out).flush;
+            next_poll = arrival_ns + 100 * MS;
+        }
+        file.append(&out).unwrap();
+        out.clear();
+        if outcome.flush {
+            file.flush().unwrap();
+            flushes.push((file.len(), session.stats().frames_at_last_flush));
+        }
+    }
+    let patches = session.finish(&mut out);
+    file.append(&out).unwrap();
+    let bytes = file.len();
+    let path = file.close(&patches).unwrap();
+    Recorded { path, codecs: codecs.to_vec(), sent, flushes, stats: session.stats(), bytes }
+}
+
+/// `ffmpeg -v error -i FILE -f null -`: what it printed (empty = clean decode).
+pub fn ffmpeg_errors(path: &Path) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg (is it installed? the README's test command installs it)");
+    let mut s = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        s.push_str(&format!("\n[ffmpeg exit {:?}]", out.status.code()));
+    }
+    s
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeStream {
+    pub codec_name: String,
+    pub codec_type: String,
+    pub width: Option<u64>,
+    pub height: Option<u64>,
+    pub packets: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub streams: Vec<ProbeStream>,
+    pub duration: Option<f64>,
+}
+
+pub fn ffprobe(path: &Path) -> Probe {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_packets", "-show_entries"])
+        .arg("stream=codec_name,codec_type,width,height,nb_read_packets:format=duration")
+        .args(["-of", "json"])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    let num = |x: &serde_json::Value| x.as_str().and_then(|s| s.parse::<f64>().ok()).or_else(|| x.as_f64());
+    let streams = v["streams"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| ProbeStream {
+                    codec_name: s["codec_name"].as_str().unwrap_or("").to_string(),
+                    codec_type: s["codec_type"].as_str().unwrap_or("").to_string(),
+                    width: s["width"].as_u64(),
+                    height: s["height"].as_u64(),
+                    packets: num(&s["nb_read_packets"]).unwrap_or(0.0) as u64,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Probe { streams, duration: num(&v["format"]["duration"]) }
+}
+
+/// One packet as ffmpeg's demuxer returns it (stream copy, no decoding).
+#[derive(Debug, Clone)]
+pub struct Packet {
+    /// Presentation time in the stream's time base.
+    pub pts: i64,
+    pub tb_num: i64,
+    pub tb_den: i64,
+    pub data: Vec<u8>,
+}
+
+impl Packet {
+    pub fn pts_ns(&self) -> i64 {
+        (self.pts as i128 * self.tb_num as i128 * 1_000_000_000 / self.tb_den as i128) as i64
+    }
+    /// One tick of the stream's time base, in ns.
+    pub fn tick_ns(&self) -> i64 {
+        (self.tb_num as i128 * 1_000_000_000 / self.tb_den as i128) as i64
+    }
+}
+
+/// Every packet of stream `index`, read back by ffmpeg: `framemd5` gives pts, size and md5;
+/// the `data` muxer gives the bytes, split by those sizes and checked against the md5s.
+pub fn packets(path: &Path, index: usize) -> Vec<Packet> {
+    let map = format!("0:{index}");
+    let run = |fmt: &str| {
+        let out = Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-i"])
+            .arg(path)
+            .args(["-map", &map, "-c", "copy", "-f", fmt, "-"])
+            .output()
+            .expect("run ffmpeg");
+        assert!(out.status.success(), "ffmpeg -f {fmt}: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    let md5_text = String::from_utf8(run("framemd5")).expect("utf8");
+    let raw = run("data");
+    let (mut tb, mut pkts, mut off) = ((1, 1), Vec::new(), 0usize);
+    for line in md5_text.lines() {
+        if let Some(rest) = line.strip_prefix("#tb 0: ") {
+            let (n, d) = rest.trim().split_once('/').expect("tb");
+            tb = (n.parse().unwrap(), d.parse().unwrap());
+            continue;
+        }
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        let (pts, size, md5) = (f[2].parse::<i64>().unwrap(), f[4].parse::<usize>().unwrap(), f[5]);
+        let data = raw[off..off + size].to_vec();
+        off += size;
+        assert_eq!(md5_hex(&data), md5, "data muxer and framemd5 disagree");
+        pkts.push(Packet { pts, tb_num: tb.0, tb_den: tb.1, data });
+    }
+    pkts
+}
+
+pub fn md5_hex(data: &[u8]) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Annex-B NAL units of an access unit, without access unit delimiters (independent of the
+/// crate's own parser).
+pub fn annexb_nals(au: &[u8]) -> Vec<Vec<u8>> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= au.len() {
+        if au[i] == 0 && au[i + 1] == 0 && au[i + 2] == 1 {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut nals = Vec::new();
+    for (k, &s) in starts.iter().enumerate() {
+        let mut e = starts.get(k + 1).map_or(au.len(), |&n| n - 3);
+        while e > s && au[e - 1] == 0 {
+            e -= 1; // the zero byte of a 4-byte start code
+        }
+        if e > s && au[s] & 0x1f != 9 {
+            nals.push(au[s..e].to_vec());
+        }
+    }
+    nals
+}
+
+/// 4-byte length-prefixed NAL units.
+pub fn avcc_nals(mut data: &[u8]) -> Vec<Vec<u8>> {
+    let mut nals = Vec::new();
+    while data.len() >= 4 {
+        let n = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
+        assert!(data.len() >= 4 + n, "truncated length-prefixed NAL");
+        nals.push(data[4..4 + n].to_vec());
+        data = &data[4 + n..];
+    }
+    assert!(data.is_empty(), "trailing bytes after NALs");
+    nals
+}
+
+/// The bytes a container must hold for a frame sent as `payload`, derived without the crate:
+/// AV1 loses its temporal delimiter OBU (0x12 0x00), everything else is unchanged (H.264 is
+/// compared NAL by NAL instead).
+pub fn expected_stored(codec: Codec, payload: &[u8]) -> Vec<u8> {
+    match codec {
+        Codec::Av1 if payload.starts_with(&[0x12, 0x00]) => payload[2..].to_vec(),
+        _ => payload.to_vec(),
+    }
+}
+
+/// A small deterministic generator (tests must be reproducible).
+pub struct Lcg(pub u64);
+impl Lcg {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}

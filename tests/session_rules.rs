@@ -1,0 +1,253 @@
+//! The session's rules, judged on the files it writes: keyframe gate, loss handling, gaps kept
+//! as real time, the bounded audio hold, resolution changes, and no panic on any input.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use livekit_recorder::media::mux::ContainerKind;
+use livekit_recorder::media::session::{Session, SessionConfig};
+use livekit_recorder::media::source::{annexb, ivf};
+use livekit_recorder::media::{Codec, FrameIn, SenderReport};
+use livekit_recorder::output::PartFile;
+use livekit_recorder::synth::{EncodedLoop, SyntheticTrack};
+use proptest::prelude::*;
+
+/// Feeds frames (track, payload, rtp, arrival, contiguous) and returns the file path.
+fn write_file(
+    dir: &std::path::Path,
+    kind: ContainerKind,
+    codecs: &[Codec],
+    frames: &[(usize, Vec<u8>, u32, u64, bool)],
+) -> (std::path::PathBuf, Session, Vec<bool>) {
+    let mut s = Session::new(SessionConfig::new(kind, codecs.to_vec())).unwrap();
+    let path = dir.join(format!("out.{}", kind.extension()));
+    let mut file = PartFile::create(&path).unwrap();
+    let (mut out, mut asked) = (Vec::new(), Vec::new());
+    for (track, payload, rtp, arrival, contiguous) in frames {
+        let f = FrameIn { payload, rtp_time: *rtp, arrival_ns: *arrival, contiguous: *contiguous, sender_report: None };
+        let o = s.push(*track, &f, &mut out);
+        let p = s.poll(*arrival, &mut out);
+        asked.push(o.request_keyframe || p.request_keyframe);
+        file.append(&out).unwrap();
+        out.clear();
+    }
+    let patches = s.finish(&mut out);
+    file.append(&out).unwrap();
+    let path = file.close(&patches).unwrap();
+    (path, s, asked)
+}
+
+fn video_frames(codec: Codec, from: usize, count: usize) -> Vec<(usize, Vec<u8>, u32, u64, bool)> {
+    let lp = EncodedLoop::embedded(codec).unwrap();
+    (from..from + count)
+        .map(|i| {
+            let f = &lp.frames[i % lp.frames.len()];
+            let t = i as u64 * 3000;
+            (0, f.data.clone(), (t + 1000) as u32, 1_000 * MS + t * 1_000_000 / 90, true)
+        })
+        .collect()
+}
+
+#[test]
+fn recording_starts_at_a_keyframe_and_asks_for_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // start mid-GOP: frames 10..29 are delta frames, 30 is the next keyframe
+    let frames = video_frames(Codec::Vp8, 10, 60);
+    let (path, s, asked) = write_file(dir.path(), ContainerKind::Webm, &[Codec::Vp8], &frames);
+    assert_eq!(s.stats().dropped_before_keyframe, 20);
+    assert!(asked[..20].iter().all(|&a| a), "every dropped frame asks for a keyframe");
+    assert!(!asked[20..].iter().any(|&a| a), "no request once recording");
+    let got = packets(&path, 0);
+    assert_eq!(got.len(), 40);
+    assert_eq!(got[0].data, frames[20].1, "the file starts with the keyframe");
+    assert_eq!(got[0].pts, 0);
+    assert!(ffmpeg_errors(&path).is_empty());
+}
+
+#[test]
+fn unrepaired_loss_waits_for_the_next_keyframe() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut frames = video_frames(Codec::Vp8, 0, 90);
+    frames.remove(40); // lost for good
+    frames[40].4 = false; // the depacketizer saw the gap
+    let (path, s, asked) = write_file(dir.path(), ContainerKind::Webm, &[Codec::Vp8], &frames);
+    // frames 41..59 (19 of them) are dropped; 60 is a keyframe
+    assert_eq!(s.stats().dropped_after_loss, 19);
+    assert!(asked[40..59].iter().all(|&a| a));
+    let got = packets(&path, 0);
+    assert_eq!(got.len(), 40 + 30);
+    assert_eq!(got[40].data, frames[59].1);
+    assert!((got[40].pts_ns() - 2_000_000_000).abs() <= 1_000_000, "time kept across the drop");
+    assert!(ffmpeg_errors(&path).is_empty());
+}
+
+#[test]
+fn a_publisher_pause_stays_a_gap_of_real_time() {
+    for (kind, codecs) in [
+        (ContainerKind::Webm, vec![Codec::Vp8, Codec::Opus]),
+        (ContainerKind::Mp4, vec![Codec::H264, Codec::Opus]),
+        (ContainerKind::Ogg, vec![Codec::Opus]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        // nothing is sent from 1.5 s to 3.0 s (video resumes on its keyframe at 3.0 s)
+        let opts = PublishOpts { seconds: 5.0, pauses: vec![(1_500 * MS, 3_000 * MS)], ..PublishOpts::default() };
+        let rec = record(dir.path(), kind, &codecs, &opts);
+        assert!(ffmpeg_errors(&rec.path).is_empty(), "{kind:?}");
+        for (i, codec) in codecs.iter().enumerate() {
+            let got = packets(&rec.path, i);
+            // the first packet at or after the pause starts at 3.0 s: the gap is kept
+            let after = got.iter().find(|p| p.pts_ns() >= 1_500_000_000).expect("packets after the pause");
+            assert!((after.pts_ns() - 3_000_000_000).abs() <= 1_000_000, "{kind:?} {codec}: resumed at {} ns", after.pts_ns());
+        }
+        let duration = ffprobe(&rec.path).duration.unwrap();
+        assert!((duration - 5.0).abs() < 0.05, "{kind:?}: duration {duration} s, 5 s of real time passed");
+    }
+}
+
+#[test]
+fn audio_is_not_held_back_forever_waiting_for_video() {
+    let dir = tempfile::tempdir().unwrap();
+    let audio = EncodedLoop::embedded(Codec::Opus).unwrap();
+    let mut frames = Vec::new();
+    // 4 s of audio; video only starts (at a keyframe) at 3 s
+    for (k, f) in audio.frames.iter().enumerate() {
+        let t = k as u64 * 20 * MS;
+        frames.push((t, (1, f.data.clone(), (k * 960) as u32, 1_000 * MS + t, true)));
+    }
+    for (t, v) in video_frames(Codec::Vp8, 0, 30).into_iter().enumerate() {
+        let at = 3_000 * MS + t as u64 * 100 * MS / 3;
+        frames.push((at, (0, v.1, (270_000 + t * 3000) as u32, 1_000 * MS + at, true)));
+    }
+    frames.sort_by_key(|f| f.0);
+    let frames: Vec<_> = frames.into_iter().map(|f| f.1).collect();
+    let mut s = Session::new(SessionConfig::new(ContainerKind::Webm, vec![Codec::Vp8, Codec::Opus])).unwrap();
+    let mut out = Vec::new();
+    for (track, payload, rtp, arrival, _) in &frames {
+        let f = FrameIn { payload, rtp_time: *rtp, arrival_ns: *arrival, contiguous: true, sender_report: None };
+        let _ = s.push(*track, &f, &mut out);
+        let _ = s.poll(*arrival, &mut out);
+        if *arrival >= 3_200 * MS {
+            break;
+        }
+        if *arrival >= 1_000 * MS + 2_100 * MS {
+            assert!(s.started(), "the file started once audio had waited 2 s");
+        } else if *arrival < 1_000 * MS + 1_900 * MS {
+            assert!(!s.started(), "audio waits up to 2 s for a video keyframe");
+        }
+    }
+    let _ = s.finish(&mut out);
+    let path = dir.path().join("late-video.webm");
+    std::fs::write(&path, &out).unwrap();
+    assert!(ffmpeg_errors(&path).is_empty(), "{}", ffmpeg_errors(&path));
+    let a = packets(&path, 1);
+    assert_eq!(a[0].pts, 0, "audio from the first frame on");
+    let v = packets(&path, 0);
+    assert!((v[0].pts_ns() - 3_000_000_000).abs() <= 1_000_000, "video joins at 3 s: {}", v[0].pts_ns());
+}
+
+fn make_with_ffmpeg(dir: &std::path::Path, name: &str, size: &str, codec_args: &[&str]) -> Vec<u8> {
+    let path = dir.join(name);
+    let src = format!("testsrc2=size={size}:rate=30:duration=1,format=yuv420p");
+    let st = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", &src])
+        .args(codec_args)
+        .arg(&path)
+        .status()
+        .expect("ffmpeg");
+    assert!(st.success());
+    std::fs::read(path).unwrap()
+}
+
+#[test]
+fn resolution_change_mid_stream_keeps_the_file_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let vp8 = ["-c:v", "libvpx", "-b:v", "300k", "-g", "30", "-f", "ivf"];
+    let h264 = ["-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "baseline", "-g", "30"];
+    let h264 = [&h264[..], &["-x264-params", "aud=1", "-f", "h264"]].concat();
+    let cases: [(ContainerKind, Codec, &[&str]); 3] = [
+        (ContainerKind::Webm, Codec::Vp8, &vp8),
+        (ContainerKind::Mkv, Codec::H264, &h264),
+        (ContainerKind::Mp4, Codec::H264, &h264),
+    ];
+    for (kind, codec, args) in cases {
+        let read = |name: &str, size: &str| {
+            let bytes = make_with_ffmpeg(dir.path(), name, size, args);
+            match codec {
+                Codec::H264 => annexb::read(&bytes, 30).unwrap(),
+                _ => ivf::read(&bytes).unwrap().frames,
+            }
+        };
+        let small = read(&format!("small-{}", kind.extension()), "320x240");
+        let large = read(&format!("large-{}", kind.extension()), "640x360");
+        let frames: Vec<_> = small
+            .iter()
+            .chain(&large)
+            .enumerate()
+            .map(|(i, f)| {
+                let t = i as u64 * 3000;
+                (0, f.data.clone(), t as u32, 1_000 * MS + t * 1_000_000 / 90, true)
+            })
+            .collect();
+        let sub = dir.path().join(kind.extension());
+        std::fs::create_dir_all(&sub).unwrap();
+        let (path, s, _) = write_file(&sub, kind, &[codec], &frames);
+        assert_eq!(s.stats().resolution_changes, 1, "{kind:?}");
+        let errors = ffmpeg_errors(&path);
+        assert!(errors.is_empty(), "{kind:?}: {errors}");
+        assert_eq!(packets(&path, 0).len(), 60, "{kind:?}");
+        // the decoder follows the bitstream: the last frame decodes at the new size
+        let out = Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-i"])
+            .arg(&path)
+            .args(["-vf", "showinfo", "-f", "null", "-", "-loglevel", "info"])
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(log.contains("s:640x360"), "{kind:?}: no 640x360 frame decoded");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn sessions_never_panic_on_any_frames(
+        kind in prop::sample::select(vec![0u8, 1, 2, 3]),
+        frames in prop::collection::vec(
+            (0usize..3, prop::collection::vec(any::<u8>(), 0..300), any::<u32>(), 0u64..50_000_000, any::<bool>(), any::<Option<(u64, u32)>>()),
+            0..120),
+    ) {
+        let (kind, codecs) = match kind {
+            0 => (ContainerKind::Webm, vec![Codec::Vp8, Codec::Opus]),
+            1 => (ContainerKind::Mkv, vec![Codec::H264, Codec::Opus]),
+            2 => (ContainerKind::Mp4, vec![Codec::H264, Codec::Opus]),
+            _ => (ContainerKind::Ogg, vec![Codec::Opus]),
+        };
+        let mut s = Session::new(SessionConfig::new(kind, codecs)).unwrap();
+        let (mut out, mut arrival) = (Vec::new(), 0u64);
+        for (track, payload, rtp, step, contiguous, sr) in &frames {
+            arrival += step;
+            let sender_report = sr.map(|(ntp_ns, rtp_time)| SenderReport { ntp_ns, rtp_time });
+            let f = FrameIn { payload, rtp_time: *rtp, arrival_ns: arrival, contiguous: *contiguous, sender_report };
+            let _ = s.push(*track, &f, &mut out);
+            let _ = s.poll(arrival, &mut out);
+        }
+        let _ = s.finish(&mut out);
+    }
+}
+
+#[test]
+fn synthetic_loops_replay_without_timestamp_jumps() {
+    let lp = EncodedLoop::embedded(Codec::Vp8).unwrap();
+    let mut t = SyntheticTrack::new(lp.clone(), u32::MAX - 100_000, 0);
+    let mut prev: Option<(u64, u32)> = None;
+    for _ in 0..lp.frames.len() * 2 + 5 {
+        let f = t.next_frame();
+        if let Some((ns, rtp)) = prev {
+            assert_eq!(f.sender_ns - ns, 33_333_333, "even spacing across the loop boundary");
+            assert_eq!(f.rtp_time.wrapping_sub(rtp), 3000);
+        }
+        prev = Some((f.sender_ns, f.rtp_time));
+    }
+}
