@@ -103,8 +103,8 @@ struct ClusterMark {
 
 /// Writes one WebM/Matroska file progressively; see the module docs for the layout.
 ///
-/// Memory: per track a few words, plus one 24-byte `ClusterMark` per Cluster (about one per
-/// video keyframe or per 5 s of audio: ~1 MB for a day of 2-second GOPs). That list is the
+/// Memory: per track a few words, plus one 32-byte `ClusterMark` per Cluster (about one per
+/// video keyframe or per 5 s of audio: ~1.4 MB for a day of 2-second GOPs). That list is the
 /// only thing that grows; it feeds the Cues and the Cluster size patches on close.
 #[derive(Debug)]
 pub struct MatroskaWriter {
