@@ -37,7 +37,12 @@ fn stream() -> Vec<Frame> {
     }
     for i in 0..500u64 {
         let payload = a.frames[i as usize % a.frames.len()].data.clone();
-        frames.push(Frame { track: 1, payload, rtp: (i * 960) as u32, arrival_ns: i * 20_000_000 + 5_000_000 });
+        frames.push(Frame {
+            track: 1,
+            payload,
+            rtp: (i * 960) as u32,
+            arrival_ns: i * 20_000_000 + 5_000_000,
+        });
     }
     frames.sort_by_key(|f| f.arrival_ns);
     frames
@@ -118,8 +123,14 @@ fn main() {
     let ours = median(21, || record(&frames, &mut open(&dir, "s.webm")));
     let base = median(21, || baseline(&frames, &mut open(&dir, "b.bin")));
     let bytes: usize = frames.iter().map(|f| f.payload.len()).sum();
-    println!("\nmux path, {} frames, {:.1} MB of media, median of 21 runs:", frames.len(), bytes as f64 / 1e6);
-    for (name, d) in [("session + WebM + BufWriter<File>", ours), ("baseline: copy into BufWriter<File>", base)] {
+    println!(
+        "\nmux path, {} frames, {:.1} MB of media, median of 21 runs:",
+        frames.len(),
+        bytes as f64 / 1e6
+    );
+    for (name, d) in
+        [("session + WebM + BufWriter<File>", ours), ("baseline: copy into BufWriter<File>", base)]
+    {
         let per = d.as_nanos() as f64 / n;
         println!("  {name:38} {:>10.0} frames/s {:>8.0} ns/frame", 1e9 / per, per);
     }

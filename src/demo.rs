@@ -85,14 +85,11 @@ pub fn run(opts: &DemoOptions) -> Result<DemoReport, DemoError> {
     let mut file = PartFile::create(&path).map_err(io)?;
     let end = t0 + opts.duration.as_nanos() as u64;
     let (mut out, mut next_poll) = (Vec::new(), 0);
-    loop {
-        // the track whose next frame arrives first
-        let Some(i) = (0..tracks.len())
-            .filter(|&i| tracks[i].0.next_sender_ns() < end)
-            .min_by_key(|&i| tracks[i].0.next_sender_ns() + tracks[i].1)
-        else {
-            break;
-        };
+    // each step: the track whose next frame arrives first
+    while let Some(i) = (0..tracks.len())
+        .filter(|&i| tracks[i].0.next_sender_ns() < end)
+        .min_by_key(|&i| tracks[i].0.next_sender_ns() + tracks[i].1)
+    {
         let (track, delay) = &mut tracks[i];
         let f = track.next_frame();
         let arrival_ns = f.sender_ns - t0 + *delay;

@@ -13,7 +13,7 @@
 //! timeline::TrackTimeline      RTP u32 ──unwrap──▶ u64 ──SR/arrival──▶ participant ns
 //!    │
 //!    ▼
-//! session::Session             keyframe gate, bounded audio hold, bounded interleave,
+//! session::Session             keyframe gate, bounded start hold, bounded interleave,
 //!    │                         codec config from the bitstream (codec/*), flush points
 //!    ▼
 //! mux::Muxer                   WebM / Matroska / fragmented MP4 / Ogg Opus → Vec<u8>

@@ -52,7 +52,14 @@ impl EncodedLoop {
             Codec::Vp9 => ivf::read(VP9)?.frames,
             Codec::Av1 => ivf::read(AV1)?.frames,
             Codec::H264 => annexb::read(H264, LOOP_FPS)?,
-            Codec::Opus => oggopus::read(OPUS)?.frames,
+            Codec::Opus => {
+                // The file's last packet only carries the encoder's pre-skip tail: a loop of
+                // whole packets covering exactly the audio's length repeats seamlessly.
+                let ogg = oggopus::read(OPUS)?;
+                let total: u64 = ogg.frames.last().map_or(0, |f| f.rtp_ts + 960);
+                let audio = total.saturating_sub(u64::from(ogg.pre_skip));
+                ogg.frames.into_iter().filter(|f| f.rtp_ts + 960 <= audio.max(960)).collect()
+            }
         };
         Self::from_frames(codec, frames)
     }

@@ -20,11 +20,14 @@ pub fn codec_parsers(data: &[u8]) {
     let _ = codec::opus::packet_samples(data);
 }
 
-/// The fixture readers (IVF, Annex-B, Ogg Opus).
+/// The fixture readers (IVF, Annex-B, Ogg Opus) and crash recovery's scan of a torn file.
 pub fn source_readers(data: &[u8]) {
     let _ = ivf::read(data);
     let _ = annexb::read(data, 30);
     let _ = oggopus::read(data);
+    for kind in [ContainerKind::Mp4, ContainerKind::Ogg, ContainerKind::Mkv] {
+        let _ = super::mux::recover::recoverable_len(kind, data);
+    }
 }
 
 /// A whole session fed frames carved from `data`: the first byte picks the container and

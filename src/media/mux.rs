@@ -16,6 +16,7 @@ pub mod ebml;
 pub mod fmp4;
 pub mod matroska;
 pub mod ogg;
+pub mod recover;
 
 use super::{Codec, MediaKind};
 

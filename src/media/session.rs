@@ -7,10 +7,16 @@
 //! - **Keyframe gate.** A video track starts at a keyframe; frames before it are dropped and
 //!   counted, and [`Outcome::request_keyframe`] is set. After loss that the depacketizer could
 //!   not repair (`contiguous == false`), video waits for the next keyframe the same way.
-//! - **Bounded audio hold.** The file header needs each video track's configuration (size,
-//!   `avcC`, `av1C`), which only a keyframe carries. Audio is held for at most
-//!   [`SessionConfig::max_audio_hold_ns`] waiting for it; then the file starts with a fallback
-//!   video configuration (sizes from the bitstream, H.264/AV1 parameter sets in-band).
+//! - **Bounded start hold.** The file header needs each video track's configuration (size,
+//!   `avcC`, `av1C`), which only a keyframe carries, and timestamps are best once sender
+//!   reports tie the tracks together. Frames are held for at most
+//!   [`SessionConfig::max_start_hold_ns`] (2 s) waiting for both; a track's first report
+//!   re-times its held frames. Then the file starts anyway, with a fallback video
+//!   configuration if needed (sizes from the bitstream, H.264/AV1 parameter sets in-band), and
+//!   later reports correct the timeline gradually (see [`super::timeline`]).
+//! - **No audio overlap.** An audio frame that would start before the previous one ended (after
+//!   a backward timeline correction) is dropped and counted: audio is played back to back, so
+//!   overlapping frames would push everything after them late.
 //! - **Interleaving.** Frames are written in timestamp order across tracks. A frame waits at
 //!   most [`SessionConfig::interleave_window_ns`] (of timeline time, or of arrival time when
 //!   everything stops) for the other tracks.
@@ -38,8 +44,9 @@ pub struct SessionConfig {
     pub container: ContainerKind,
     /// The tracks of the file, in order.
     pub tracks: Vec<Codec>,
-    /// How long audio may wait for the first video keyframe before the file starts anyway.
-    pub max_audio_hold_ns: u64,
+    /// How long frames may wait for the first video keyframe and for sender reports before the
+    /// file starts anyway.
+    pub max_start_hold_ns: u64,
     /// How long a frame may wait for the other tracks' frames, for interleaving.
     pub interleave_window_ns: u64,
     /// Longest time between flush points.
@@ -49,12 +56,12 @@ pub struct SessionConfig {
 }
 
 impl SessionConfig {
-    /// Defaults: 2 s audio hold, 300 ms interleave window, 1 s flush interval, 512 frames.
+    /// Defaults: 2 s start hold, 300 ms interleave window, 1 s flush interval, 512 frames.
     pub fn new(container: ContainerKind, tracks: Vec<Codec>) -> SessionConfig {
         SessionConfig {
             container,
             tracks,
-            max_audio_hold_ns: 2_000_000_000,
+            max_start_hold_ns: 2_000_000_000,
             interleave_window_ns: 300_000_000,
             flush_interval_ns: 1_000_000_000,
             max_queued_frames: 512,
@@ -90,6 +97,8 @@ pub struct SessionStats {
     pub dropped_before_keyframe: u64,
     /// Video frames dropped after unrepaired loss, until the next keyframe.
     pub dropped_after_loss: u64,
+    /// Audio frames dropped because they overlapped the previous frame.
+    pub dropped_audio_overlap: u64,
     /// Frames with a track index that does not exist.
     pub dropped_unknown_track: u64,
     /// Keyframes whose picture size differed from the previous one.
@@ -126,6 +135,8 @@ struct TrackState {
     awaiting_keyframe: bool,
     params: Option<VideoParams>,
     queue: VecDeque<Queued>,
+    /// End of the last audio frame admitted (timeline ns).
+    audio_end_ns: u64,
 }
 
 /// One recording part of one participant. See the module docs.
@@ -185,16 +196,30 @@ impl Session {
         };
         self.last_arrival_ns = self.last_arrival_ns.max(frame.arrival_ns);
         self.first_arrival_ns.get_or_insert(frame.arrival_ns);
-        let ts = t.timeline.map(&mut self.clock, frame.rtp_time, frame.arrival_ns, frame.sender_report);
+        let started = self.muxer.is_some();
+        let before = t.timeline.offset_ns();
+        let ts =
+            t.timeline.map(&mut self.clock, frame.rtp_time, frame.arrival_ns, frame.sender_report, started);
+        if let (Some(old), Some(new), false) = (before, t.timeline.offset_ns(), started) {
+            t.retime_queued(new - old);
+        }
         let (keyframe, mut outcome) = t.admit(frame, &mut self.stats);
         let Some(keyframe) = keyframe else {
             return outcome;
         };
-        codec::to_stored(t.codec, frame.payload, &mut self.scratch);
         let duration_ns = match t.codec {
             Codec::Opus => opus::packet_samples(frame.payload).map(|s| u64::from(s) * 1_000_000_000 / 48_000),
             _ => None,
         };
+        if t.codec.kind() == MediaKind::Audio {
+            // 1 ms of slack: container time bases round
+            if ts + 1_000_000 < t.audio_end_ns {
+                self.stats.dropped_audio_overlap += 1;
+                return outcome;
+            }
+            t.audio_end_ns = ts + duration_ns.unwrap_or(20_000_000);
+        }
+        codec::to_stored(t.codec, frame.payload, &mut self.scratch);
         let data = std::mem::take(&mut self.scratch);
         t.queue.push_back(Queued { ts_ns: ts, duration_ns, keyframe, data });
         self.newest_ts_ns = self.newest_ts_ns.max(ts);
@@ -202,7 +227,7 @@ impl Session {
         outcome
     }
 
-    /// Lets time pass without frames: starts the file when the audio hold expires and writes
+    /// Lets time pass without frames: starts the file when the start hold expires and writes
     /// frames that waited too long. Call it a few times a second.
     pub fn poll(&mut self, now_arrival_ns: u64, out: &mut Vec<u8>) -> Outcome {
         let idle = now_arrival_ns.saturating_sub(self.last_arrival_ns) >= self.cfg.interleave_window_ns;
@@ -259,11 +284,12 @@ impl Session {
         let videos_ready =
             self.tracks.iter().filter(|t| t.codec.kind() == MediaKind::Video).all(|t| t.params.is_some());
         let any_frames = self.tracks.iter().any(|t| !t.queue.is_empty());
+        let synced = self.tracks.iter().filter(|t| !t.queue.is_empty()).all(|t| t.timeline.is_synced());
         let hold_over = self
             .first_arrival_ns
-            .is_some_and(|f| now_arrival_ns.saturating_sub(f) >= self.cfg.max_audio_hold_ns);
+            .is_some_and(|f| now_arrival_ns.saturating_sub(f) >= self.cfg.max_start_hold_ns);
         let queue_full = self.tracks.iter().any(|t| t.queue.len() >= self.cfg.max_queued_frames);
-        any_frames && (videos_ready || hold_over || queue_full)
+        any_frames && ((videos_ready && synced) || hold_over || queue_full)
     }
 
     /// Writes the header. File time zero is the earliest frame waiting.
@@ -339,11 +365,27 @@ impl TrackState {
     fn new(codec: Codec) -> TrackState {
         TrackState {
             codec,
-            timeline: TrackTimeline::new(codec.clock_rate()),
+            timeline: match codec.kind() {
+                MediaKind::Audio => TrackTimeline::for_audio(codec.clock_rate()),
+                MediaKind::Video => TrackTimeline::new(codec.clock_rate()),
+            },
             awaiting_keyframe: codec.kind() == MediaKind::Video,
             params: None,
             queue: VecDeque::new(),
+            audio_end_ns: 0,
         }
+    }
+
+    /// Moves frames not yet written by `shift_ns` (a first sender report before the file
+    /// started).
+    fn retime_queued(&mut self, shift_ns: i128) {
+        if shift_ns == 0 {
+            return;
+        }
+        for q in &mut self.queue {
+            q.ts_ns = (i128::from(q.ts_ns) + shift_ns).max(0) as u64;
+        }
+        self.audio_end_ns = (i128::from(self.audio_end_ns) + shift_ns).max(0) as u64;
     }
 
     /// The keyframe gate: `Some(keyframe)` when the frame goes on, and what to ask for.

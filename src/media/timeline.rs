@@ -14,10 +14,20 @@
 //!    per participant (at the first report of any of its tracks). Because every track of the
 //!    participant shares that one estimate, audio and video are aligned by the sender's own
 //!    clock, whatever their network paths or start offsets.
-//! 5. The offset moves towards its target by at most [`MAX_STEP_NS`] per frame (publisher
-//!    clock drift, late first report), so output times never jump backwards; a forward jump of
-//!    more than [`SNAP_FORWARD_NS`] is taken at once (it is a real gap, e.g. a paused
-//!    publisher whose RTP clock stood still). Output times of a track never decrease.
+//! 5. Corrections (publisher clock drift, a late first report):
+//!    - before anything of the file is written (`started == false`), the first report of a
+//!      track re-times it at once, backwards too: the caller re-times frames still queued;
+//!    - video then moves by at most [`MAX_STEP_NS`] per frame: a frame shown 5 ms early or late
+//!      is invisible, and timestamps never go backwards;
+//!    - audio is different: players play audio samples back to back and ignore small timestamp
+//!      steps, so a gradual correction would never reach the ear. Audio follows the target in
+//!      5 ms steps only while it is within [`AUDIO_SNAP_NS`]; beyond that it jumps: forward
+//!      leaves a gap, backward maps the next frames onto the last time already written, and
+//!      the session drops such overlapping audio frames;
+//!    - a forward jump of more than [`SNAP_FORWARD_NS`] is taken at once by every track (a real
+//!      gap, e.g. a paused publisher whose RTP clock stood still).
+//!
+//! Output times of a track never decrease.
 
 use super::SenderReport;
 
@@ -27,6 +37,9 @@ pub const MAX_STEP_NS: i128 = 5_000_000;
 
 /// A correction forward larger than this is applied at once instead of gradually.
 pub const SNAP_FORWARD_NS: i128 = 1_000_000_000;
+
+/// An audio correction larger than this (two 20 ms frames) is applied at once.
+pub const AUDIO_SNAP_NS: i128 = 40_000_000;
 
 const NS_PER_S: i128 = 1_000_000_000;
 
@@ -87,6 +100,8 @@ impl ParticipantClock {
 #[derive(Debug, Clone)]
 pub struct TrackTimeline {
     clock_rate: i128,
+    /// Corrections beyond this jump instead of moving gradually (audio).
+    snap_ns: Option<i128>,
     unwrapper: RtpUnwrapper,
     /// `t = rtp_ns + offset`; `None` before the first frame.
     offset_ns: Option<i128>,
@@ -97,10 +112,11 @@ pub struct TrackTimeline {
 }
 
 impl TrackTimeline {
-    /// A timeline for an RTP clock of `clock_rate` Hz (90 000 video, 48 000 Opus).
+    /// A video timeline for an RTP clock of `clock_rate` Hz (90 000).
     pub fn new(clock_rate: u32) -> TrackTimeline {
         TrackTimeline {
             clock_rate: i128::from(clock_rate.max(1)),
+            snap_ns: None,
             unwrapper: RtpUnwrapper::default(),
             offset_ns: None,
             synced: false,
@@ -109,13 +125,21 @@ impl TrackTimeline {
         }
     }
 
+    /// An audio timeline (see the module docs: large corrections jump).
+    pub fn for_audio(clock_rate: u32) -> TrackTimeline {
+        TrackTimeline { snap_ns: Some(AUDIO_SNAP_NS), ..TrackTimeline::new(clock_rate) }
+    }
+
     /// Maps one frame to participant-timeline nanoseconds (never decreasing for this track).
+    /// `started` says whether frames of this track were already written to the file: before
+    /// that, the first sender report may move the track backwards at once.
     pub fn map(
         &mut self,
         clock: &mut ParticipantClock,
         rtp_time: u32,
         arrival_ns: u64,
         sr: Option<SenderReport>,
+        started: bool,
     ) -> u64 {
         let local = clock.local(arrival_ns);
         let ext = self.unwrapper.unwrap(rtp_time);
@@ -125,7 +149,13 @@ impl TrackTimeline {
             None if self.offset_ns.is_none() => Some(local - rtp_ns),
             None => None,
         };
-        let offset = self.steer(target, sr.is_some());
+        let before = self.offset_ns;
+        let offset = self.steer(target, sr.is_some(), started);
+        if let (Some(old), false) = (before, started) {
+            // re-timed before anything was written: the floor moves with the track
+            let shift = offset - old;
+            self.last_out_ns = self.last_out_ns.map(|l| (i128::from(l) + shift).max(0) as u64);
+        }
         let t = (rtp_ns + offset).clamp(0, i128::from(u64::MAX)) as u64;
         let t = self.last_out_ns.map_or(t, |last| t.max(last));
         self.last_out_ns = Some(t);
@@ -135,6 +165,11 @@ impl TrackTimeline {
     /// How many frames had their offset corrected (drift, late sender report).
     pub fn corrections(&self) -> u64 {
         self.corrections
+    }
+
+    /// The current RTP → timeline offset, ns (None before the first frame).
+    pub fn offset_ns(&self) -> Option<i128> {
+        self.offset_ns
     }
 
     /// Whether this track has been aligned by a sender report.
@@ -154,21 +189,22 @@ impl TrackTimeline {
         ntp + to_local
     }
 
-    /// Moves the offset towards `target`: at once for the first frame, the first report, or a
-    /// large forward jump; otherwise by at most [`MAX_STEP_NS`].
-    fn steer(&mut self, target: Option<i128>, from_sr: bool) -> i128 {
+    /// Moves the offset towards `target` (see the module docs for the policy).
+    fn steer(&mut self, target: Option<i128>, from_sr: bool, started: bool) -> i128 {
         let first_sync = from_sr && !self.synced;
         self.synced |= from_sr;
         let offset = match (self.offset_ns, target) {
-            (None, Some(t)) => t,
-            (None, None) => 0,
+            (None, t) => t.unwrap_or(0),
             (Some(cur), None) => cur,
             (Some(cur), Some(t)) => {
                 let delta = t - cur;
                 if delta != 0 {
                     self.corrections += 1;
                 }
-                if delta > SNAP_FORWARD_NS || (first_sync && delta > 0) {
+                let jump = (first_sync && (!started || delta > 0))
+                    || delta > SNAP_FORWARD_NS
+                    || self.snap_ns.is_some_and(|limit| delta.abs() > limit);
+                if jump {
                     t
                 } else {
                     cur + delta.clamp(-MAX_STEP_NS, MAX_STEP_NS)
@@ -202,9 +238,9 @@ mod tests {
     fn rtp_deltas_not_arrival_jitter_drive_time() {
         let mut clock = ParticipantClock::new();
         let mut v = TrackTimeline::new(90_000);
-        assert_eq!(v.map(&mut clock, 1000, 5_000 * MS, None), 0);
+        assert_eq!(v.map(&mut clock, 1000, 5_000 * MS, None, true), 0);
         // arrives 50 ms late, but the RTP clock says 33.3 ms
-        let t = v.map(&mut clock, 1000 + 3000, 5_083 * MS, None);
+        let t = v.map(&mut clock, 1000 + 3000, 5_083 * MS, None, true);
         assert_eq!(t, 33_333_333);
     }
 
@@ -218,13 +254,13 @@ mod tests {
         let a_sr = SenderReport { ntp_ns: ntp0, rtp_time: a_base.wrapping_sub(48_000 * 7 / 10) };
         let mut clock = ParticipantClock::new();
         let (mut v, mut a) = (TrackTimeline::new(90_000), TrackTimeline::new(48_000));
-        let tv = v.map(&mut clock, v_base, 10_000 * MS, Some(v_sr));
-        let ta = a.map(&mut clock, a_base, 10_880 * MS, Some(a_sr));
+        let tv = v.map(&mut clock, v_base, 10_000 * MS, Some(v_sr), true);
+        let ta = a.map(&mut clock, a_base, 10_880 * MS, Some(a_sr), true);
         assert_eq!(tv, 0);
         assert_eq!(ta, 700 * MS, "audio placed by the sender's clock, not by its late arrival");
         // 2 s later on both clocks (RTP wraps for audio on the way)
-        let tv2 = v.map(&mut clock, v_base + 180_000, 12_010 * MS, Some(v_sr));
-        let ta2 = a.map(&mut clock, a_base.wrapping_add(96_000), 12_900 * MS, Some(a_sr));
+        let tv2 = v.map(&mut clock, v_base + 180_000, 12_010 * MS, Some(v_sr), true);
+        let ta2 = a.map(&mut clock, a_base.wrapping_add(96_000), 12_900 * MS, Some(a_sr), true);
         assert_eq!(tv2, 2_000 * MS);
         assert_eq!(ta2, 2_700 * MS);
     }
@@ -234,13 +270,13 @@ mod tests {
         let mut clock = ParticipantClock::new();
         let (mut v, mut a) = (TrackTimeline::new(90_000), TrackTimeline::new(48_000));
         // video's report ties the sender clock to ours: NTP 0 is local 0
-        v.map(&mut clock, 0, 0, Some(SenderReport { ntp_ns: 0, rtp_time: 0 }));
+        v.map(&mut clock, 0, 0, Some(SenderReport { ntp_ns: 0, rtp_time: 0 }), true);
         let mut last = 0;
         for i in 0..100u32 {
             // audio arrives 200 ms after video; from frame 10 its report says it started at
             // 100 ms on the sender's clock: 100 ms earlier than the arrival-based guess
             let sr = (i >= 10).then_some(SenderReport { ntp_ns: 100 * MS, rtp_time: 0 });
-            let t = a.map(&mut clock, i * 960, (200 + u64::from(i) * 20) * MS, sr);
+            let t = a.map(&mut clock, i * 960, (200 + u64::from(i) * 20) * MS, sr, true);
             assert!(t >= last, "frame {i} went backwards");
             if i > 0 {
                 assert!(t - last >= 15 * MS, "at most 5 ms per frame: {}", t - last);
@@ -256,18 +292,52 @@ mod tests {
         let mut clock = ParticipantClock::new();
         let mut v = TrackTimeline::new(90_000);
         let sr0 = SenderReport { ntp_ns: 0, rtp_time: 0 };
-        v.map(&mut clock, 0, 0, Some(sr0));
+        v.map(&mut clock, 0, 0, Some(sr0), true);
         // the sender's clock now says RTP 90_000 is at 1.05 s (its RTP clock runs slow)
         let sr1 = SenderReport { ntp_ns: 1_050 * MS, rtp_time: 90_000 };
-        let mut prev = 0;
+        let mut prev = v.map(&mut clock, 90_000, 0, Some(sr1), true);
+        assert_eq!(prev, 1_005 * MS, "the first of ten 5 ms steps");
         for i in 1..=30u32 {
-            let t = v.map(&mut clock, 90_000 + i * 3000, 0, Some(sr1));
+            let t = v.map(&mut clock, 90_000 + i * 3000, 0, Some(sr1), true);
             let step = t - prev - 33_333_333;
             assert!(step <= 5 * MS + 1, "step {step}");
             prev = t;
         }
         // 50 ms of correction needs 10 steps; after 30 frames it is complete
         assert_eq!(prev, 1_050 * MS + 1_000 * MS);
+    }
+
+    #[test]
+    fn before_the_file_starts_a_first_report_retimes_backwards_at_once() {
+        let mut clock = ParticipantClock::new();
+        let (mut v, mut a) = (TrackTimeline::new(90_000), TrackTimeline::for_audio(48_000));
+        v.map(&mut clock, 0, 0, Some(SenderReport { ntp_ns: 0, rtp_time: 0 }), false);
+        // arrival-based: 300 ms; the report says 100 ms
+        assert_eq!(a.map(&mut clock, 0, 300 * MS, None, false), 300 * MS);
+        let sr = Some(SenderReport { ntp_ns: 100 * MS, rtp_time: 0 });
+        assert_eq!(a.map(&mut clock, 960, 320 * MS, sr, false), 120 * MS);
+        assert_eq!(a.map(&mut clock, 1920, 360 * MS, sr, false), 140 * MS);
+    }
+
+    #[test]
+    fn audio_jumps_instead_of_sliding_when_far_off() {
+        let mut clock = ParticipantClock::new();
+        let (mut v, mut a) = (TrackTimeline::new(90_000), TrackTimeline::for_audio(48_000));
+        v.map(&mut clock, 0, 0, Some(SenderReport { ntp_ns: 0, rtp_time: 0 }), true);
+        let mut out = Vec::new();
+        for i in 0..20u32 {
+            let sr = (i >= 10).then_some(SenderReport { ntp_ns: 100 * MS, rtp_time: 0 });
+            out.push(a.map(&mut clock, i * 960, (200 + u64::from(i) * 20) * MS, sr, true));
+        }
+        // frames 0..9 at 200..380 ms; from frame 10 the report puts them 100 ms earlier: the
+        // track jumps, frames that would go back in time sit on the last time written
+        assert_eq!(out[9], 380 * MS);
+        assert_eq!(out[10], 380 * MS, "clamped: the session drops this overlapping frame");
+        assert_eq!(out[15], 400 * MS);
+        assert_eq!(out[19], 480 * MS);
+        // small drift still moves in 5 ms steps
+        let sr = Some(SenderReport { ntp_ns: 120 * MS, rtp_time: 0 });
+        assert_eq!(a.map(&mut clock, 20 * 960, 600 * MS, sr, true), 505 * MS);
     }
 
     proptest! {
@@ -283,7 +353,7 @@ mod tests {
             let mut last = 0;
             for (rtp, arrival, sr) in frames {
                 let sr = sr.map(|(ntp_ns, rtp_time)| SenderReport { ntp_ns, rtp_time });
-                let t = tl.map(&mut clock, rtp, arrival, sr);
+                let t = tl.map(&mut clock, rtp, arrival, sr, true);
                 prop_assert!(t >= last);
                 last = t;
             }
@@ -302,7 +372,7 @@ mod tests {
                 rtp = rtp.wrapping_add(d);
                 arrival += jitter;
                 let sr = with_sr.then_some(SenderReport { ntp_ns: ntp, rtp_time: base });
-                let t = tl.map(&mut clock, rtp, arrival, sr);
+                let t = tl.map(&mut clock, rtp, arrival, sr, true);
                 prop_assert!(t >= last);
                 last = t;
             }

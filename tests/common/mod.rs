@@ -99,7 +99,13 @@ pub fn record(dir: &Path, kind: ContainerKind, codecs: &[Codec], o: &PublishOpts
             .filter(|&from| f.sender_ns >= from)
             .map(|_| SenderReport { ntp_ns: 5_000_000 * MS + f.sender_ns, rtp_time: f.rtp_time });
         sent[i].push(Sent { sender_ns: f.sender_ns, payload: f.payload.to_vec() });
-        let frame = FrameIn { payload: f.payload, rtp_time: f.rtp_time, arrival_ns, contiguous: true, sender_report: sr };
+        let frame = FrameIn {
+            payload: f.payload,
+            rtp_time: f.rtp_time,
+            arrival_ns,
+            contiguous: true,
+            sender_report: sr,
+        };
         let mut outcome = session.push(i, &frame, &mut out);
         if arrival_ns >= next_poll {
             outcome.flush |= session.poll(arrival_ns, &mut out).flush;
@@ -202,7 +208,7 @@ pub fn packets(path: &Path, index: usize) -> Vec<Packet> {
     let map = format!("0:{index}");
     let run = |fmt: &str| {
         let out = Command::new("ffmpeg")
-            .args(["-nostdin", "-v", "error", "-i"])
+            .args(["-nostdin", "-v", "error", "-copyts", "-i"])
             .arg(path)
             .args(["-map", &map, "-c", "copy", "-f", fmt, "-"])
             .output()
@@ -283,6 +289,16 @@ pub fn expected_stored(codec: Codec, payload: &[u8]) -> Vec<u8> {
     match codec {
         Codec::Av1 if payload.starts_with(&[0x12, 0x00]) => payload[2..].to_vec(),
         _ => payload.to_vec(),
+    }
+}
+
+/// How much earlier than its block time ffmpeg presents an Opus packet: containers that signal
+/// the encoder's pre-skip (Matroska CodecDelay, Ogg pre-skip) shift presentation by it, so the
+/// first decoded sample lands where the sender captured it. Fragmented MP4 (dOps) does not.
+pub fn opus_presentation_shift_ns(kind: ContainerKind) -> u64 {
+    match kind {
+        ContainerKind::Mp4 => 0,
+        ContainerKind::Webm | ContainerKind::Mkv | ContainerKind::Ogg => 312 * 1_000_000_000 / 48_000,
     }
 }
 

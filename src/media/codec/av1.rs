@@ -41,11 +41,7 @@ pub struct Obus<'a> {
 
 /// The OBUs of `data`, see [`Obus`].
 pub fn obus(data: &[u8]) -> Obus<'_> {
-    Obus {
-        data,
-        pos: 0,
-        failed: false,
-    }
+    Obus { data, pos: 0, failed: false }
 }
 
 impl<'a> Obus<'a> {
@@ -86,11 +82,7 @@ fn parse_obu(data: &[u8]) -> Option<Obu<'_>> {
     };
     let start = header_len + size_len;
     let end = start.checked_add(size)?;
-    Some(Obu {
-        obu_type,
-        raw: data.get(..end)?,
-        payload: data.get(start..end)?,
-    })
+    Some(Obu { obu_type, raw: data.get(..end)?, payload: data.get(start..end)? })
 }
 
 impl<'a> Iterator for Obus<'a> {
@@ -165,11 +157,8 @@ pub fn parse_sequence_header(payload: &[u8]) -> Option<SequenceHeader> {
     (seq_profile <= 2).then_some(())?;
     let _still_picture = r.bit()?;
     let reduced = r.bit()?;
-    let (seq_level_idx_0, seq_tier_0) = if reduced {
-        (r.bits(5)? as u8, 0)
-    } else {
-        read_operating_points(&mut r)?
-    };
+    let (seq_level_idx_0, seq_tier_0) =
+        if reduced { (r.bits(5)? as u8, 0) } else { read_operating_points(&mut r)? };
     let width_bits = r.bits32(4)? + 1;
     let height_bits = r.bits32(4)? + 1;
     let max_frame_width = r.bits32(width_bits)? + 1;
@@ -370,9 +359,8 @@ mod tests {
     use proptest::prelude::*;
 
     /// The fixture's sequence header OBU (libaom, 320x240, profile 0, level 0, 4:2:0).
-    const SEQ_320X240: &[u8] = &[
-        0x0a, 0x0b, 0x00, 0x00, 0x00, 0x04, 0x3c, 0xff, 0xbc, 0xda, 0xf9, 0x00, 0x40,
-    ];
+    const SEQ_320X240: &[u8] =
+        &[0x0a, 0x0b, 0x00, 0x00, 0x00, 0x04, 0x3c, 0xff, 0xbc, 0xda, 0xf9, 0x00, 0x40];
     const TD: &[u8] = &[0x12, 0x00];
 
     /// MSB-first bit writer for crafted sequence headers.
@@ -385,11 +373,7 @@ mod tests {
             self
         }
         fn bytes(&self) -> Vec<u8> {
-            let byte = |c: &[bool]| {
-                c.iter()
-                    .enumerate()
-                    .fold(0, |b, (i, &x)| b | u8::from(x) << (7 - i))
-            };
+            let byte = |c: &[bool]| c.iter().enumerate().fold(0, |b, (i, &x)| b | u8::from(x) << (7 - i));
             self.0.chunks(8).map(byte).collect()
         }
     }
@@ -408,15 +392,9 @@ mod tests {
             (&[0x00], Some((0, 1))),
             (&[0x7f], Some((127, 1))),
             (&[0x80, 0x01], Some((128, 2))),
-            (
-                &[0xff, 0xff, 0xff, 0xff, 0x0f],
-                Some((u64::from(u32::MAX), 5)),
-            ),
+            (&[0xff, 0xff, 0xff, 0xff, 0x0f], Some((u64::from(u32::MAX), 5))),
             (&[0x80, 0x80, 0x80, 0x80, 0x10], None), // 2^32
-            (
-                &[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00],
-                None,
-            ), // 9 bytes
+            (&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00], None), // 9 bytes
             (&[0x80], None),
             (&[], None),
         ];
@@ -441,10 +419,8 @@ mod tests {
         ];
         for (data, want, rest) in cases {
             let mut it = obus(data);
-            let got: Vec<(u8, usize, usize)> = it
-                .by_ref()
-                .map(|o| (o.obu_type, o.raw.len(), o.payload.len()))
-                .collect();
+            let got: Vec<(u8, usize, usize)> =
+                it.by_ref().map(|o| (o.obu_type, o.raw.len(), o.payload.len())).collect();
             assert_eq!((&got[..], it.rest().len()), (*want, *rest), "{data:02x?}");
         }
     }
@@ -486,15 +462,7 @@ mod tests {
         b.u(1, 1).u(32, 1001).u(32, 60000).u(1, 1).u(3, 0b010); // timing_info, uvlc = 1
         b.u(1, 1).u(5, 9).u(32, 1).u(5, 3).u(5, 3); // decoder_model_info, buffer delay 10 bits
         b.u(1, 1).u(5, 1); // initial_display_delay_present, 2 operating points
-        b.u(12, 0x101)
-            .u(5, 9)
-            .u(1, 1)
-            .u(1, 1)
-            .u(10, 5)
-            .u(10, 6)
-            .u(1, 0)
-            .u(1, 1)
-            .u(4, 3);
+        b.u(12, 0x101).u(5, 9).u(1, 1).u(1, 1).u(10, 5).u(10, 6).u(1, 0).u(1, 1).u(4, 3);
         b.u(12, 0x103).u(5, 4).u(1, 0).u(1, 0);
         b.u(4, 10).u(4, 10).u(11, 1919).u(11, 1079); // frame size
         b.u(1, 1).u(4, 5).u(3, 2); // frame_id_numbers_present
@@ -509,20 +477,10 @@ mod tests {
     #[test]
     fn crafted_sequence_header_parses() {
         let sh = parse_sequence_header(&crafted_sequence_header()).unwrap();
-        assert_eq!(
-            (sh.seq_profile, sh.seq_level_idx_0, sh.seq_tier_0),
-            (2, 9, 1)
-        );
+        assert_eq!((sh.seq_profile, sh.seq_level_idx_0, sh.seq_tier_0), (2, 9, 1));
         assert_eq!((sh.max_frame_width, sh.max_frame_height), (1920, 1080));
         assert!(sh.high_bitdepth && sh.twelve_bit && !sh.mono_chrome);
-        assert_eq!(
-            (
-                sh.subsampling_x,
-                sh.subsampling_y,
-                sh.chroma_sample_position
-            ),
-            (true, true, 1)
-        );
+        assert_eq!((sh.subsampling_x, sh.subsampling_y, sh.chroma_sample_position), (true, true, 1));
         let raw = obu(OBU_SEQUENCE_HEADER, &crafted_sequence_header());
         assert_eq!(av1c(&sh, &raw)[..4], [0x81, 0x49, 0xed, 0x00]);
     }
@@ -535,24 +493,8 @@ mod tests {
         let shown = obu(OBU_FRAME_HEADER, &[0x80]); // show_existing_frame
                                                     // reduced_still_picture_header, level 0, 16x16, then tools and color config.
         let mut still = Bits::default();
-        still
-            .u(3, 0)
-            .u(1, 1)
-            .u(1, 1)
-            .u(5, 0)
-            .u(4, 3)
-            .u(4, 3)
-            .u(4, 15)
-            .u(4, 15);
-        still
-            .u(3, 0)
-            .u(3, 0)
-            .u(1, 0)
-            .u(1, 0)
-            .u(1, 0)
-            .u(2, 0)
-            .u(1, 0)
-            .u(1, 0);
+        still.u(3, 0).u(1, 1).u(1, 1).u(5, 0).u(4, 3).u(4, 3).u(4, 15).u(4, 15);
+        still.u(3, 0).u(3, 0).u(1, 0).u(1, 0).u(1, 0).u(2, 0).u(1, 0).u(1, 0);
         let still_seq = obu(OBU_SEQUENCE_HEADER, &still.bytes());
         let cases: Vec<(Vec<u8>, bool)> = vec![
             ([TD, seq, &key].concat(), true),
@@ -573,16 +515,11 @@ mod tests {
     #[test]
     fn fixture() {
         let s = ivf::read(include_bytes!("../../assets/av1.ivf")).unwrap();
-        let keys: Vec<usize> = (0..s.frames.len())
-            .filter(|&i| is_keyframe(&s.frames[i].data))
-            .collect();
+        let keys: Vec<usize> = (0..s.frames.len()).filter(|&i| is_keyframe(&s.frames[i].data)).collect();
         assert_eq!(keys, [0, 30, 60, 90]);
         let p = params(&s.frames[0].data).unwrap();
         assert_eq!((p.width, p.height), (320, 240));
-        assert_eq!(
-            p.codec_private.unwrap(),
-            [&[0x81, 0x00, 0x0c, 0x00][..], SEQ_320X240].concat()
-        );
+        assert_eq!(p.codec_private.unwrap(), [&[0x81, 0x00, 0x0c, 0x00][..], SEQ_320X240].concat());
         for f in &s.frames {
             let mut out = vec![];
             strip_temporal_delimiters(&f.data, &mut out);

@@ -112,9 +112,7 @@ pub fn nal_units(data: &[u8]) -> NalUnits<'_> {
 /// Index of the next `00 00 01` at or after `from`.
 fn find_start_code(data: &[u8], from: usize) -> Option<usize> {
     let rest = data.get(from..)?;
-    rest.windows(3)
-        .position(|w| w == [0, 0, 1])
-        .map(|i| i + from)
+    rest.windows(3).position(|w| w == [0, 0, 1]).map(|i| i + from)
 }
 
 impl<'a> Iterator for NalUnits<'a> {
@@ -213,11 +211,8 @@ pub fn parse_sps(nal: &[u8]) -> Option<Sps> {
     let level_idc = r.bits(8)? as u8;
     let sps_id = r.ue()?;
     (sps_id <= 31).then_some(())?;
-    let chroma = if HIGH_PROFILES.contains(&profile_idc) {
-        read_chroma_info(&mut r)?
-    } else {
-        ChromaInfo::DEFAULT
-    };
+    let chroma =
+        if HIGH_PROFILES.contains(&profile_idc) { read_chroma_info(&mut r)? } else { ChromaInfo::DEFAULT };
     skip_frame_num_and_poc(&mut r)?;
     let _max_num_ref_frames = r.ue()?;
     let _gaps_in_frame_num_allowed = r.bit()?;
@@ -270,12 +265,7 @@ fn read_chroma_info(r: &mut BitReader<'_>) -> Option<ChromaInfo> {
             }
         }
     }
-    Some(ChromaInfo {
-        format_idc,
-        separate_colour_plane,
-        depth_luma_minus8,
-        depth_chroma_minus8,
-    })
+    Some(ChromaInfo { format_idc, separate_colour_plane, depth_luma_minus8, depth_chroma_minus8 })
 }
 
 /// `scaling_list()` (H.264 §7.3.2.1.1.1): reads the deltas, keeps nothing.
@@ -329,11 +319,7 @@ fn read_frame_size(r: &mut BitReader<'_>, chroma: &ChromaInfo) -> Option<(u32, u
     let mut height = height_map_units * 16 * field_factor;
     if r.bit()? {
         let (left, right, top, bottom) = (r.ue()?, r.ue()?, r.ue()?, r.ue()?);
-        let array_type = if chroma.separate_colour_plane {
-            0
-        } else {
-            chroma.format_idc
-        };
+        let array_type = if chroma.separate_colour_plane { 0 } else { chroma.format_idc };
         let (sub_w, sub_h) = match array_type {
             0 => (1, 1),
             1 => (2, 2),
@@ -370,11 +356,7 @@ pub fn params(frame: &[u8]) -> Option<VideoParams> {
     let sps = parse_sps(sps_list.first()?)?;
     (!pps_list.is_empty()).then_some(())?;
     let avcc = build_avcc(&sps, &sps_list, &pps_list)?;
-    Some(VideoParams {
-        width: sps.width,
-        height: sps.height,
-        codec_private: Some(avcc),
-    })
+    Some(VideoParams { width: sps.width, height: sps.height, codec_private: Some(avcc) })
 }
 
 /// `AVCDecoderConfigurationRecord` (ISO/IEC 14496-15 §5.3.3.1) with 4-byte NAL lengths;
@@ -454,33 +436,33 @@ mod tests {
 
     /// SPS from `ffmpeg -c:v libx264` (see each case) and from the fixture.
     const SPS_BASELINE_320X240: &[u8] = &[
-        0x67, 0x42, 0xc0, 0x0d, 0xda, 0x05, 0x07, 0xec, 0x04, 0x40, 0x00, 0x00, 0x03, 0x00, 0x40,
-        0x00, 0x00, 0x0f, 0x23, 0xc5, 0x0a, 0xa8,
+        0x67, 0x42, 0xc0, 0x0d, 0xda, 0x05, 0x07, 0xec, 0x04, 0x40, 0x00, 0x00, 0x03, 0x00, 0x40, 0x00, 0x00,
+        0x0f, 0x23, 0xc5, 0x0a, 0xa8,
     ];
     /// `-profile:v high`, 1920x1080 (coded 1088, cropped).
     const SPS_HIGH_1080P: &[u8] = &[
-        0x67, 0x64, 0x00, 0x28, 0xac, 0xd9, 0x40, 0x78, 0x02, 0x27, 0xe5, 0xc0, 0x44, 0x00, 0x00,
-        0x03, 0x00, 0x04, 0x00, 0x00, 0x03, 0x00, 0xf0, 0x3c, 0x60, 0xc6, 0x58,
+        0x67, 0x64, 0x00, 0x28, 0xac, 0xd9, 0x40, 0x78, 0x02, 0x27, 0xe5, 0xc0, 0x44, 0x00, 0x00, 0x03, 0x00,
+        0x04, 0x00, 0x00, 0x03, 0x00, 0xf0, 0x3c, 0x60, 0xc6, 0x58,
     ];
     /// `-profile:v high444 -pix_fmt yuv444p`, 100x50.
     const SPS_444_100X50: &[u8] = &[
-        0x67, 0xf4, 0x00, 0x0a, 0x91, 0x9b, 0x28, 0xe4, 0xf1, 0xb1, 0xf8, 0x08, 0x80, 0x00, 0x00,
-        0x03, 0x00, 0x80, 0x00, 0x00, 0x1e, 0x07, 0x89, 0x12, 0xcb,
+        0x67, 0xf4, 0x00, 0x0a, 0x91, 0x9b, 0x28, 0xe4, 0xf1, 0xb1, 0xf8, 0x08, 0x80, 0x00, 0x00, 0x03, 0x00,
+        0x80, 0x00, 0x00, 0x1e, 0x07, 0x89, 0x12, 0xcb,
     ];
     /// `-profile:v high422 -pix_fmt yuv422p10le`, 100x50.
     const SPS_422_10BIT_100X50: &[u8] = &[
-        0x67, 0x7a, 0x00, 0x0a, 0xb6, 0xcd, 0x94, 0x72, 0x79, 0xe3, 0xf0, 0x11, 0x00, 0x00, 0x03,
-        0x00, 0x01, 0x00, 0x00, 0x03, 0x00, 0x3c, 0x0f, 0x12, 0x25, 0x96,
+        0x67, 0x7a, 0x00, 0x0a, 0xb6, 0xcd, 0x94, 0x72, 0x79, 0xe3, 0xf0, 0x11, 0x00, 0x00, 0x03, 0x00, 0x01,
+        0x00, 0x00, 0x03, 0x00, 0x3c, 0x0f, 0x12, 0x25, 0x96,
     ];
     /// `-x264-params interlaced=1:tff=1`, 320x240 (frame_mbs_only_flag = 0).
     const SPS_INTERLACED_320X240: &[u8] = &[
-        0x67, 0x64, 0x00, 0x15, 0xac, 0xd9, 0x41, 0x41, 0x0f, 0xcb, 0x80, 0x88, 0x00, 0x00, 0x03,
-        0x00, 0x08, 0x00, 0x00, 0x03, 0x01, 0xe0, 0xf8, 0xa1, 0x4c, 0xb0,
+        0x67, 0x64, 0x00, 0x15, 0xac, 0xd9, 0x41, 0x41, 0x0f, 0xcb, 0x80, 0x88, 0x00, 0x00, 0x03, 0x00, 0x08,
+        0x00, 0x00, 0x03, 0x01, 0xe0, 0xf8, 0xa1, 0x4c, 0xb0,
     ];
     /// `-profile:v high`, 322x242 (cropping on both axes).
     const SPS_322X242: &[u8] = &[
-        0x67, 0x64, 0x00, 0x0d, 0xac, 0xd9, 0x41, 0x50, 0x87, 0x88, 0x88, 0xc0, 0x44, 0x00, 0x00,
-        0x03, 0x00, 0x04, 0x00, 0x00, 0x03, 0x00, 0xf0, 0x3c, 0x50, 0xa6, 0x58,
+        0x67, 0x64, 0x00, 0x0d, 0xac, 0xd9, 0x41, 0x50, 0x87, 0x88, 0x88, 0xc0, 0x44, 0x00, 0x00, 0x03, 0x00,
+        0x04, 0x00, 0x00, 0x03, 0x00, 0xf0, 0x3c, 0x50, 0xa6, 0x58,
     ];
 
     /// MSB-first bit writer with Exp-Golomb, to build SPSes x264 does not write.
@@ -500,21 +482,13 @@ mod tests {
             self.u(len - 1, 0).u(len, x)
         }
         fn se(&mut self, v: i32) -> &mut Self {
-            self.ue(if v > 0 {
-                2 * v as u32 - 1
-            } else {
-                2 * v.unsigned_abs()
-            })
+            self.ue(if v > 0 { 2 * v as u32 - 1 } else { 2 * v.unsigned_abs() })
         }
         fn bytes(&mut self) -> Vec<u8> {
             self.u(1, 1); // rbsp_stop_one_bit
             self.bits
                 .chunks(8)
-                .map(|c| {
-                    c.iter()
-                        .enumerate()
-                        .fold(0, |b, (i, &x)| b | (u8::from(x) << (7 - i)))
-                })
+                .map(|c| c.iter().enumerate().fold(0, |b, (i, &x)| b | (u8::from(x) << (7 - i))))
                 .collect()
         }
     }
@@ -525,10 +499,7 @@ mod tests {
         w.ue(0).ue(1).ue(2).ue(254).se(-3).se(3).se(0).u(5, 0x15);
         let data = w.bytes();
         let mut r = BitReader::new(&data);
-        assert_eq!(
-            (r.ue(), r.ue(), r.ue(), r.ue()),
-            (Some(0), Some(1), Some(2), Some(254))
-        );
+        assert_eq!((r.ue(), r.ue(), r.ue(), r.ue()), (Some(0), Some(1), Some(2), Some(254)));
         assert_eq!((r.se(), r.se(), r.se()), (Some(-3), Some(3), Some(0)));
         assert_eq!(r.bits(5), Some(0x15));
         assert_eq!(BitReader::new(&[0, 0, 0, 0, 0]).ue(), None);
@@ -551,11 +522,7 @@ mod tests {
         ];
         for &(nal, profile, chroma, depth, w, h) in cases {
             let sps = parse_sps(nal).unwrap();
-            let got = (
-                sps.profile_idc,
-                sps.chroma_format_idc,
-                sps.bit_depth_luma_minus8,
-            );
+            let got = (sps.profile_idc, sps.chroma_format_idc, sps.bit_depth_luma_minus8);
             assert_eq!(got, (profile, chroma, depth), "{nal:02x?}");
             assert_eq!((sps.width, sps.height), (w, h), "{nal:02x?}");
         }
@@ -592,23 +559,15 @@ mod tests {
     }
 
     fn annexb(nals: &[&[u8]]) -> Vec<u8> {
-        nals.iter()
-            .flat_map(|n| [&[0, 0, 0, 1][..], n].concat())
-            .collect()
+        nals.iter().flat_map(|n| [&[0, 0, 0, 1][..], n].concat()).collect()
     }
 
     #[test]
     fn nal_iterator_table() {
         type Case = (&'static [u8], &'static [(usize, &'static [u8])]);
         let cases: &[Case] = &[
-            (
-                &[0, 0, 0, 1, 9, 0xf0, 0, 0, 1, 0x65, 1],
-                &[(0, &[9, 0xf0]), (6, &[0x65, 1])],
-            ),
-            (
-                &[0, 0, 1, 0x67, 0, 0, 0, 0, 1, 0x68],
-                &[(0, &[0x67]), (4, &[0x68])],
-            ),
+            (&[0, 0, 0, 1, 9, 0xf0, 0, 0, 1, 0x65, 1], &[(0, &[9, 0xf0]), (6, &[0x65, 1])]),
+            (&[0, 0, 1, 0x67, 0, 0, 0, 0, 1, 0x68], &[(0, &[0x67]), (4, &[0x68])]),
             (&[0xaa, 0, 0, 1, 0x41, 0, 0, 1], &[(1, &[0x41])]),
             (&[0, 0, 1, 0, 0, 1], &[]),
             (&[0, 0, 1], &[]),
@@ -644,10 +603,7 @@ mod tests {
 
     #[test]
     fn avcc_without_parameter_sets_shape() {
-        assert_eq!(
-            avcc_without_parameter_sets(66, 0xc0, 31),
-            [1, 66, 0xc0, 31, 0xff, 0xe0, 0]
-        );
+        assert_eq!(avcc_without_parameter_sets(66, 0xc0, 31), [1, 66, 0xc0, 31, 0xff, 0xe0, 0]);
     }
 
     #[test]
@@ -665,9 +621,7 @@ mod tests {
     #[test]
     fn fixture() {
         let aus = annexb::read(include_bytes!("../../assets/h264.h264"), 30).unwrap();
-        let keys: Vec<usize> = (0..aus.len())
-            .filter(|&i| is_keyframe(&aus[i].data))
-            .collect();
+        let keys: Vec<usize> = (0..aus.len()).filter(|&i| is_keyframe(&aus[i].data)).collect();
         assert_eq!(keys, [0, 30, 60, 90]);
         let p = params(&aus[0].data).unwrap();
         assert_eq!((p.width, p.height), (320, 240));
@@ -700,8 +654,4 @@ mod tests {
             let _ = parse_sps(&sps);
         }
     }
-}
-/// avcC with no parameter sets.
-pub fn avcc_without_parameter_sets(_profile: u8, _compat: u8, _level: u8) -> Vec<u8> {
-    todo!()
 }

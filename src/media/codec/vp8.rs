@@ -27,11 +27,7 @@ pub fn params(frame: &[u8]) -> Option<VideoParams> {
         Some(u32::from(u16::from_le_bytes([b[0], b[1]]) & 0x3fff))
     };
     let (width, height) = (dim(6)?, dim(8)?);
-    (width > 0 && height > 0).then_some(VideoParams {
-        width,
-        height,
-        codec_private: None,
-    })
+    (width > 0 && height > 0).then_some(VideoParams { width, height, codec_private: None })
 }
 
 #[cfg(test)]
@@ -46,14 +42,8 @@ mod tests {
         let cases: &[(&[u8], bool)] = &[
             (&key, true),
             (&key[..9], false),
-            (
-                &[0x31, 0x12, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00],
-                false,
-            ),
-            (
-                &[0x30, 0x12, 0x00, 0x9d, 0x01, 0x2b, 0x40, 0x01, 0xf0, 0x00],
-                false,
-            ),
+            (&[0x31, 0x12, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00], false),
+            (&[0x30, 0x12, 0x00, 0x9d, 0x01, 0x2b, 0x40, 0x01, 0xf0, 0x00], false),
             (&[], false),
         ];
         for (frame, want) in cases {
@@ -66,22 +56,10 @@ mod tests {
         // 320x240; then 640x480 with both scale bits set (ignored); then a zero width.
         type Case = (&'static [u8], Option<(u32, u32)>);
         let cases: &[Case] = &[
-            (
-                &[0x30, 0, 0, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00],
-                Some((320, 240)),
-            ),
-            (
-                &[0x30, 0, 0, 0x9d, 0x01, 0x2a, 0x80, 0xc2, 0xe0, 0xc1],
-                Some((640, 480)),
-            ),
-            (
-                &[0x30, 0, 0, 0x9d, 0x01, 0x2a, 0x00, 0xc0, 0xe0, 0x01],
-                None,
-            ),
-            (
-                &[0x31, 0, 0, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00],
-                None,
-            ),
+            (&[0x30, 0, 0, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00], Some((320, 240))),
+            (&[0x30, 0, 0, 0x9d, 0x01, 0x2a, 0x80, 0xc2, 0xe0, 0xc1], Some((640, 480))),
+            (&[0x30, 0, 0, 0x9d, 0x01, 0x2a, 0x00, 0xc0, 0xe0, 0x01], None),
+            (&[0x31, 0, 0, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00], None),
         ];
         for (frame, want) in cases {
             let got = params(frame).map(|p| (p.width, p.height));
@@ -93,9 +71,7 @@ mod tests {
     fn fixture_keyframes_and_size() {
         let s = ivf::read(include_bytes!("../../assets/vp8.ivf")).unwrap();
         assert_eq!(&s.fourcc, b"VP80");
-        let keys: Vec<usize> = (0..s.frames.len())
-            .filter(|&i| is_keyframe(&s.frames[i].data))
-            .collect();
+        let keys: Vec<usize> = (0..s.frames.len()).filter(|&i| is_keyframe(&s.frames[i].data)).collect();
         assert_eq!(keys, [0, 30, 60, 90]);
         let p = params(&s.frames[0].data).unwrap();
         assert_eq!((p.width, p.height, p.codec_private), (320, 240, None));

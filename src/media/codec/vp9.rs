@@ -39,10 +39,7 @@ pub fn first_frame(data: &[u8]) -> &[u8] {
     let Some(size) = data.get(index_start + 1..index_start + 1 + size_bytes) else {
         return data;
     };
-    let size = size
-        .iter()
-        .rev()
-        .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+    let size = size.iter().rev().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
     data.get(..size.min(index_start)).unwrap_or(data)
 }
 
@@ -56,11 +53,7 @@ fn parse_header(frame: &[u8]) -> Option<Header> {
     if profile == 3 {
         (r.bits(1)? == 0).then_some(())?; // reserved_zero
     }
-    let not_key = Header {
-        keyframe: false,
-        width: 0,
-        height: 0,
-    };
+    let not_key = Header { keyframe: false, width: 0, height: 0 };
     if r.bit()? {
         return Some(not_key); // show_existing_frame
     }
@@ -75,11 +68,7 @@ fn parse_header(frame: &[u8]) -> Option<Header> {
     // frame_size() (§6.2.5)
     let width = r.bits32(16)? + 1;
     let height = r.bits32(16)? + 1;
-    Some(Header {
-        keyframe: true,
-        width,
-        height,
-    })
+    Some(Header { keyframe: true, width, height })
 }
 
 /// `color_config()` (§6.2.2): bit depth, color space, range and subsampling; nothing kept.
@@ -110,11 +99,7 @@ pub fn is_keyframe(frame: &[u8]) -> bool {
 /// Picture size from a keyframe's `frame_size()`; `None` for other frames.
 pub fn params(frame: &[u8]) -> Option<VideoParams> {
     let h = parse_header(first_frame(frame))?;
-    h.keyframe.then_some(VideoParams {
-        width: h.width,
-        height: h.height,
-        codec_private: None,
-    })
+    h.keyframe.then_some(VideoParams { width: h.width, height: h.height, codec_private: None })
 }
 
 #[cfg(test)]
@@ -147,11 +132,7 @@ mod tests {
         ];
         for (frame, key, size) in cases {
             assert_eq!(is_keyframe(frame), *key, "{frame:02x?}");
-            assert_eq!(
-                params(frame).map(|p| (p.width, p.height)),
-                *size,
-                "{frame:02x?}"
-            );
+            assert_eq!(params(frame).map(|p| (p.width, p.height)), *size, "{frame:02x?}");
         }
     }
 
@@ -187,9 +168,7 @@ mod tests {
         let s = ivf::read(include_bytes!("../../assets/vp9.ivf")).unwrap();
         assert_eq!(&s.fourcc, b"VP90");
         assert_eq!(s.frames.len(), 120);
-        let keys: Vec<usize> = (0..s.frames.len())
-            .filter(|&i| is_keyframe(&s.frames[i].data))
-            .collect();
+        let keys: Vec<usize> = (0..s.frames.len()).filter(|&i| is_keyframe(&s.frames[i].data)).collect();
         assert_eq!(keys, [0, 30, 60, 61, 90]); // ffprobe agrees: 61 follows the white flash
         let p = params(&s.frames[0].data).unwrap();
         assert_eq!((p.width, p.height, p.codec_private), (320, 240, None));

@@ -99,11 +99,7 @@ pub fn void(out: &mut Vec<u8>, total: usize) {
         return;
     }
     // 1-byte ID + 1-byte size carries up to 126 bytes; beyond, an 8-byte size (≥ 9 total).
-    let (size_len, payload) = if total - 2 < 127 {
-        (1, total - 2)
-    } else {
-        (8, total - 9)
-    };
+    let (size_len, payload) = if total - 2 < 127 { (1, total - 2) } else { (8, total - 9) };
     write_id(out, VOID_ID);
     write_size_fixed(out, payload as u64, size_len);
     out.resize(out.len() + payload, 0);
@@ -161,10 +157,7 @@ mod tests {
         for (v, len, want) in cases {
             assert_eq!(run(|o| write_size_fixed(o, *v, *len)), *want, "{v}/{len}");
         }
-        assert_eq!(
-            size8(0x1234).as_slice(),
-            run(|o| write_size_fixed(o, 0x1234, 8))
-        );
+        assert_eq!(size8(0x1234).as_slice(), run(|o| write_size_fixed(o, 0x1234, 8)));
         assert_ne!(size8(MAX_SIZE), UNKNOWN_SIZE);
     }
 
@@ -173,31 +166,16 @@ mod tests {
         let cases: Vec<(Vec<u8>, &[u8])> = vec![
             (run(|o| uint(o, 0xD7, 0)), &[0xD7, 0x81, 0x00]),
             (run(|o| uint(o, 0xD7, 1)), &[0xD7, 0x81, 0x01]),
-            (
-                run(|o| uint(o, 0x2AD7B1, 1_000_000)),
-                &[0x2A, 0xD7, 0xB1, 0x83, 0x0F, 0x42, 0x40],
-            ),
-            (
-                run(|o| uint8(o, 0x53AC, 1)),
-                &[0x53, 0xAC, 0x88, 0, 0, 0, 0, 0, 0, 0, 1],
-            ),
-            (
-                run(|o| float(o, 0x4489, 1.0)),
-                &[0x44, 0x89, 0x88, 0x3F, 0xF0, 0, 0, 0, 0, 0, 0],
-            ),
-            (
-                run(|o| string(o, 0x4282, "webm")),
-                &[0x42, 0x82, 0x84, b'w', b'e', b'b', b'm'],
-            ),
+            (run(|o| uint(o, 0x2AD7B1, 1_000_000)), &[0x2A, 0xD7, 0xB1, 0x83, 0x0F, 0x42, 0x40]),
+            (run(|o| uint8(o, 0x53AC, 1)), &[0x53, 0xAC, 0x88, 0, 0, 0, 0, 0, 0, 0, 1]),
+            (run(|o| float(o, 0x4489, 1.0)), &[0x44, 0x89, 0x88, 0x3F, 0xF0, 0, 0, 0, 0, 0, 0]),
+            (run(|o| string(o, 0x4282, "webm")), &[0x42, 0x82, 0x84, b'w', b'e', b'b', b'm']),
             (run(|o| binary(o, 0x63A2, &[])), &[0x63, 0xA2, 0x80]),
         ];
         for (got, want) in cases {
             assert_eq!(got, want);
         }
-        assert_eq!(
-            run(|o| float(o, 0x4489, 0.0)).len(),
-            FLOAT64_ELEMENT_LEN_ID2
-        );
+        assert_eq!(run(|o| float(o, 0x4489, 0.0)).len(), FLOAT64_ELEMENT_LEN_ID2);
     }
 
     #[test]

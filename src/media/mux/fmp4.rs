@@ -70,20 +70,12 @@ impl Fmp4Writer {
         }
         let unsupported = |t: &&TrackConfig| !matches!(t.codec, Codec::H264 | Codec::Opus);
         if let Some(t) = tracks.iter().find(unsupported) {
-            return Err(MuxError::Unsupported {
-                container: ContainerKind::Mp4,
-                codec: t.codec,
-            });
+            return Err(MuxError::Unsupported { container: ContainerKind::Mp4, codec: t.codec });
         }
         write_ftyp(tracks, out);
         write_moov(tracks, out);
         let tracks = tracks.iter().zip(1u32..).map(|(c, id)| Track::new(c, id));
-        Ok(Fmp4Writer {
-            tracks: tracks.collect(),
-            sequence: 0,
-            pending_bytes: 0,
-            pending_samples: 0,
-        })
+        Ok(Fmp4Writer { tracks: tracks.collect(), sequence: 0, pending_bytes: 0, pending_samples: 0 })
     }
 
     /// Buffers one frame (its bytes untouched) for the next fragment. Appends a fragment to
@@ -91,17 +83,12 @@ impl Fmp4Writer {
     /// previous sample does not fit a 32-bit duration. A frame of 4 GiB or more cannot be
     /// stored in a fragment and is dropped.
     pub fn write(&mut self, frame: &MuxFrame<'_>, out: &mut Vec<u8>) -> Result<(), MuxError> {
-        let track = self
-            .tracks
-            .get(frame.track)
-            .ok_or(MuxError::NoSuchTrack(frame.track))?;
+        let track = self.tracks.get(frame.track).ok_or(MuxError::NoSuchTrack(frame.track))?;
         let Ok(size) = u32::try_from(frame.data.len()) else {
             return Ok(());
         };
         let ticks = track.clamped_ticks(frame.ts_ns);
-        let long_gap = track
-            .pending_end()
-            .is_some_and(|t| ticks.saturating_sub(t) > u64::from(u32::MAX));
+        let long_gap = track.pending_end().is_some_and(|t| ticks.saturating_sub(t) > u64::from(u32::MAX));
         let flags = match (track.video, frame.keyframe) {
             (true, false) => NON_SYNC,
             _ => SYNC,
@@ -110,12 +97,7 @@ impl Fmp4Writer {
         if long_gap || full {
             self.flush(out);
         }
-        let sample = Sample {
-            ticks,
-            duration_ns: frame.duration_ns,
-            size,
-            flags,
-        };
+        let sample = Sample { ticks, duration_ns: frame.duration_ns, size, flags };
         if let Some(track) = self.tracks.get_mut(frame.track) {
             track.push(sample, frame.data);
         }
@@ -257,16 +239,12 @@ fn full<R>(
 
 /// Appends big-endian 16-bit fields.
 fn w16(out: &mut Vec<u8>, fields: &[u16]) {
-    fields
-        .iter()
-        .for_each(|v| out.extend_from_slice(&v.to_be_bytes()));
+    fields.iter().for_each(|v| out.extend_from_slice(&v.to_be_bytes()));
 }
 
 /// Appends big-endian 32-bit fields.
 fn w32(out: &mut Vec<u8>, fields: &[u32]) {
-    fields
-        .iter()
-        .for_each(|v| out.extend_from_slice(&v.to_be_bytes()));
+    fields.iter().for_each(|v| out.extend_from_slice(&v.to_be_bytes()));
 }
 
 /// `ftyp` (§4.3): isom, plus avc1 when there is H.264.
@@ -338,11 +316,7 @@ fn write_mdia(config: &TrackConfig, out: &mut Vec<u8>) {
         w32(o, &[0]);
         o.extend_from_slice(if video { b"vide" } else { b"soun" });
         w32(o, &[0; 3]);
-        let name: &[u8] = if video {
-            b"VideoHandler\0"
-        } else {
-            b"SoundHandler\0"
-        };
+        let name: &[u8] = if video { b"VideoHandler\0" } else { b"SoundHandler\0" };
         o.extend_from_slice(name);
     });
     bx(out, b"minf", |o| {
@@ -440,9 +414,7 @@ fn write_traf(track: &Track, out: &mut Vec<u8>) -> usize {
     bx(out, b"traf", |o| {
         full(o, b"tfhd", 0, 0x02_0000, |o| w32(o, &[track.id]));
         let base = track.samples.first().map_or(0, |s| s.ticks);
-        full(o, b"tfdt", 1, 0, |o| {
-            o.extend_from_slice(&base.to_be_bytes())
-        });
+        full(o, b"tfdt", 1, 0, |o| o.extend_from_slice(&base.to_be_bytes()));
         full(o, b"trun", 0, 0x701, |o| {
             w32(o, &[track.samples.len() as u32]);
             let field = o.len();
@@ -482,11 +454,7 @@ mod tests {
         while !data.is_empty() {
             assert!(data.len() >= 8, "truncated box header");
             let size = u32::from_be_bytes(data[..4].try_into().expect("4 bytes")) as usize;
-            assert!(
-                size >= 8 && size <= data.len(),
-                "box size {size} of {}",
-                data.len()
-            );
+            assert!(size >= 8 && size <= data.len(), "box size {size} of {}", data.len());
             let kind = String::from_utf8_lossy(&data[4..8]).into_owned();
             found.push((kind, &data[8..size]));
             data = &data[size..];
@@ -521,22 +489,11 @@ mod tests {
     }
 
     fn h264(codec_private: Option<Vec<u8>>) -> TrackConfig {
-        TrackConfig {
-            width: 320,
-            height: 240,
-            codec_private,
-            ..TrackConfig::new(Codec::H264)
-        }
+        TrackConfig { width: 320, height: 240, codec_private, ..TrackConfig::new(Codec::H264) }
     }
 
     fn frame(track: usize, ts_ns: u64, keyframe: bool, data: &[u8]) -> MuxFrame<'_> {
-        MuxFrame {
-            track,
-            ts_ns,
-            duration_ns: None,
-            keyframe,
-            data,
-        }
+        MuxFrame { track, ts_ns, duration_ns: None, keyframe, data }
     }
 
     #[test]
@@ -589,15 +546,9 @@ mod tests {
     #[test]
     fn rejects_bad_tracks() {
         let mut out = Vec::new();
-        assert_eq!(
-            Fmp4Writer::new(&[], &mut out).err(),
-            Some(MuxError::NoTracks)
-        );
+        assert_eq!(Fmp4Writer::new(&[], &mut out).err(), Some(MuxError::NoTracks));
         let err = Fmp4Writer::new(&[TrackConfig::new(Codec::Vp8)], &mut out).err();
-        let want = MuxError::Unsupported {
-            container: ContainerKind::Mp4,
-            codec: Codec::Vp8,
-        };
+        let want = MuxError::Unsupported { container: ContainerKind::Mp4, codec: Codec::Vp8 };
         assert_eq!(err, Some(want));
         let mut w = Fmp4Writer::new(&[h264(None)], &mut out).expect("h264");
         let bad = frame(1, 0, true, b"x");
@@ -610,10 +561,7 @@ mod tests {
     /// Parses one `moof` + `mdat` at the start of `frag`, following the data offsets.
     fn parse_fragment(frag: &[u8]) -> (u32, Vec<Traf>) {
         let top = boxes(frag);
-        assert_eq!(
-            top.iter().map(|b| b.0.as_str()).collect::<Vec<_>>(),
-            ["moof", "mdat"]
-        );
+        assert_eq!(top.iter().map(|b| b.0.as_str()).collect::<Vec<_>>(), ["moof", "mdat"]);
         let moof = top[0].1;
         let seq = be32(find(moof, "mfhd"), 4);
         let trafs = boxes(moof).into_iter().filter(|b| b.0 == "traf");
@@ -630,21 +578,10 @@ mod tests {
             assert_eq!(trun.len(), 12 + 12 * n);
             let offset = be32(trun, 8) as usize;
             let samples: Vec<_> = (0..n)
-                .map(|i| {
-                    (
-                        be32(trun, 12 + 12 * i),
-                        be32(trun, 16 + 12 * i),
-                        be32(trun, 20 + 12 * i),
-                    )
-                })
+                .map(|i| (be32(trun, 12 + 12 * i), be32(trun, 16 + 12 * i), be32(trun, 20 + 12 * i)))
                 .collect();
             let len: usize = samples.iter().map(|s| s.1 as usize).sum();
-            (
-                be32(tfhd, 4),
-                base,
-                samples,
-                frag[offset..offset + len].to_vec(),
-            )
+            (be32(tfhd, 4), base, samples, frag[offset..offset + len].to_vec())
         });
         (seq, parsed.collect())
     }
@@ -657,38 +594,20 @@ mod tests {
         let header = out.len();
         w.flush(&mut out);
         assert_eq!(out.len(), header, "nothing pending: nothing emitted");
-        w.write(&frame(0, 0, true, b"key"), &mut out)
-            .expect("write");
+        w.write(&frame(0, 0, true, b"key"), &mut out).expect("write");
         w.write(&frame(1, 0, true, b"a0"), &mut out).expect("write");
-        w.write(&frame(0, 33_333_333, false, b"p1"), &mut out)
-            .expect("write");
-        let a1 = MuxFrame {
-            duration_ns: Some(10 * MS),
-            ..frame(1, 20 * MS, true, b"a1")
-        };
+        w.write(&frame(0, 33_333_333, false, b"p1"), &mut out).expect("write");
+        let a1 = MuxFrame { duration_ns: Some(10 * MS), ..frame(1, 20 * MS, true, b"a1") };
         w.write(&a1, &mut out).expect("write");
         w.flush(&mut out);
         let first = out.len();
         let (seq, trafs) = parse_fragment(&out[header..]);
         assert_eq!(seq, 1);
-        assert_eq!(
-            trafs[0],
-            (
-                1,
-                0,
-                vec![(3000, 3, SYNC), (3000, 2, NON_SYNC)],
-                b"keyp1".to_vec()
-            )
-        );
-        assert_eq!(
-            trafs[1],
-            (2, 0, vec![(960, 2, SYNC), (480, 2, SYNC)], b"a0a1".to_vec())
-        );
+        assert_eq!(trafs[0], (1, 0, vec![(3000, 3, SYNC), (3000, 2, NON_SYNC)], b"keyp1".to_vec()));
+        assert_eq!(trafs[1], (2, 0, vec![(960, 2, SYNC), (480, 2, SYNC)], b"a0a1".to_vec()));
         // A 2 s gap on video only; tfdt is exact, and the audio traf is left out.
-        w.write(&frame(0, 2_033_333_333, true, b"k2"), &mut out)
-            .expect("write");
-        w.write(&frame(0, 2_000_000_000, false, b"back"), &mut out)
-            .expect("backwards");
+        w.write(&frame(0, 2_033_333_333, true, b"k2"), &mut out).expect("write");
+        w.write(&frame(0, 2_000_000_000, false, b"back"), &mut out).expect("backwards");
         w.finish(&mut out);
         let (seq, trafs) = parse_fragment(&out[first..]);
         assert_eq!(seq, 2);
@@ -702,16 +621,10 @@ mod tests {
         let mut out = Vec::new();
         let mut w = Fmp4Writer::new(&[TrackConfig::new(Codec::Opus)], &mut out).expect("opus");
         w.write(&frame(0, 0, true, b"a"), &mut out).expect("write");
-        w.write(&frame(0, 100_000 * 1_000 * MS, true, b"b"), &mut out)
-            .expect("write");
-        w.write(&frame(0, u64::MAX, true, b"c"), &mut out)
-            .expect("write");
+        w.write(&frame(0, 100_000 * 1_000 * MS, true, b"b"), &mut out).expect("write");
+        w.write(&frame(0, u64::MAX, true, b"c"), &mut out).expect("write");
         for i in 0..MAX_PENDING_SAMPLES as u64 {
-            w.write(
-                &frame(0, (u64::MAX - 1).saturating_add(i), true, b"d"),
-                &mut out,
-            )
-            .expect("write");
+            w.write(&frame(0, (u64::MAX - 1).saturating_add(i), true, b"d"), &mut out).expect("write");
         }
         w.finish(&mut out);
         let top = kinds(&out);
@@ -834,12 +747,7 @@ mod tests {
     }
 
     fn ffmpeg(args: &[&str], file: &Path, tail: &[&str]) -> (String, String) {
-        let o = Command::new("ffmpeg")
-            .args(args)
-            .arg(file)
-            .args(tail)
-            .output()
-            .expect("runs");
+        let o = Command::new("ffmpeg").args(args).arg(file).args(tail).output().expect("runs");
         let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
         (text(o.stdout), text(o.stderr))
     }
@@ -850,26 +758,10 @@ mod tests {
 
     /// (stream, pts, md5) per packet from `ffmpeg -c copy -f framemd5`.
     fn framemd5(file: &Path) -> Vec<(usize, i64, String)> {
-        let (text, _) = ffmpeg(
-            &["-v", "error", "-i"],
-            file,
-            &["-c", "copy", "-f", "framemd5", "-"],
-        );
+        let (text, _) = ffmpeg(&["-v", "error", "-i"], file, &["-c", "copy", "-f", "framemd5", "-"]);
         let rows = text.lines().filter(|l| !l.starts_with('#'));
-        let fields = rows.map(|l| {
-            l.split(',')
-                .map(|f| f.trim().to_string())
-                .collect::<Vec<_>>()
-        });
-        fields
-            .map(|f| {
-                (
-                    f[0].parse().expect("index"),
-                    f[2].parse().expect("pts"),
-                    f[5].clone(),
-                )
-            })
-            .collect()
+        let fields = rows.map(|l| l.split(',').map(|f| f.trim().to_string()).collect::<Vec<_>>());
+        fields.map(|f| (f[0].parse().expect("index"), f[2].parse().expect("pts"), f[5].clone())).collect()
     }
 
     fn md5_hex(data: &[u8]) -> String {
@@ -886,10 +778,7 @@ mod tests {
             frames.push(frame(0, i as u64 * 1_000_000_000 / 30, *key, au));
         }
         for (i, p) in opus.iter().enumerate() {
-            let f = MuxFrame {
-                duration_ns: Some(20 * MS),
-                ..frame(1, i as u64 * 20 * MS, true, p)
-            };
+            let f = MuxFrame { duration_ns: Some(20 * MS), ..frame(1, i as u64 * 20 * MS, true, p) };
             frames.push(f);
         }
         frames.sort_by_key(|f| f.ts_ns);
@@ -923,12 +812,7 @@ mod tests {
         std::fs::write(&path, &file).expect("write file");
         assert_eq!(decode_errors(&path), "");
         let probe = Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-show_entries",
-                "stream=codec_name:format=duration",
-            ])
+            .args(["-v", "error", "-show_entries", "stream=codec_name:format=duration"])
             .args(["-of", "csv=p=0"])
             .arg(&path)
             .output()
@@ -944,10 +828,7 @@ mod tests {
         let want: Vec<_> = aus.iter().map(|a| md5_hex(&a.0)).collect();
         assert_eq!(video, want);
         let pts: Vec<i64> = stream(0).iter().map(|r| r.1).collect();
-        assert_eq!(
-            pts,
-            (0..aus.len() as i64).map(|i| i * 3000).collect::<Vec<_>>()
-        );
+        assert_eq!(pts, (0..aus.len() as i64).map(|i| i * 3000).collect::<Vec<_>>());
         let audio: Vec<_> = stream(1).iter().map(|r| r.2.clone()).collect();
         assert_eq!(audio, opus.iter().map(|p| md5_hex(p)).collect::<Vec<_>>());
         for &(cut, frames) in [cuts[1], cuts[cuts.len() / 2], cuts[cuts.len() - 2]].iter() {
@@ -973,10 +854,7 @@ mod tests {
         let mut w = Fmp4Writer::new(&[TrackConfig::new(Codec::Opus)], &mut out).expect("opus");
         for (i, p) in opus_fixture().iter().enumerate().take(50) {
             let ts = i as u64 * 20 * MS + if i > 10 { 1_000 * MS } else { 0 };
-            let f = MuxFrame {
-                duration_ns: Some(20 * MS),
-                ..frame(0, ts, true, p)
-            };
+            let f = MuxFrame { duration_ns: Some(20 * MS), ..frame(0, ts, true, p) };
             w.write(&f, &mut out).expect("write");
             if i % 5 == 4 {
                 w.flush(&mut out);

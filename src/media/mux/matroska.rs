@@ -136,24 +136,13 @@ impl MatroskaWriter {
     /// reserved SeekHead space, Info and Tracks to `out`.
     ///
     /// Errors: [`MuxError::NoTracks`], or [`MuxError::Unsupported`] for H.264 in WebM.
-    pub fn new(
-        webm: bool,
-        tracks: &[TrackConfig],
-        out: &mut Vec<u8>,
-    ) -> Result<MatroskaWriter, MuxError> {
+    pub fn new(webm: bool, tracks: &[TrackConfig], out: &mut Vec<u8>) -> Result<MatroskaWriter, MuxError> {
         if tracks.is_empty() {
             return Err(MuxError::NoTracks);
         }
-        let container = if webm {
-            ContainerKind::Webm
-        } else {
-            ContainerKind::Mkv
-        };
+        let container = if webm { ContainerKind::Webm } else { ContainerKind::Mkv };
         if let Some(t) = tracks.iter().find(|t| !container.supports(t.codec)) {
-            return Err(MuxError::Unsupported {
-                container,
-                codec: t.codec,
-            });
+            return Err(MuxError::Unsupported { container, codec: t.codec });
         }
         let base = out.len();
         write_ebml_header(out, webm);
@@ -185,10 +174,7 @@ impl MatroskaWriter {
     ///
     /// Errors: [`MuxError::NoSuchTrack`]. Frames after [`MatroskaWriter::finish`] are ignored.
     pub fn write(&mut self, frame: &MuxFrame<'_>, out: &mut Vec<u8>) -> Result<(), MuxError> {
-        let kind = *self
-            .kinds
-            .get(frame.track)
-            .ok_or(MuxError::NoSuchTrack(frame.track))?;
+        let kind = *self.kinds.get(frame.track).ok_or(MuxError::NoSuchTrack(frame.track))?;
         if self.finished {
             return Ok(());
         }
@@ -271,9 +257,8 @@ impl MatroskaWriter {
         let Some(last) = self.last_ts_ns.get_mut(frame.track) else {
             return;
         };
-        let gap = frame
-            .duration_ns
-            .unwrap_or_else(|| last.map_or(0, |prev| frame.ts_ns.saturating_sub(prev)));
+        let gap =
+            frame.duration_ns.unwrap_or_else(|| last.map_or(0, |prev| frame.ts_ns.saturating_sub(prev)));
         *last = Some(frame.ts_ns);
         self.end_ns = self.end_ns.max(frame.ts_ns.saturating_add(gap));
     }
@@ -286,11 +271,7 @@ impl MatroskaWriter {
             let Some(track) = c.cue_track else { continue };
             let mut positions = Vec::new();
             ebml::uint(&mut positions, id::CUE_TRACK, track);
-            ebml::uint(
-                &mut positions,
-                id::CUE_CLUSTER_POSITION,
-                c.pos - self.segment_data,
-            );
+            ebml::uint(&mut positions, id::CUE_CLUSTER_POSITION, c.pos - self.segment_data);
             let mut point = Vec::new();
             ebml::uint(&mut point, id::CUE_TIME, c.ts_ms);
             ebml::binary(&mut point, id::CUE_TRACK_POSITIONS, &positions);
@@ -308,10 +289,7 @@ impl MatroskaWriter {
         let ends = self.clusters.iter().skip(1).map(|c| c.pos).chain([end]);
         for (c, end) in self.clusters.iter().zip(ends) {
             let data = c.pos + UNKNOWN_HEADER_LEN;
-            patches.push(Patch {
-                offset: c.pos + 4,
-                bytes: ebml::size8(end.saturating_sub(data)).to_vec(),
-            });
+            patches.push(Patch { offset: c.pos + 4, bytes: ebml::size8(end.saturating_sub(data)).to_vec() });
         }
     }
 
@@ -322,25 +300,15 @@ impl MatroskaWriter {
             return None;
         }
         let mut bytes = Vec::with_capacity(ebml::FLOAT64_ELEMENT_LEN_ID2);
-        ebml::float(
-            &mut bytes,
-            id::DURATION,
-            self.end_ns as f64 / NS_PER_TICK as f64,
-        );
-        Some(Patch {
-            offset: self.duration_void,
-            bytes,
-        })
+        ebml::float(&mut bytes, id::DURATION, self.end_ns as f64 / NS_PER_TICK as f64);
+        Some(Patch { offset: self.duration_void, bytes })
     }
 
     /// SeekHead (RFC 9559 §5.1.1) for Info, Tracks and Cues plus a Void filling the rest of
     /// the reserved space.
     fn seek_head_patch(&self, cues_pos: Option<u64>) -> Option<Patch> {
-        let targets = [
-            (id::INFO, Some(self.info_pos)),
-            (id::TRACKS, Some(self.tracks_pos)),
-            (id::CUES, cues_pos),
-        ];
+        let targets =
+            [(id::INFO, Some(self.info_pos)), (id::TRACKS, Some(self.tracks_pos)), (id::CUES, cues_pos)];
         let mut body = Vec::new();
         for (target, pos) in targets {
             let Some(pos) = pos else { continue };
@@ -351,14 +319,9 @@ impl MatroskaWriter {
         }
         let mut bytes = Vec::with_capacity(SEEK_HEAD_RESERVED);
         ebml::binary(&mut bytes, id::SEEK_HEAD, &body);
-        let rest = SEEK_HEAD_RESERVED
-            .checked_sub(bytes.len())
-            .filter(|&r| r != 1)?;
+        let rest = SEEK_HEAD_RESERVED.checked_sub(bytes.len()).filter(|&r| r != 1)?;
         ebml::void(&mut bytes, rest);
-        Some(Patch {
-            offset: self.segment_data,
-            bytes,
-        })
+        Some(Patch { offset: self.segment_data, bytes })
     }
 }
 
@@ -369,11 +332,7 @@ fn write_ebml_header(out: &mut Vec<u8>, webm: bool) {
     ebml::uint(&mut body, id::EBML_READ_VERSION, 1);
     ebml::uint(&mut body, id::EBML_MAX_ID_LENGTH, 4);
     ebml::uint(&mut body, id::EBML_MAX_SIZE_LENGTH, 8);
-    ebml::string(
-        &mut body,
-        id::DOC_TYPE,
-        if webm { "webm" } else { "matroska" },
-    );
+    ebml::string(&mut body, id::DOC_TYPE, if webm { "webm" } else { "matroska" });
     ebml::uint(&mut body, id::DOC_TYPE_VERSION, 4);
     ebml::uint(&mut body, id::DOC_TYPE_READ_VERSION, 2);
     ebml::binary(out, id::EBML, &body);
@@ -414,11 +373,7 @@ fn track_entry(number: u64, t: &TrackConfig) -> Vec<u8> {
         let channels = opus_channels(t.channels);
         ebml::binary(&mut e, id::CODEC_PRIVATE, &opus_head(channels, t.pre_skip));
         // Matroska Opus mapping: CodecDelay = pre-skip in ns, SeekPreRoll 80 ms.
-        ebml::uint(
-            &mut e,
-            id::CODEC_DELAY,
-            u64::from(t.pre_skip) * 1_000_000_000 / 48_000,
-        );
+        ebml::uint(&mut e, id::CODEC_DELAY, u64::from(t.pre_skip) * 1_000_000_000 / 48_000);
         ebml::uint(&mut e, id::SEEK_PRE_ROLL, OPUS_SEEK_PRE_ROLL_NS);
         let mut audio = Vec::new();
         ebml::float(&mut audio, id::SAMPLING_FREQUENCY, 48_000.0);
@@ -496,9 +451,7 @@ mod tests {
     /// Reads a VINT at `at`: (value without marker, raw value with marker, length).
     fn vint(b: &[u8], at: usize) -> (u64, u64, usize) {
         let len = b[at].leading_zeros() as usize + 1;
-        let raw = b[at..at + len]
-            .iter()
-            .fold(0u64, |a, &x| a << 8 | u64::from(x));
+        let raw = b[at..at + len].iter().fold(0u64, |a, &x| a << 8 | u64::from(x));
         (raw & !(1u64 << (7 * len)), raw, len)
     }
 
@@ -506,11 +459,7 @@ mod tests {
         let (_, id, id_len) = vint(b, at);
         let (size, _, size_len) = vint(b, at + id_len);
         let unknown = size == (1u64 << (7 * size_len)) - 1;
-        El {
-            id: id as u32,
-            data: at + id_len + size_len,
-            size: (!unknown).then_some(size as usize),
-        }
+        El { id: id as u32, data: at + id_len + size_len, size: (!unknown).then_some(size as usize) }
     }
 
     /// Known-size children of `[from, to)`; panics on overrun.
@@ -551,11 +500,8 @@ mod tests {
     fn cluster_blocks(b: &[u8], cluster: &El) -> Vec<Block> {
         let kids = children(b, cluster.data, cluster.data + cluster.size.unwrap());
         assert_eq!(kids[0].id, id::TIMESTAMP);
-        let uint = |e: &El| {
-            b[e.data..e.data + e.size.unwrap()]
-                .iter()
-                .fold(0u64, |a, &x| a << 8 | u64::from(x))
-        };
+        let uint =
+            |e: &El| b[e.data..e.data + e.size.unwrap()].iter().fold(0u64, |a, &x| a << 8 | u64::from(x));
         let ts = uint(&kids[0]) as i64;
         kids[1..]
             .iter()
@@ -584,38 +530,20 @@ mod tests {
     }
 
     fn frame(track: usize, ms: u64, keyframe: bool, data: &[u8]) -> MuxFrame<'_> {
-        MuxFrame {
-            track,
-            ts_ns: ms * 1_000_000,
-            duration_ns: None,
-            keyframe,
-            data,
-        }
+        MuxFrame { track, ts_ns: ms * 1_000_000, duration_ns: None, keyframe, data }
     }
 
     #[test]
     fn rejects_bad_configs_and_tracks() {
         let mut out = Vec::new();
-        assert_eq!(
-            MatroskaWriter::new(true, &[], &mut out).unwrap_err(),
-            MuxError::NoTracks
-        );
+        assert_eq!(MatroskaWriter::new(true, &[], &mut out).unwrap_err(), MuxError::NoTracks);
         let h264 = [TrackConfig::new(Codec::H264)];
         let err = MatroskaWriter::new(true, &h264, &mut out).unwrap_err();
-        assert!(matches!(
-            err,
-            MuxError::Unsupported {
-                codec: Codec::H264,
-                ..
-            }
-        ));
+        assert!(matches!(err, MuxError::Unsupported { codec: Codec::H264, .. }));
         assert!(out.is_empty());
         let mut w = MatroskaWriter::new(false, &h264, &mut out).unwrap();
         let len = out.len();
-        assert_eq!(
-            w.write(&frame(1, 0, true, b"x"), &mut out),
-            Err(MuxError::NoSuchTrack(1))
-        );
+        assert_eq!(w.write(&frame(1, 0, true, b"x"), &mut out), Err(MuxError::NoSuchTrack(1)));
         assert_eq!(out.len(), len);
     }
 
@@ -654,10 +582,7 @@ mod tests {
         assert_eq!(clusters, 4);
         assert_eq!(ids.first(), Some(&id::SEEK_HEAD));
         assert_eq!(ids.last(), Some(&id::CUES));
-        assert_eq!(
-            w.clusters.iter().filter(|c| c.cue_track.is_some()).count(),
-            2
-        );
+        assert_eq!(w.clusters.iter().filter(|c| c.cue_track.is_some()).count(), 2);
         let want: Vec<Block> = frames
             .iter()
             .map(|f| {
@@ -674,9 +599,8 @@ mod tests {
 
     #[test]
     fn offsets_survive_clearing_the_buffer() {
-        let frames: Vec<_> = (0..200u64)
-            .map(|i| frame((i % 2) as usize, i * 20, i % 60 == 0, b"xyz"))
-            .collect();
+        let frames: Vec<_> =
+            (0..200u64).map(|i| frame((i % 2) as usize, i * 20, i % 60 == 0, b"xyz")).collect();
         let mut whole = Vec::new();
         let mut w1 = MatroskaWriter::new(true, &vp8_opus(), &mut whole).unwrap();
         let mut pieces = Vec::new();
@@ -767,37 +691,24 @@ mod tests {
                 }
                 at = data;
             }
-            packets
-                .into_iter()
-                .skip(2)
-                .enumerate()
-                .map(|(i, p)| (i as u64 * 20_000_000, true, p))
-                .collect()
+            packets.into_iter().skip(2).enumerate().map(|(i, p)| (i as u64 * 20_000_000, true, p)).collect()
         }
 
         fn run(cmd: &str, args: &[&str]) -> Option<(String, String)> {
             let o = Command::new(cmd).args(args).output().ok()?;
-            Some((
-                String::from_utf8_lossy(&o.stdout).into(),
-                String::from_utf8_lossy(&o.stderr).into(),
-            ))
+            Some((String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into()))
         }
 
         fn decode_errors(path: &Path) -> String {
             let p = path.to_str().unwrap();
-            run("ffmpeg", &["-v", "error", "-i", p, "-f", "null", "-"])
-                .unwrap()
-                .1
+            run("ffmpeg", &["-v", "error", "-i", p, "-f", "null", "-"]).unwrap().1
         }
 
         /// Per output stream, the packet md5s ffmpeg's framemd5 prints.
         fn packet_md5s(path: &Path) -> Vec<Vec<String>> {
             let p = path.to_str().unwrap();
-            let (out, _) = run(
-                "ffmpeg",
-                &["-v", "error", "-i", p, "-c", "copy", "-f", "framemd5", "-"],
-            )
-            .unwrap();
+            let (out, _) =
+                run("ffmpeg", &["-v", "error", "-i", p, "-c", "copy", "-f", "framemd5", "-"]).unwrap();
             let mut streams = vec![Vec::new(), Vec::new()];
             for line in out.lines().filter(|l| !l.starts_with('#')) {
                 let cols: Vec<&str> = line.split(',').map(str::trim).collect();
@@ -818,13 +729,8 @@ mod tests {
         fn write_file(video: Codec, ivf: &[u8]) -> Written {
             let mut tracks = vp8_opus();
             tracks[0].codec = video;
-            let mut inputs: Vec<(usize, Input)> =
-                ivf_frames(ivf).into_iter().map(|f| (0, f)).collect();
-            inputs.extend(
-                ogg_packets(include_bytes!("../../assets/opus.ogg"))
-                    .into_iter()
-                    .map(|f| (1, f)),
-            );
+            let mut inputs: Vec<(usize, Input)> = ivf_frames(ivf).into_iter().map(|f| (0, f)).collect();
+            inputs.extend(ogg_packets(include_bytes!("../../assets/opus.ogg")).into_iter().map(|f| (1, f)));
             inputs.sort_by_key(|(t, f)| (f.0, *t));
             let mut md5s = vec![Vec::new(), Vec::new()];
             let mut ends = Vec::new();
@@ -832,24 +738,13 @@ mod tests {
             let mut w = MatroskaWriter::new(true, &tracks, &mut out).unwrap();
             for (track, (ts_ns, keyframe, data)) in &inputs {
                 let duration_ns = (*track == 1).then_some(20_000_000);
-                let f = MuxFrame {
-                    track: *track,
-                    ts_ns: *ts_ns,
-                    duration_ns,
-                    keyframe: *keyframe,
-                    data,
-                };
+                let f = MuxFrame { track: *track, ts_ns: *ts_ns, duration_ns, keyframe: *keyframe, data };
                 w.write(&f, &mut out).unwrap();
                 md5s[*track].push(format!("{:x}", Md5::digest(data)));
                 ends.push((out.len(), [md5s[0].len(), md5s[1].len()]));
             }
             let patches = w.finish(&mut out);
-            Written {
-                raw: out,
-                patches,
-                md5s,
-                ends,
-            }
+            Written { raw: out, patches, md5s, ends }
         }
 
         /// A copy cut right after a write decodes cleanly with every packet so far; one cut
@@ -862,15 +757,9 @@ mod tests {
                 let path = dir.join(format!("{name}-cut{cut}.webm"));
                 std::fs::write(&path, &w.raw[..cut]).unwrap();
                 let errors = decode_errors(&path);
-                let expected = errors
-                    .lines()
-                    .all(|l| l.ends_with("File ended prematurely"));
-                assert!(
-                    expected && (mid_block || errors.is_empty()),
-                    "{name} cut {cut}: {errors}"
-                );
-                let want: Vec<Vec<String>> =
-                    (0..2).map(|t| w.md5s[t][..counts[t]].to_vec()).collect();
+                let expected = errors.lines().all(|l| l.ends_with("File ended prematurely"));
+                assert!(expected && (mid_block || errors.is_empty()), "{name} cut {cut}: {errors}");
+                let want: Vec<Vec<String>> = (0..2).map(|t| w.md5s[t][..counts[t]].to_vec()).collect();
                 assert_eq!(packet_md5s(&path), want, "{name} cut at {cut}");
             }
         }
@@ -883,16 +772,8 @@ mod tests {
             }
             let dir = tempfile::tempdir().unwrap();
             let cases = [
-                (
-                    Codec::Vp8,
-                    &include_bytes!("../../assets/vp8.ivf")[..],
-                    "vp8",
-                ),
-                (
-                    Codec::Vp9,
-                    &include_bytes!("../../assets/vp9.ivf")[..],
-                    "vp9",
-                ),
+                (Codec::Vp8, &include_bytes!("../../assets/vp8.ivf")[..], "vp8"),
+                (Codec::Vp9, &include_bytes!("../../assets/vp9.ivf")[..], "vp9"),
             ];
             for (codec, ivf, name) in cases {
                 let w = write_file(codec, ivf);

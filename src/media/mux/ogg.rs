@@ -2,8 +2,8 @@
 //!
 //! Pure: no I/O; pages are appended to a caller-owned `Vec<u8>`. Invariant: every byte
 //! appended is a whole page, so a file cut after any page boundary is a valid Ogg Opus file
-//! that decodes up to that page. Real time is kept: the stream position (granule minus
-//! pre-skip) follows the frames' timestamps, and gaps of 20 ms or more are filled with
+//! that decodes up to that page. Real time is kept: the stream position (the granule)
+//! follows the frames' timestamps, and gaps of 20 ms or more are filled with
 //! silence packets.
 
 use super::{ContainerKind, MuxError, MuxFrame, Patch, TrackConfig};
@@ -32,7 +32,6 @@ const EOS: u8 = 0x04;
 /// when it reaches 255 lacing values (at most ~64 kB).
 #[derive(Debug)]
 pub struct OggOpusWriter {
-    pre_skip: u64,
     /// Page sequence number of the next page.
     seq: u32,
     /// The page being filled: lacing values and body.
@@ -63,7 +62,6 @@ impl OggOpusWriter {
             }
         };
         let mut w = OggOpusWriter {
-            pre_skip: u64::from(track.pre_skip),
             seq: 0,
             lacing: Vec::new(),
             body: Vec::new(),
@@ -148,8 +146,7 @@ impl OggOpusWriter {
         loop {
             let take = rest.len().min(255);
             let (seg, tail) = rest.split_at(take);
-            self.lacing
-                .push(u8::try_from(take).expect("take is at most 255"));
+            self.lacing.push(u8::try_from(take).expect("take is at most 255"));
             self.body.extend_from_slice(seg);
             rest = tail;
             let done = take < 255;
@@ -170,13 +167,13 @@ impl OggOpusWriter {
 
     /// Appends the current page with `flags` and starts an empty one.
     fn end_page(&mut self, flags: u8, out: &mut Vec<u8>) {
-        // RFC 7845 §4: granule = pre-skip + samples up to the last packet completed here;
+        // RFC 7845 §4: granule = samples decoded up to the last packet completed here, the
+        // pre-skip included; the PCM position is granule - pre-skip, so the first packet's
+        // audio is presented pre-skip samples before its timestamp. That is exactly the
+        // encoder's look-ahead: its first kept sample was captured at the frame's timestamp
+        // (the same presentation Matroska gives through CodecDelay).
         // RFC 3533 §6: -1 when no packet completes on the page.
-        let granule = if self.completes {
-            self.pre_skip.saturating_add(self.samples)
-        } else {
-            u64::MAX
-        };
+        let granule = if self.completes { self.samples } else { u64::MAX };
         let flags = flags | if self.continued { CONTINUED } else { 0 };
         write_page(flags, granule, self.seq, &self.lacing, &self.body, out);
         self.seq = self.seq.wrapping_add(1);
@@ -189,10 +186,7 @@ impl OggOpusWriter {
 
 /// The error for a track this writer cannot carry.
 fn unsupported(codec: Codec) -> MuxError {
-    MuxError::Unsupported {
-        container: ContainerKind::Ogg,
-        codec,
-    }
+    MuxError::Unsupported { container: ContainerKind::Ogg, codec }
 }
 
 /// Nanoseconds of `samples` at 48 kHz (rounded down, saturating).
@@ -248,11 +242,7 @@ const CRC_TABLE: [u32; 256] = {
         let mut r = (i as u32) << 24;
         let mut bit = 0;
         while bit < 8 {
-            r = if r & 0x8000_0000 != 0 {
-                (r << 1) ^ 0x04C1_1DB7
-            } else {
-                r << 1
-            };
+            r = if r & 0x8000_0000 != 0 { (r << 1) ^ 0x04C1_1DB7 } else { r << 1 };
             bit += 1;
         }
         table[i] = r;
@@ -263,9 +253,7 @@ const CRC_TABLE: [u32; 256] = {
 
 /// The Ogg CRC-32: initial value 0, no final XOR.
 fn crc32(data: &[u8]) -> u32 {
-    data.iter().fold(0u32, |crc, &b| {
-        (crc << 8) ^ CRC_TABLE[usize::from((crc >> 24) as u8 ^ b)]
-    })
+    data.iter().fold(0u32, |crc, &b| (crc << 8) ^ CRC_TABLE[usize::from((crc >> 24) as u8 ^ b)])
 }
 
 #[cfg(test)]
@@ -284,13 +272,7 @@ mod tests {
     }
 
     fn frame(ts_ns: u64, data: &[u8]) -> MuxFrame<'_> {
-        MuxFrame {
-            track: 0,
-            ts_ns,
-            duration_ns: Some(20 * MS),
-            keyframe: true,
-            data,
-        }
+        MuxFrame { track: 0, ts_ns, duration_ns: Some(20 * MS), keyframe: true, data }
     }
 
     /// (packet, page granule, first in stream, last in stream), CRCs checked by the reader.
@@ -301,10 +283,7 @@ mod tests {
             let flags = (p.first_in_stream(), p.last_in_stream());
             packets.push((p.absgp_page(), flags, p.data));
         }
-        packets
-            .into_iter()
-            .map(|(g, (f, l), d)| (d, g, f, l))
-            .collect()
+        packets.into_iter().map(|(g, (f, l), d)| (d, g, f, l)).collect()
     }
 
     /// The 20 ms packets of the fixture, headers skipped.
@@ -317,20 +296,14 @@ mod tests {
     #[test]
     fn rejects_other_track_sets() {
         let mut out = Vec::new();
-        assert_eq!(
-            OggOpusWriter::new(&[], &mut out).err(),
-            Some(MuxError::NoTracks)
-        );
+        assert_eq!(OggOpusWriter::new(&[], &mut out).err(), Some(MuxError::NoTracks));
         let vp8 = TrackConfig::new(Codec::Vp8);
         let err = OggOpusWriter::new(&[opus(), vp8.clone()], &mut out).err();
         assert_eq!(err, Some(unsupported(Codec::Vp8)));
         let err = OggOpusWriter::new(&[opus(), opus()], &mut out).err();
         assert_eq!(err, Some(unsupported(Codec::Opus)));
         let mut w = OggOpusWriter::new(&[opus()], &mut out).expect("one opus track");
-        let bad = MuxFrame {
-            track: 1,
-            ..frame(0, &[1])
-        };
+        let bad = MuxFrame { track: 1, ..frame(0, &[1]) };
         assert_eq!(w.write(&bad, &mut out), Err(MuxError::NoSuchTrack(1)));
     }
 
@@ -340,8 +313,7 @@ mod tests {
         let mut w = OggOpusWriter::new(&[opus()], &mut out).expect("opus");
         let packets = [vec![0xFC, 1, 2], vec![0xFC, 3], vec![16 << 3, 4]];
         for (i, p) in packets.iter().enumerate() {
-            w.write(&frame(i as u64 * 20 * MS, p), &mut out)
-                .expect("write");
+            w.write(&frame(i as u64 * 20 * MS, p), &mut out).expect("write");
         }
         w.flush(&mut out);
         w.flush(&mut out); // nothing pending: no page
@@ -353,8 +325,8 @@ mod tests {
         assert!(got[1].0.starts_with(b"OpusTags") && got[1].1 == 0);
         assert_eq!(&got[1].0[12..28], b"livekit-recorder");
         assert_eq!(got[2].0, packets[0]);
-        // Page granule: pre-skip + 960 + 960 + 120 (2.5 ms CELT).
-        assert_eq!(got[4].1, 312 + 960 + 960 + 120);
+        // Page granule: samples decoded, pre-skip included (RFC 7845 §4): 960 + 960 + 120.
+        assert_eq!(got[4].1, 960 + 960 + 120);
         // The empty EOS page carries no packet but flags the last one (reader: last_in_stream
         // is only set on the EOS page's packets, so check the raw flag instead).
         let last_page = out.len() - 27;
@@ -372,11 +344,10 @@ mod tests {
         let got = read_back(&out);
         assert_eq!(got.len(), 3);
         assert!(got[2].3, "last packet is on the EOS page");
-        assert_eq!(got[2].1, 312 + 960);
+        assert_eq!(got[2].1, 960);
         let before = out.len();
         w.finish(&mut out);
-        w.write(&frame(0, &SILENCE_20MS), &mut out)
-            .expect("ignored");
+        w.write(&frame(0, &SILENCE_20MS), &mut out).expect("ignored");
         w.flush(&mut out);
         assert_eq!(out.len(), before);
     }
@@ -388,19 +359,15 @@ mod tests {
         let big: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
         let exact = vec![7u8; 255 * 255]; // needs a terminating 0 on a continued page
         for (i, p) in [&big, &exact, &big[..10]].into_iter().enumerate() {
-            w.write(&frame(i as u64 * 20 * MS, p), &mut out)
-                .expect("write");
+            w.write(&frame(i as u64 * 20 * MS, p), &mut out).expect("write");
         }
         w.finish(&mut out);
         let got = read_back(&out);
         assert_eq!(got.len(), 5);
         // The first audio page ends inside `big`: no packet completes on it.
-        assert_eq!(got[2].1, 312 + 480); // TOC 0: SILK 10 ms
+        assert_eq!(got[2].1, 480); // TOC 0: SILK 10 ms
         let first_audio_page = 28 + 19 + 27 + 1 + 32;
-        assert_eq!(
-            &out[first_audio_page + 6..first_audio_page + 14],
-            &[0xFF; 8]
-        );
+        assert_eq!(&out[first_audio_page + 6..first_audio_page + 14], &[0xFF; 8]);
         assert_eq!(got[2].0, big);
         assert_eq!(got[3].0, exact);
         assert_eq!(got[4].0, &big[..10]);
@@ -412,16 +379,12 @@ mod tests {
         let mut w = OggOpusWriter::new(&[opus()], &mut out).expect("opus");
         let headers = out.len();
         w.write(&frame(0, &SILENCE_20MS), &mut out).expect("write");
-        w.write(&frame(20 * MS, &vec![16 << 3; 70_000]), &mut out)
-            .expect("write");
+        w.write(&frame(20 * MS, &vec![16 << 3; 70_000]), &mut out).expect("write");
         // The first page holds the small packet and the start of the big one.
-        assert_eq!(
-            &out[headers + 6..headers + 14],
-            &(312u64 + 960).to_le_bytes()
-        );
+        assert_eq!(&out[headers + 6..headers + 14], &960u64.to_le_bytes());
         w.finish(&mut out);
         let got = read_back(&out);
-        assert_eq!(got[3].1, 312 + 960 + 120);
+        assert_eq!(got[3].1, 960 + 120);
     }
 
     #[test]
@@ -429,19 +392,15 @@ mod tests {
         let mut out = Vec::new();
         let mut w = OggOpusWriter::new(&[opus()], &mut out).expect("opus");
         let p = [0xFC, 9];
-        w.write(&frame(5_000 * MS, &p), &mut out)
-            .expect("first frame is time zero");
+        w.write(&frame(5_000 * MS, &p), &mut out).expect("first frame is time zero");
         w.write(&frame(5_020 * MS, &p), &mut out).expect("write");
-        w.write(&frame(5_059 * MS, &p), &mut out)
-            .expect("19 ms late: no filler");
+        w.write(&frame(5_059 * MS, &p), &mut out).expect("19 ms late: no filler");
         assert_eq!(w.fillers(), 0);
         w.write(&frame(6_060 * MS, &p), &mut out).expect("1 s gap");
         assert_eq!(w.fillers(), 50);
-        w.write(&frame(u64::MAX, &p), &mut out)
-            .expect("huge gap is capped");
+        w.write(&frame(u64::MAX, &p), &mut out).expect("huge gap is capped");
         assert_eq!(w.fillers(), 50 + MAX_FILL);
-        w.write(&frame(0, &p), &mut out)
-            .expect("backwards: no underflow");
+        w.write(&frame(0, &p), &mut out).expect("backwards: no underflow");
         w.finish(&mut out);
         let got = read_back(&out);
         assert_eq!(got.len() as u64, 2 + 6 + 50 + MAX_FILL);
@@ -487,11 +446,7 @@ mod tests {
     }
 
     fn run(cmd: &str, args: &[&str], file: &Path) -> (String, String) {
-        let o = Command::new(cmd)
-            .args(args)
-            .arg(file)
-            .output()
-            .expect("runs");
+        let o = Command::new(cmd).args(args).arg(file).output().expect("runs");
         let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
         (text(o.stdout), text(o.stderr))
     }
@@ -517,14 +472,8 @@ mod tests {
             .expect("ffmpeg runs");
         let text = String::from_utf8_lossy(&o.stdout).into_owned();
         let rows = text.lines().filter(|l| !l.starts_with('#'));
-        let fields = rows.map(|l| {
-            l.split(',')
-                .map(|f| f.trim().to_string())
-                .collect::<Vec<_>>()
-        });
-        fields
-            .map(|f| (f[2].parse().expect("pts"), f[5].clone()))
-            .collect()
+        let fields = rows.map(|l| l.split(',').map(|f| f.trim().to_string()).collect::<Vec<_>>());
+        fields.map(|f| (f[2].parse().expect("pts"), f[5].clone())).collect()
     }
 
     fn md5_hex(data: &[u8]) -> String {
@@ -562,24 +511,11 @@ mod tests {
         let path = dir.path().join("a.ogg");
         std::fs::write(&path, &file).expect("write file");
         assert_eq!(decode_errors(&path), "");
-        let entries = [
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name:format=duration",
-        ];
-        let (probe, _) = run(
-            "ffprobe",
-            &[&entries[..], &["-of", "csv=p=0"]].concat(),
-            &path,
-        );
+        let entries = ["-v", "error", "-show_entries", "stream=codec_name:format=duration"];
+        let (probe, _) = run("ffprobe", &[&entries[..], &["-of", "csv=p=0"]].concat(), &path);
         assert!(probe.contains("opus"), "{probe}");
         let want = packets.len() as f64 * 0.02;
-        let dur: f64 = probe
-            .lines()
-            .last()
-            .and_then(|l| l.trim().parse().ok())
-            .expect("duration");
+        let dur: f64 = probe.lines().last().and_then(|l| l.trim().parse().ok()).expect("duration");
         assert!((dur - want).abs() < 0.05, "duration {dur} vs {want}");
         let md5s: Vec<String> = framemd5(&path).into_iter().map(|r| r.1).collect();
         let want: Vec<String> = packets.iter().map(|p| md5_hex(p)).collect();

@@ -72,30 +72,17 @@ mod tests {
     #[test]
     fn split_table() {
         let cases: Vec<(Vec<u8>, Vec<Vec<u8>>)> = vec![
-            (
-                cat(&[AUD, IDR, AUD, P0]),
-                vec![cat(&[AUD, IDR]), cat(&[AUD, P0])],
-            ),
-            (
-                cat(&[SPS, IDR, P0, P1]),
-                vec![cat(&[SPS, IDR]), cat(&[P0, P1])],
-            ),
+            (cat(&[AUD, IDR, AUD, P0]), vec![cat(&[AUD, IDR]), cat(&[AUD, P0])]),
+            (cat(&[SPS, IDR, P0, P1]), vec![cat(&[SPS, IDR]), cat(&[P0, P1])]),
             (cat(&[IDR, SPS, IDR]), vec![IDR.to_vec(), cat(&[SPS, IDR])]),
             (cat(&[&[7, 7], IDR]), vec![cat(&[&[7, 7], IDR])]),
             (vec![], vec![]),
         ];
         for (stream, want) in cases {
-            let got: Vec<Vec<u8>> = read(&stream, 30)
-                .unwrap()
-                .into_iter()
-                .map(|f| f.data)
-                .collect();
+            let got: Vec<Vec<u8>> = read(&stream, 30).unwrap().into_iter().map(|f| f.data).collect();
             assert_eq!(got, want, "{stream:02x?}");
         }
-        assert_eq!(
-            read(b"nothing", 30),
-            Err(SourceError::BadSignature("H.264 Annex-B"))
-        );
+        assert_eq!(read(b"nothing", 30), Err(SourceError::BadSignature("H.264 Annex-B")));
         assert_eq!(read(IDR, 0), Err(SourceError::Malformed("frame rate")));
     }
 
@@ -105,9 +92,7 @@ mod tests {
         let aus = read(file, 30).unwrap();
         assert_eq!(aus.len(), 120);
         assert_eq!(aus.concat_data(), file.to_vec());
-        let keys: Vec<usize> = (0..aus.len())
-            .filter(|&i| is_keyframe(&aus[i].data))
-            .collect();
+        let keys: Vec<usize> = (0..aus.len()).filter(|&i| is_keyframe(&aus[i].data)).collect();
         assert_eq!(keys, [0, 30, 60, 90]);
         assert!(aus.iter().all(|f| f.data.starts_with(&[0, 0, 0, 1, 9])));
         assert_eq!((aus[1].rtp_ts, aus[119].rtp_ts), (3000, 357_000));

@@ -55,12 +55,7 @@ pub fn read(data: &[u8]) -> Result<IvfStream, SourceError> {
         return Err(SourceError::Malformed("IVF header"));
     }
     let body = data.get(header_len..).ok_or(T)?;
-    Ok(IvfStream {
-        fourcc,
-        width,
-        height,
-        frames: read_frames(body, rate, scale)?,
-    })
+    Ok(IvfStream { fourcc, width, height, frames: read_frames(body, rate, scale)? })
 }
 
 /// The frames after the file header.
@@ -73,10 +68,7 @@ fn read_frames(mut rest: &[u8], rate: u32, scale: u32) -> Result<Vec<SourceFrame
         let size = usize::try_from(size).map_err(|_| T)?;
         let end = FRAME_HEADER_LEN.checked_add(size).ok_or(T)?;
         let data = rest.get(FRAME_HEADER_LEN..end).ok_or(T)?;
-        frames.push(SourceFrame {
-            rtp_ts: to_90khz(pts, rate, scale)?,
-            data: data.to_vec(),
-        });
+        frames.push(SourceFrame { rtp_ts: to_90khz(pts, rate, scale)?, data: data.to_vec() });
         rest = rest.get(end..).unwrap_or(&[]);
     }
     Ok(frames)
@@ -160,15 +152,8 @@ mod tests {
     #[test]
     fn frames_cover_the_whole_file() {
         let s = read(include_bytes!("../../assets/vp8.ivf")).unwrap();
-        let total: usize = s
-            .frames
-            .iter()
-            .map(|f| f.data.len() + FRAME_HEADER_LEN)
-            .sum();
-        assert_eq!(
-            total + HEADER_LEN,
-            include_bytes!("../../assets/vp8.ivf").len()
-        );
+        let total: usize = s.frames.iter().map(|f| f.data.len() + FRAME_HEADER_LEN).sum();
+        assert_eq!(total + HEADER_LEN, include_bytes!("../../assets/vp8.ivf").len());
     }
 
     proptest! {

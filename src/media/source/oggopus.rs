@@ -42,17 +42,10 @@ pub fn read(data: &[u8]) -> Result<OggOpusStream, SourceError> {
             continue;
         }
         let samples = packet_samples(&packet.data).ok_or(SourceError::Malformed("Opus packet"))?;
-        frames.push(SourceFrame {
-            rtp_ts,
-            data: packet.data,
-        });
+        frames.push(SourceFrame { rtp_ts, data: packet.data });
         rtp_ts += u64::from(samples);
     }
-    Ok(OggOpusStream {
-        channels,
-        pre_skip,
-        frames,
-    })
+    Ok(OggOpusStream { channels, pre_skip, frames })
 }
 
 /// `OpusHead` (RFC 7845 §5.1): magic, version (major 0), channel count, pre-skip.
@@ -122,22 +115,10 @@ mod tests {
             h
         };
         assert_eq!(parse_opus_head(&head(1, 2)), Ok((2, 312)));
-        assert_eq!(
-            parse_opus_head(&head(0x10, 2)),
-            Err(SourceError::Malformed("OpusHead"))
-        );
-        assert_eq!(
-            parse_opus_head(&head(1, 0)),
-            Err(SourceError::Malformed("OpusHead"))
-        );
-        assert_eq!(
-            parse_opus_head(&head(1, 2)[..18]),
-            Err(SourceError::Malformed("OpusHead"))
-        );
-        assert_eq!(
-            parse_opus_head(b"Vorbis"),
-            Err(SourceError::BadSignature("Ogg Opus"))
-        );
+        assert_eq!(parse_opus_head(&head(0x10, 2)), Err(SourceError::Malformed("OpusHead")));
+        assert_eq!(parse_opus_head(&head(1, 0)), Err(SourceError::Malformed("OpusHead")));
+        assert_eq!(parse_opus_head(&head(1, 2)[..18]), Err(SourceError::Malformed("OpusHead")));
+        assert_eq!(parse_opus_head(b"Vorbis"), Err(SourceError::BadSignature("Ogg Opus")));
     }
 
     #[test]
@@ -156,10 +137,7 @@ mod tests {
         assert!(read(b"").is_err());
         assert!(read(b"OggS garbage").is_err());
         let truncated = &include_bytes!("../../assets/opus.ogg")[..5000];
-        assert_eq!(
-            read(truncated).unwrap_err(),
-            SourceError::Malformed("Ogg page")
-        );
+        assert_eq!(read(truncated).unwrap_err(), SourceError::Malformed("Ogg page"));
     }
 
     proptest! {
