@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::media::mux::ContainerKind;
-use crate::media::session::{Session, SessionConfig, SessionStats};
+use crate::media::session::{SessionConfig, SessionStats};
 use crate::media::{Codec, FrameIn, SenderReport};
-use crate::output::PartFile;
-use crate::synth::{EncodedLoop, SyntheticTrack};
+use crate::output::RecordingPart;
+use crate::synth::{EncodedLoop, Schedule, SyntheticTrack};
 
 /// What `demo` does.
 #[derive(Debug, Clone)]
@@ -44,9 +44,6 @@ pub enum DemoError {
     /// An embedded loop could not be read.
     #[error("read embedded media: {0}")]
     Source(#[from] crate::media::source::SourceError),
-    /// The session could not start.
-    #[error("start the media session: {0}")]
-    Session(#[from] crate::media::session::SessionError),
     /// Disk trouble.
     #[error("write {path}: {source}")]
     Io {
@@ -65,34 +62,21 @@ const POLL_EVERY_NS: u64 = 100_000_000;
 
 /// Records the synthetic publisher; returns where the file is.
 pub fn run(opts: &DemoOptions) -> Result<DemoReport, DemoError> {
-    let seed = opts.start_unix_ns;
     let t0 = opts.start_unix_ns;
-    let mut tracks = [
-        (SyntheticTrack::new(EncodedLoop::embedded(Codec::Vp8)?, (seed >> 7) as u32, t0), VIDEO_DELAY_NS),
-        (
-            SyntheticTrack::new(
-                EncodedLoop::embedded(Codec::Opus)?,
-                (seed >> 19) as u32 ^ 0x9e37_79b9,
-                t0 + AV_OFFSET_NS,
-            ),
-            AUDIO_DELAY_NS,
-        ),
-    ];
-    let cfg = SessionConfig::new(ContainerKind::Webm, vec![Codec::Vp8, Codec::Opus]);
-    let mut session = Session::new(cfg)?;
+    let video = SyntheticTrack::new(EncodedLoop::embedded(Codec::Vp8)?, (t0 >> 7) as u32, t0);
+    let mut audio =
+        SyntheticTrack::new(EncodedLoop::embedded(Codec::Opus)?, (t0 >> 19) as u32 ^ 0x9e37_79b9, t0);
+    // the microphone starts late: its first frame is the one captured 700 ms in
+    audio.skip_to_time(AV_OFFSET_NS);
+    let end = t0 + opts.duration.as_nanos() as u64;
+    let mut schedule = Schedule::new(vec![(video, VIDEO_DELAY_NS), (audio, AUDIO_DELAY_NS)], end);
     let path = opts.dir.join(format!("demo/alice-{}.webm", t0 / 1_000_000));
     let io = |source| DemoError::Io { path: path.clone(), source };
-    let mut file = PartFile::create(&path).map_err(io)?;
-    let end = t0 + opts.duration.as_nanos() as u64;
-    let (mut out, mut next_poll) = (Vec::new(), 0);
-    // each step: the track whose next frame arrives first
-    while let Some(i) = (0..tracks.len())
-        .filter(|&i| tracks[i].0.next_sender_ns() < end)
-        .min_by_key(|&i| tracks[i].0.next_sender_ns() + tracks[i].1)
-    {
-        let (track, delay) = &mut tracks[i];
-        let f = track.next_frame();
-        let arrival_ns = f.sender_ns - t0 + *delay;
+    let cfg = SessionConfig::new(ContainerKind::Webm, vec![Codec::Vp8, Codec::Opus]);
+    let mut part = RecordingPart::create(&path, cfg).map_err(io)?;
+    let mut next_poll = 0;
+    while let Some((i, arrival, f)) = schedule.next_arrival() {
+        let arrival_ns = arrival - t0;
         // a sender report is one point on the publisher's NTP <-> RTP line; this frame's own
         // capture time and RTP time are such a point
         let sr = (f.sender_ns >= t0 + FIRST_SR_AFTER_NS)
@@ -104,28 +88,16 @@ pub fn run(opts: &DemoOptions) -> Result<DemoReport, DemoError> {
             contiguous: true,
             sender_report: sr,
         };
-        let mut outcome = session.push(i, &frame, &mut out);
+        let _ = part.push(i, &frame).map_err(io)?; // starts on a keyframe: never asks for one
         if arrival_ns >= next_poll {
-            outcome.flush |= session.poll(arrival_ns, &mut out).flush;
+            let _ = part.poll(arrival_ns).map_err(io)?;
             next_poll = arrival_ns + POLL_EVERY_NS;
         }
-        write_out(&mut file, &mut out, outcome.flush).map_err(io)?;
     }
-    let patches = session.finish(&mut out);
-    write_out(&mut file, &mut out, false).map_err(io)?;
-    let bytes = file.len();
-    let path = file.close(&patches).map_err(io)?;
-    let duration_s = session.last_written_ns().unwrap_or(0) as f64 / 1e9;
-    Ok(DemoReport { path, bytes, duration_s, stats: session.stats() })
-}
-
-fn write_out(file: &mut PartFile, out: &mut Vec<u8>, flush: bool) -> std::io::Result<()> {
-    file.append(out)?;
-    out.clear();
-    if flush {
-        file.flush()?;
-    }
-    Ok(())
+    let duration_ns = part.last_written_ns().unwrap_or(0);
+    let (path, stats) = part.finish().map_err(io)?;
+    let bytes = std::fs::metadata(&path).map_err(io)?.len();
+    Ok(DemoReport { path, bytes, duration_s: duration_ns as f64 / 1e9, stats })
 }
 
 /// The default output directory of the demo.

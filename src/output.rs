@@ -1,5 +1,6 @@
-//! A recording part on local disk: appends what the media session produces, makes it durable
-//! at flush points, and applies the container's patches on a clean close.
+//! A recording part on local disk: [`RecordingPart`] runs a media session into a
+//! [`PartFile`], which appends what the session produces, makes it durable at flush points, and
+//! applies the container's patches on a clean close.
 //!
 //! Crash tolerance comes from the containers (unknown-size Matroska segments, fragmented MP4,
 //! Ogg pages); this file only decides when bytes reach the disk: `flush` writes the buffer and
@@ -9,7 +10,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use std::collections::VecDeque;
+
 use crate::media::mux::Patch;
+use crate::media::session::{Outcome, Session, SessionConfig, SessionStats};
+use crate::media::FrameIn;
 
 /// An open part file.
 #[derive(Debug)]
@@ -70,5 +75,93 @@ impl PartFile {
         }
         file.sync_all()?;
         Ok(self.path)
+    }
+}
+
+/// One recording part: a media session writing into a part file. Frames in; bytes reach the
+/// disk at the session's flush points (durable there); a clean close applies the container's
+/// patches.
+#[derive(Debug)]
+pub struct RecordingPart {
+    session: Session,
+    file: PartFile,
+    out: Vec<u8>,
+    /// (file length, frames complete) at every flush point, newest last; bounded.
+    flushes: VecDeque<(u64, u64)>,
+}
+
+/// Flush points remembered by [`RecordingPart::flushes`].
+const MAX_FLUSH_MARKS: usize = 4096;
+
+impl RecordingPart {
+    /// Creates the file at `path` and a session for it.
+    pub fn create(path: &Path, cfg: SessionConfig) -> io::Result<RecordingPart> {
+        let session = Session::new(cfg).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        Ok(RecordingPart {
+            session,
+            file: PartFile::create(path)?,
+            out: Vec::new(),
+            flushes: VecDeque::new(),
+        })
+    }
+
+    /// Takes one frame of track `track`; writes what the session produced.
+    pub fn push(&mut self, track: usize, frame: &FrameIn<'_>) -> io::Result<Outcome> {
+        let outcome = self.session.push(track, frame, &mut self.out);
+        self.write_out(outcome)?;
+        Ok(outcome)
+    }
+
+    /// Lets time pass (call a few times a second, and when no frames come).
+    pub fn poll(&mut self, now_arrival_ns: u64) -> io::Result<Outcome> {
+        let outcome = self.session.poll(now_arrival_ns, &mut self.out);
+        self.write_out(outcome)?;
+        Ok(outcome)
+    }
+
+    /// Clean close: the last frames, the trailer, the patches. Returns the path and counters.
+    pub fn finish(mut self) -> io::Result<(PathBuf, SessionStats)> {
+        let patches = self.session.finish(&mut self.out);
+        self.file.append(&self.out)?;
+        let path = self.file.close(&patches)?;
+        Ok((path, self.session.stats()))
+    }
+
+    /// The session's counters so far.
+    pub fn stats(&self) -> SessionStats {
+        self.session.stats()
+    }
+
+    /// Bytes appended to the file so far.
+    pub fn len(&self) -> u64 {
+        self.file.len()
+    }
+
+    /// Whether nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.file.is_empty()
+    }
+
+    /// File time (ns) of the last frame written.
+    pub fn last_written_ns(&self) -> Option<u64> {
+        self.session.last_written_ns()
+    }
+
+    /// (file length, frames complete) at the most recent flush points, oldest first.
+    pub fn flushes(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.flushes.iter().copied()
+    }
+
+    fn write_out(&mut self, outcome: Outcome) -> io::Result<()> {
+        self.file.append(&self.out)?;
+        self.out.clear();
+        if outcome.flush {
+            self.file.flush()?;
+            if self.flushes.len() == MAX_FLUSH_MARKS {
+                self.flushes.pop_front();
+            }
+            self.flushes.push_back((self.file.len(), self.session.stats().frames_at_last_flush));
+        }
+        Ok(())
     }
 }

@@ -166,3 +166,28 @@ impl SyntheticTrack {
         (u128::from(ticks) * 1_000_000_000 / u128::from(self.source.codec.clock_rate())) as u64
     }
 }
+
+/// Several synthetic tracks of one publisher, replayed in arrival order: each track's frames
+/// reach the receiver `delay_ns` after capture. Ends at a sender time.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    tracks: Vec<(SyntheticTrack, u64)>,
+    end_ns: u64,
+}
+
+impl Schedule {
+    /// `tracks` with their network delays; frames captured at or after `end_ns` are not sent.
+    pub fn new(tracks: Vec<(SyntheticTrack, u64)>, end_ns: u64) -> Schedule {
+        Schedule { tracks, end_ns }
+    }
+
+    /// The next frame to arrive, with its track index and arrival time (capture + delay).
+    pub fn next_arrival(&mut self) -> Option<(usize, u64, SentFrame<'_>)> {
+        let i = (0..self.tracks.len())
+            .filter(|&i| self.tracks[i].0.next_sender_ns() < self.end_ns)
+            .min_by_key(|&i| self.tracks[i].0.next_sender_ns() + self.tracks[i].1)?;
+        let (track, delay) = &mut self.tracks[i];
+        let frame = track.next_frame();
+        Some((i, frame.sender_ns + *delay, frame))
+    }
+}

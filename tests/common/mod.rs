@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use livekit_recorder::media::mux::ContainerKind;
-use livekit_recorder::media::session::{Session, SessionConfig, SessionStats};
+use livekit_recorder::media::session::{SessionConfig, SessionStats};
 use livekit_recorder::media::{Codec, FrameIn, SenderReport};
-use livekit_recorder::output::PartFile;
-use livekit_recorder::synth::{EncodedLoop, SyntheticTrack};
+use livekit_recorder::output::RecordingPart;
+use livekit_recorder::synth::{EncodedLoop, Schedule, SyntheticTrack};
 
 pub const MS: u64 = 1_000_000;
 
@@ -64,12 +64,11 @@ pub struct Recorded {
 }
 
 pub fn record(dir: &Path, kind: ContainerKind, codecs: &[Codec], o: &PublishOpts) -> Recorded {
-    let cfg = SessionConfig::new(kind, codecs.to_vec());
-    let mut session = Session::new(cfg).expect("session");
     let name = codecs.iter().map(|c| c.as_str()).collect::<Vec<_>>().join("-");
     let path = dir.join(format!("{name}.{}", kind.extension()));
-    let mut file = PartFile::create(&path).expect("create file");
-    let mut tracks: Vec<SyntheticTrack> = codecs
+    let mut part =
+        RecordingPart::create(&path, SessionConfig::new(kind, codecs.to_vec())).expect("create part");
+    let tracks = codecs
         .iter()
         .enumerate()
         .map(|(i, &c)| {
@@ -78,22 +77,16 @@ pub fn record(dir: &Path, kind: ContainerKind, codecs: &[Codec], o: &PublishOpts
             if c == Codec::Opus {
                 t.skip_to_time(o.av_offset_ns);
             }
-            t
+            (t, o.delays_ns.get(i).copied().unwrap_or(20 * MS))
         })
         .collect();
-    let delay = |i: usize| o.delays_ns.get(i).copied().unwrap_or(20 * MS);
-    let end = (o.seconds * 1e9) as u64;
-    let mut sent = vec![Vec::new(); codecs.len()];
-    let (mut out, mut flushes, mut next_poll) = (Vec::new(), Vec::new(), 0u64);
-    while let Some(i) = (0..tracks.len())
-        .filter(|&i| tracks[i].next_sender_ns() < end)
-        .min_by_key(|&i| tracks[i].next_sender_ns() + delay(i))
-    {
-        let f = tracks[i].next_frame();
+    let mut schedule = Schedule::new(tracks, (o.seconds * 1e9) as u64);
+    let (mut sent, mut next_poll) = (vec![Vec::new(); codecs.len()], 0u64);
+    while let Some((i, arrival, f)) = schedule.next_arrival() {
         if o.pauses.iter().any(|&(a, b)| f.sender_ns >= a && f.sender_ns < b) {
             continue;
         }
-        let arrival_ns = 1_000 * MS + f.sender_ns + delay(i);
+        let arrival_ns = 1_000 * MS + arrival;
         let sr = o
             .sr_from_ns
             .filter(|&from| f.sender_ns >= from)
@@ -106,23 +99,16 @@ pub fn record(dir: &Path, kind: ContainerKind, codecs: &[Codec], o: &PublishOpts
             contiguous: true,
             sender_report: sr,
         };
-        let mut outcome = session.push(i, &frame, &mut out);
+        let _ = part.push(i, &frame).unwrap();
         if arrival_ns >= next_poll {
-            outcome.flush |= session.poll(arrival_ns, &mut out).flush;
+            let _ = part.poll(arrival_ns).unwrap();
             next_poll = arrival_ns + 100 * MS;
         }
-        file.append(&out).unwrap();
-        out.clear();
-        if outcome.flush {
-            file.flush().unwrap();
-            flushes.push((file.len(), session.stats().frames_at_last_flush));
-        }
     }
-    let patches = session.finish(&mut out);
-    file.append(&out).unwrap();
-    let bytes = file.len();
-    let path = file.close(&patches).unwrap();
-    Recorded { path, codecs: codecs.to_vec(), sent, flushes, stats: session.stats(), bytes }
+    let flushes: Vec<(u64, u64)> = part.flushes().collect();
+    let (path, stats) = part.finish().unwrap();
+    let bytes = std::fs::metadata(&path).unwrap().len();
+    Recorded { path, codecs: codecs.to_vec(), sent, flushes, stats, bytes }
 }
 
 /// `ffmpeg -v error -i FILE -f null -`: what it printed (empty = clean decode).
@@ -300,6 +286,69 @@ pub fn opus_presentation_shift_ns(kind: ContainerKind) -> u64 {
         ContainerKind::Mp4 => 0,
         ContainerKind::Webm | ContainerKind::Mkv | ContainerKind::Ogg => 312 * 1_000_000_000 / 48_000,
     }
+}
+
+// ---- sync markers, measured in the decoded output ----
+
+/// Times (s) at which the picture turns white.
+pub fn flashes(path: &Path) -> Vec<f64> {
+    let graph = format!("movie={},signalstats", path.display());
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-f", "lavfi", "-i", &graph])
+        .args(["-show_entries", "frame=pts_time:frame_tags=lavfi.signalstats.YAVG", "-of", "csv=p=0"])
+        .output()
+        .expect("ffprobe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (mut times, mut was_white) = (Vec::new(), false);
+    for line in text.lines() {
+        let mut f = line.split(',');
+        let (Some(t), Some(y)) = (f.next(), f.next()) else { continue };
+        let (t, y): (f64, f64) = (t.parse().unwrap(), y.parse().unwrap());
+        let white = y > 200.0;
+        if white && !was_white {
+            times.push(t);
+        }
+        was_white = white;
+    }
+    times
+}
+
+/// Times (s) at which a loud beep starts, from PCM resampled onto the file's timeline
+/// (`first_pts=0` pads the start, `async=1` fills gaps, so sample n is at n / 48000 s).
+pub fn beeps(path: &Path) -> Vec<f64> {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:a", "-af", "aresample=async=1:first_pts=0", "-ac", "1", "-ar", "48000"])
+        .args(["-f", "s16le", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let samples: Vec<i16> = out.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+    let (mut times, mut quiet_since) = (Vec::new(), 0usize);
+    for (n, &s) in samples.iter().enumerate() {
+        if s.unsigned_abs() > 8000 {
+            if n - quiet_since > 48_000 / 2 {
+                times.push(n as f64 / 48_000.0);
+            }
+            quiet_since = n;
+        }
+    }
+    times
+}
+
+pub fn assert_in_sync(path: &Path, from_s: f64, want_pairs: usize) {
+    let (f, b) = (flashes(path), beeps(path));
+    let mut pairs = 0;
+    for &t in f.iter().filter(|&&t| t >= from_s) {
+        let nearest = b.iter().copied().min_by(|x, y| (x - t).abs().total_cmp(&(y - t).abs()));
+        let beep = nearest.unwrap_or_else(|| panic!("no beep near the flash at {t} s: beeps {b:?}"));
+        let offset_ms = (beep - t) * 1000.0;
+        eprintln!("marker at {t:.3} s: audio - video = {offset_ms:+.1} ms");
+        assert!(offset_ms.abs() <= 10.0, "flash at {t} s, beep at {beep} s: {offset_ms:.1} ms apart");
+        pairs += 1;
+    }
+    assert!(pairs >= want_pairs, "only {pairs} markers measured: flashes {f:?}, beeps {b:?}");
 }
 
 /// A small deterministic generator (tests must be reproducible).

@@ -1,0 +1,32 @@
+//! The main job, `livekit-recorder demo`: the file it writes decodes cleanly, holds VP8 and
+//! Opus, lasts the requested time, and its sync markers line up although the synthetic
+//! publisher's audio started 700 ms after its video.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use livekit_recorder::demo::{run, DemoOptions};
+
+#[test]
+fn demo_records_a_lip_synced_webm() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = DemoOptions {
+        duration: Duration::from_secs(7),
+        dir: dir.path().to_path_buf(),
+        start_unix_ns: 1_764_000_000_123_456_789,
+    };
+    let report = run(&opts).expect("demo runs");
+    assert!(report.path.starts_with(dir.path()));
+    assert_eq!(std::fs::metadata(&report.path).unwrap().len(), report.bytes);
+    let errors = ffmpeg_errors(&report.path);
+    assert!(errors.is_empty(), "{errors}");
+    let probe = ffprobe(&report.path);
+    let codecs: Vec<&str> = probe.streams.iter().map(|s| s.codec_name.as_str()).collect();
+    assert_eq!(codecs, ["vp8", "opus"]);
+    let duration = probe.duration.unwrap();
+    assert!((duration - 7.0).abs() < 0.05, "duration {duration}");
+    assert_eq!(report.stats.dropped_before_keyframe, 0);
+    assert_in_sync(&report.path, 1.0, 3);
+}
