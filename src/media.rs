@@ -118,7 +118,8 @@ pub struct SenderReport {
     pub rtp_time: u32,
 }
 
-/// One encoded frame as str0m's frame mode delivers it.
+/// One encoded frame as str0m's frame mode delivers it. There is no keyframe flag: keyframes
+/// are read from the bitstream (`codec::is_keyframe`), the same way for every codec.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameIn<'a> {
     /// The depacketized frame: VP8/VP9 frame, H.264 Annex-B access unit, AV1 temporal unit
