@@ -1,0 +1,1 @@
+//! STUB: the subscribe-only LiveKit client (helper B replaces this).
