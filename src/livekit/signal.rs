@@ -20,6 +20,9 @@ use super::LiveKitError;
 /// Capacity of the queue of outgoing signal messages.
 pub(crate) const SIGNAL_QUEUE: usize = 256;
 
+/// Time between sending Leave and closing the WebSocket.
+const LEAVE_GRACE: Duration = Duration::from_millis(50);
+
 /// Delays before each resume attempt.
 const RESUME_BACKOFF_MS: [u64; 6] = [0, 250, 500, 1_000, 2_000, 4_000];
 
@@ -82,7 +85,16 @@ async fn pump(
 ) {
     while let Some(cmd) = cmds.recv().await {
         match cmd {
-            SignalCmd::Send(msg) => client.send(*msg).await,
+            SignalCmd::Send(msg) => {
+                let leave = matches!(*msg, proto::signal_request::Message::Leave(_));
+                client.send(*msg).await;
+                if leave {
+                    // livekit-signaling's close can tear the socket down before the frame
+                    // just handed to it is on the wire; give it a moment.
+                    tokio::time::sleep(LEAVE_GRACE).await;
+                    tracing::debug!("leave sent");
+                }
+            }
             SignalCmd::Resume { attempts } => {
                 let outcome = resume(&client, attempts).await;
                 let _ = outcomes.send(outcome).await;
@@ -92,6 +104,7 @@ async fn pump(
         }
     }
     client.close().await;
+    tracing::debug!("signal connection closed");
 }
 
 async fn resume(client: &SignalClient, attempts: usize) -> ResumeOutcome {

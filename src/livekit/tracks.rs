@@ -28,6 +28,8 @@ const FULL_SIZE: (u32, u32) = (1920, 1080);
 struct Announced {
     track_sid: String,
     codec: Option<Codec>,
+    /// A keyframe arrived since the track started; until then non-key frames trigger PLIs.
+    keyframe_seen: bool,
 }
 
 /// Track bookkeeping of one connection.
@@ -210,19 +212,17 @@ impl Session {
             Some(str0m::media::MediaKind::Audio) => MediaKind::Audio,
             _ => MediaKind::Video,
         };
-        self.tracks.announced.insert(mid, Announced { track_sid: t.track_sid.clone(), codec });
+        let announced = Announced { track_sid: t.track_sid.clone(), codec, keyframe_seen: false };
+        self.tracks.announced.insert(mid, announced);
         tracing::info!(participant = %participant_sid, track = %t.track_sid, %mid, ?codec, "track subscribed");
         let track_sid = t.track_sid;
-        self.emit(RoomEvent::TrackSubscribed { participant_sid, track_sid: track_sid.clone(), kind, codec })?;
-        if kind == MediaKind::Video {
-            self.request_keyframe(&track_sid, Instant::now());
-        }
-        Ok(())
+        self.emit(RoomEvent::TrackSubscribed { participant_sid, track_sid, kind, codec })
     }
 
-    /// One depacketized frame from str0m.
+    /// One depacketized frame from str0m. A video track asks for a keyframe (rate-limited)
+    /// while it has not seen one yet and after loss the depacketizer could not repair.
     pub(crate) fn on_media(&mut self, data: MediaData) {
-        let Some(a) = self.tracks.announced.get(&data.mid) else {
+        let Some(a) = self.tracks.announced.get_mut(&data.mid) else {
             tracing::trace!(mid = %data.mid, "frame for an unmapped mid");
             self.counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -237,7 +237,9 @@ impl Session {
             contiguous: data.contiguous,
             sender_report: data.last_sender_info.as_ref().and_then(sender_report),
         };
-        if !frame.contiguous && frame.keyframe == Some(false) {
+        let needs_keyframe = !frame.contiguous || !a.keyframe_seen;
+        a.keyframe_seen |= frame.keyframe == Some(true);
+        if needs_keyframe && frame.keyframe == Some(false) {
             self.request_keyframe(&track_sid, Instant::now());
         }
         self.sink.frame(RoomEvent::Frame { track_sid, frame });
