@@ -1,13 +1,16 @@
 //! The LiveKit client against a minimal in-test LiveKit server (`lk_harness`) over real
 //! WebSocket signalling and ICE/DTLS/SRTP on loopback: join, selective subscription, answers
-//! without RED, byte-exact frames, PLI, signal resume, leave.
+//! without RED, trickle before the offer, byte-exact frames, PLI, signal resume with an
+//! ICE-restart offer, unsubscribe (m-line inactive), participant leaving, Leave.
 
 mod lk_harness;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use livekit_recorder::livekit::{connect, recorder_token, ConnectOptions, ReceivedFrame, RoomEvent};
+use livekit_recorder::livekit::{
+    connect, recorder_token, ConnectOptions, ParticipantState, ReceivedFrame, RoomEvent,
+};
 use livekit_recorder::media::{Codec, MediaKind};
 use lk_harness::{TestServer, AUDIO, KEY, PUBLISHER, ROOM, SECRET, VIDEO};
 use tokio::sync::mpsc::Receiver;
@@ -126,9 +129,30 @@ async fn joins_subscribes_receives_exact_frames_and_resumes() {
     assert!(matches!(seen.next_control(&mut rx).await, RoomEvent::Reconnected));
     assert!(server.stats.last_query.lock().unwrap().contains("reconnect=1"));
     eventually("resume and SyncState", || st.get(&st.resumes) == 1 && st.get(&st.sync_states) == 1).await;
+    let answers = st.get(&st.answers);
     let before = seen.count(VIDEO);
     seen.frames_until(&mut rx, |s| s.count(VIDEO) >= before + 10).await;
     assert_frames_match(&server, &seen);
+    eventually("the ICE-restart offer answered", || st.get(&st.answers) >= 3).await;
+    assert!(answers >= 2);
+    assert_eq!(st.get(&st.answer_id_mismatches), 0, "answers echo the offer id");
+
+    // Unsubscribing from audio: its m-line goes inactive, video keeps flowing.
+    conn.subscribe(PUBLISHER, vec![AUDIO.into()], false).await.unwrap();
+    match seen.next_control(&mut rx).await {
+        RoomEvent::TrackUnsubscribed { track_sid } => assert_eq!(track_sid, AUDIO),
+        other => panic!("unexpected {other:?}"),
+    }
+    let before = seen.count(VIDEO);
+    seen.frames_until(&mut rx, |s| s.count(VIDEO) >= before + 5).await;
+
+    // The publisher leaves: ParticipantUpdate is reported as a Disconnected snapshot.
+    server.publisher_leaves();
+    let RoomEvent::ParticipantsChanged(changed) = seen.next_control(&mut rx).await else {
+        panic!("expected ParticipantsChanged");
+    };
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].state, ParticipantState::Disconnected);
     let consumed = (seen.count(AUDIO) + seen.count(VIDEO)) as u64;
     eventually("frame counter", || conn.stats().frames_received >= consumed).await;
     assert_eq!(conn.stats().resumes, 1);
