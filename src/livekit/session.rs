@@ -397,3 +397,6 @@ async fn reserve(tx: Option<mpsc::Sender<RoomEvent>>) -> Option<mpsc::OwnedPermi
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -89,8 +89,10 @@ async fn pump(
                 let leave = matches!(*msg, proto::signal_request::Message::Leave(_));
                 client.send(*msg).await;
                 if leave {
-                    // livekit-signaling's close can tear the socket down before the frame
-                    // just handed to it is on the wire; give it a moment.
+                    // Closing right away aborts livekit-signaling's reader; unread bytes in
+                    // the socket (pongs) then turn the close into a TCP RST and the server may
+                    // discard the Leave it has not read yet (seen with actix-ws). A short grace
+                    // lets the server read it first.
                     tokio::time::sleep(LEAVE_GRACE).await;
                     tracing::debug!("leave sent");
                 }
