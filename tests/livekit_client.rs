@@ -113,6 +113,7 @@ async fn joins_subscribes_receives_exact_frames_and_resumes() {
     assert_eq!(st.get(&st.track_settings), 1, "full quality is requested for video only");
     assert!(st.get(&st.answers) >= 2);
     assert_eq!(st.get(&st.answers_with_red), 0, "RED must be declined");
+    assert!(st.get(&st.answers_with_rtx) >= 1, "RTX is accepted for video");
     assert!(st.get(&st.trickles) >= 1);
 
     // PLI on request; the second within 500 ms is rate-limited away. The stream started with

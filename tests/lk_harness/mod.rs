@@ -35,6 +35,7 @@ const BOT_SID: &str = "PA_bot0001";
 pub struct Stats {
     pub answers: AtomicUsize,
     pub answers_with_red: AtomicUsize,
+    pub answers_with_rtx: AtomicUsize,
     pub answer_id_mismatches: AtomicUsize,
     pub trickles: AtomicUsize,
     pub subscriptions: AtomicUsize,

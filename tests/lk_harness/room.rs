@@ -274,6 +274,9 @@ impl Room {
         if sd.sdp.to_ascii_lowercase().contains(" red/") {
             s.answers_with_red.fetch_add(1, Ordering::SeqCst);
         }
+        if sd.sdp.to_ascii_lowercase().contains(" rtx/90000") {
+            s.answers_with_rtx.fetch_add(1, Ordering::SeqCst);
+        }
         if sd.id != self.offer_id {
             s.answer_id_mismatches.fetch_add(1, Ordering::SeqCst);
         }
