@@ -212,6 +212,19 @@ mod tests {
     }
 
     #[test]
+    fn pion_style_candidates_parse() {
+        let lines = [
+            "candidate:1907398155 1 udp 2130706431 192.168.1.5 51234 typ host generation 0",
+            "candidate:2 1 udp 1694498815 203.0.113.7 40000 typ srflx raddr 10.0.0.2 rport 40000",
+            "candidate:3 1 udp 2130706431 10.0.0.2 7882 typ host ufrag abcd",
+        ];
+        for line in lines {
+            let json = candidate_init_json(line, "0", 0);
+            assert!(parse_candidate_init(&json).is_some(), "{line}");
+        }
+    }
+
+    #[test]
     fn candidates_are_listed_without_a_prefix() {
         let sdp = "a=candidate:1 1 udp 1 1.2.3.4 5 typ host\r\na=candidate:2 1 udp 1 ::1 5 typ host\r\n";
         assert_eq!(candidates(sdp).len(), 2);

@@ -11,13 +11,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use livekit_protocol as proto;
 use livekit_signaling::{SignalEvent, SignalEvents};
 use proto::signal_request::Message as Req;
 use proto::signal_response::Message as Resp;
-use str0m::media::Mid;
 use str0m::{Candidate, Event};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -32,6 +31,9 @@ use super::{Command, ConnectOptions, Counters};
 
 /// Remote candidates kept while no offer has been applied yet.
 const MAX_PENDING_CANDIDATES: usize = 64;
+
+/// How long the ended task waits for the consumer to take its last control events.
+const FINAL_FLUSH: Duration = Duration::from_secs(5);
 
 /// How the loop ended.
 type Exit = String;
@@ -99,10 +101,15 @@ impl Session {
         self.peer.poll(&mut events);
         let _ = self.signal_tx.try_send(SignalCmd::Close);
         let _ = self.sink.control(RoomEvent::Disconnected { reason });
-        while let Some(event) = self.sink.backlog.pop_front() {
-            if self.sink.tx.send(event).await.is_err() {
-                break;
+        let flush = async {
+            while let Some(event) = self.sink.backlog.pop_front() {
+                if self.sink.tx.send(event).await.is_err() {
+                    break;
+                }
             }
+        };
+        if tokio::time::timeout(FINAL_FLUSH, flush).await.is_err() {
+            tracing::warn!("consumer did not take the last events; dropping them");
         }
     }
 
@@ -368,25 +375,6 @@ impl Session {
             }
             _ => Ok(()),
         }
-    }
-
-    /// Sends a PLI unless one went out for this track less than the minimum interval ago.
-    pub(crate) fn request_keyframe(&mut self, track_sid: &str, now: Instant) {
-        let Some(mid) = self.tracks.mid_of(track_sid) else {
-            tracing::debug!(track = %track_sid, "keyframe request for a track without media");
-            return;
-        };
-        if !self.tracks.pli_allowed(track_sid, now, self.opts.min_keyframe_interval) {
-            return;
-        }
-        if self.peer.request_keyframe(mid) {
-            self.counters.plis_sent.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(track = %track_sid, "PLI sent");
-        }
-    }
-
-    pub(crate) fn mid_kind(&self, mid: Mid) -> Option<str0m::media::MediaKind> {
-        self.peer.receiving_kind(mid)
     }
 }
 

@@ -219,6 +219,25 @@ impl Session {
         self.emit(RoomEvent::TrackSubscribed { participant_sid, track_sid, kind, codec })
     }
 
+    /// Sends a PLI unless one went out for this track less than the minimum interval ago.
+    pub(crate) fn request_keyframe(&mut self, track_sid: &str, now: Instant) {
+        let Some(mid) = self.tracks.mid_of(track_sid) else {
+            tracing::debug!(track = %track_sid, "keyframe request for a track without media");
+            return;
+        };
+        if !self.tracks.pli_allowed(track_sid, now, self.opts.min_keyframe_interval) {
+            return;
+        }
+        if self.peer.request_keyframe(mid) {
+            self.counters.plis_sent.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(track = %track_sid, "PLI sent");
+        }
+    }
+
+    pub(crate) fn mid_kind(&self, mid: Mid) -> Option<str0m::media::MediaKind> {
+        self.peer.receiving_kind(mid)
+    }
+
     /// One depacketized frame from str0m. A video track asks for a keyframe (rate-limited)
     /// while it has not seen one yet and after loss the depacketizer could not repair.
     pub(crate) fn on_media(&mut self, data: MediaData) {
