@@ -6,6 +6,8 @@
 //! - [`synth`]: synthetic publishers replaying the embedded encoded loops.
 //! - [`output`]: a recording part on local disk (append, durable flush, patch on close).
 //! - [`demo`]: the offline demo.
+//! - [`sim`]: the LiveKit-compatible simulator (signalling, WebRTC media, Twirp, webhooks).
+//! - [`livekit`]: the subscribe-only LiveKit client (livekit-signaling + str0m).
 //! - [`config`], [`telemetry`], [`http`]: the daemon's settings, logging and HTTP surface.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, clippy::mod_module_files)]
@@ -13,7 +15,9 @@
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod livekit;
 pub mod media;
 pub mod output;
+pub mod sim;
 pub mod synth;
 pub mod telemetry;

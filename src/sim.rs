@@ -1,0 +1,1 @@
+//! STUB: the LiveKit-compatible simulator (helper A replaces this).
