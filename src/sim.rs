@@ -102,6 +102,8 @@ impl std::fmt::Debug for SimHandle {
 /// Starts the simulator; must be called inside a tokio runtime (media tasks run on it).
 pub async fn start(cfg: SimConfig) -> std::io::Result<SimHandle> {
     let rt = tokio::runtime::Handle::current();
+    // reqwest is built without a rustls provider; livekit's own clients use ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let advertise = cfg.advertised();
     tracing::info!(?advertise, media_ip = %cfg.media_ip, "simulator ICE addresses");
     let sim = Arc::new(Sim {
