@@ -137,3 +137,36 @@ async fn total_loss_stops_the_track_and_clearing_restores_it() {
     );
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_percent_loss_is_repaired_by_nack_and_rtx() {
+    let sim = start_sim(vec![]).await;
+    let p = add_participant(sim.http_addr(), "nack", "alice", Some("vp8"), false).await;
+    let video = p["tracks"][0]["sid"].as_str().expect("sid").to_owned();
+    let mut bot = Bot::join(&sim.ws_url(), &recorder_token("nack", "rec"), true).await;
+    assert!(bot.run_until(Duration::from_secs(10), |b| b.frames.len() > 10).await);
+    let lossy = serde_json::json!({ "loss_pct": 10.0 });
+    assert_eq!(
+        call(sim.http_addr(), reqwest::Method::POST, "/sim/participants/nack/alice/faults", Some(lossy))
+            .await
+            .0,
+        200
+    );
+    bot.run_until(Duration::from_millis(200), |_| false).await;
+    let n0 = bot.frames.len();
+    bot.run_until(Duration::from_secs(4), |_| false).await;
+    let got: std::collections::HashSet<u32> = bot.frames[n0..].iter().map(|f| f.rtp_ts).collect();
+    let (first, last) = (bot.frames[n0].rtp_ts, bot.frames.last().expect("frames").rtp_ts);
+    let (_, sent) = call(sim.http_addr(), reqwest::Method::GET, "/sim/rooms/nack/sent", None).await;
+    let index = sent_index(&sent);
+    let (_, by_ts) = index.get(&video).expect("video in /sent");
+    let window: Vec<u32> = by_ts
+        .keys()
+        .copied()
+        .filter(|ts| ts.wrapping_sub(first) < last.wrapping_sub(first).saturating_sub(27_000))
+        .collect();
+    let missing = window.iter().filter(|ts| !got.contains(ts)).count();
+    assert!(window.len() > 60, "window of {} frames", window.len());
+    assert!(missing * 100 <= window.len() * 3, "{missing} of {} frames missing under 10% loss", window.len());
+    sim.stop().await;
+}
