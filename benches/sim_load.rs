@@ -33,6 +33,16 @@ fn rss_mib(pid: u32) -> f64 {
     kib.unwrap_or(0.0) / 1024.0
 }
 
+/// Kills the simulator child on drop, also when the bench panics.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 async fn wait_for_port(addr: std::net::SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while tokio::net::TcpStream::connect(addr).await.is_err() {
@@ -44,28 +54,38 @@ async fn wait_for_port(addr: std::net::SocketAddr) {
 async fn run(n: usize, measure: Duration) {
     let port =
         std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_livekit-recorder"))
+    let child = Command::new(env!("CARGO_BIN_EXE_livekit-recorder"))
         .args(["sim", "--port", &port.to_string(), "--api-key", KEY, "--api-secret", SECRET])
         .args(["--media-ip", "127.0.0.1", "--advertise-ip", "127.0.0.1"])
         .env("LOG_LEVEL", "warn")
         .stdout(Stdio::null())
         .spawn()
         .expect("spawn the simulator");
+    let child = Child(child);
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
     wait_for_port(addr).await;
     for i in 0..n {
         add_participant(addr, &format!("load-{i}"), "pub", Some("vp8"), true).await;
     }
     let ready = Arc::new(AtomicUsize::new(0));
+    let flowing = Arc::new(AtomicUsize::new(0));
+    let received = Arc::new(AtomicUsize::new(0));
     let mut bots = Vec::new();
     for i in 0..n {
-        let (ready, url) = (ready.clone(), format!("ws://{addr}"));
+        let (ready, flowing, url) = (ready.clone(), flowing.clone(), format!("ws://{addr}"));
+        let received = received.clone();
         bots.push(tokio::spawn(async move {
             let mut bot = Bot::join(&url, &recorder_token(&format!("load-{i}"), "rec"), true).await;
-            let ok = bot.run_until(Duration::from_secs(30), |b| b.frames.len() > 10).await;
+            if bot.run_until(Duration::from_secs(30), |b| b.frames.len() > 10).await {
+                flowing.fetch_add(1, Ordering::SeqCst);
+            }
             ready.fetch_add(1, Ordering::SeqCst);
-            bot.run_until(measure + Duration::from_secs(40), |_| false).await;
-            (ok, bot.frames.len())
+            loop {
+                let before = bot.frames.len();
+                bot.run_until(Duration::from_millis(500), |_| false).await;
+                received.fetch_add(bot.frames.len() - before, Ordering::SeqCst);
+                bot.frames.clear();
+            }
         }));
     }
     let deadline = Instant::now() + Duration::from_secs(40);
@@ -73,23 +93,19 @@ async fn run(n: usize, measure: Duration) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (t0, c0) = (Instant::now(), cpu_ticks(child.id()));
+    let (t0, c0, r0) = (Instant::now(), cpu_ticks(child.0.id()), received.load(Ordering::SeqCst));
     tokio::time::sleep(measure).await;
-    let (secs, ticks) = (t0.elapsed().as_secs_f64(), cpu_ticks(child.id()) - c0);
-    let rss = rss_mib(child.id());
-    let _ = child.kill();
-    let _ = child.wait();
-    let mut flowing = 0;
-    for b in bots {
-        b.abort();
-        let _ = b.await.map(|(ok, _)| flowing += usize::from(ok));
-    }
+    let (secs, ticks) = (t0.elapsed().as_secs_f64(), cpu_ticks(child.0.id()) - c0);
+    let fps = (received.load(Ordering::SeqCst) - r0) as f64 / secs / n as f64;
+    let rss = rss_mib(child.0.id());
+    bots.iter().for_each(|b| b.abort());
+    drop(child);
     let cpu = ticks as f64 / 100.0 / secs; // CLK_TCK = 100 on Linux
     println!(
-        "sim_load: N={n:3} participants (VP8+Opus, 1 subscriber each): simulator CPU {:.0} mCPU total, {:.1} mCPU/participant, RSS {rss:.0} MiB, media flowing to {} of {n} bots (ready {})",
+        "sim_load: N={n:3} participants (VP8+Opus, 1 subscriber each): simulator CPU {:.0} mCPU total, {:.1} mCPU/participant, RSS {rss:.0} MiB, media flowing to {} of {n} bots (ready {}), {fps:.1} frames/s received per bot (sent: 30 video + 50 audio)",
         cpu * 1000.0,
         cpu * 1000.0 / n as f64,
-        flowing,
+        flowing.load(Ordering::SeqCst),
         ready.load(Ordering::SeqCst),
     );
 }

@@ -70,6 +70,7 @@ pub async fn call(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> (u16, serde_json::Value) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder().no_proxy().build().expect("client");
     let mut req = client.request(method, format!("http://{addr}{path}")).timeout(Duration::from_secs(10));
     if let Some(b) = body {
