@@ -16,7 +16,7 @@ use proto::signal_response::Message as Resp;
 use proto::DisconnectReason;
 use tokio::sync::mpsc;
 
-use super::ids::{new_id, unix_ms, unix_secs};
+use super::ids::{new_id, unix_ms, unix_ns, unix_secs};
 use super::media::{mime_type, SharedLoop};
 use super::peer::{self, PeerCmd, PeerCtx};
 use super::publisher::{self, Clock, Fanout, PubCmd, PubTrack};
@@ -114,7 +114,7 @@ impl Sim {
             codecs.insert(info.sid.clone(), codec);
             infos.push(info);
         }
-        let clock = Clock { start: Instant::now(), start_unix_ns: unix_ms() as u64 * 1_000_000 };
+        let clock = Clock { start: Instant::now(), start_unix_ns: unix_ns() };
         let fanout = Arc::new(Fanout::default());
         let cmd = publisher::spawn(&self.rt, tracks, fanout.clone(), clock);
         let info = participant_info(&sid, identity, infos.clone(), proto::participant_info::State::Active);

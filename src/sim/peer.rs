@@ -103,6 +103,7 @@ struct Peer {
     netem: Netem,
     faults: Arc<FaultRegistry>,
     pts: HashMap<Mid, str0m::format::PayloadParams>,
+    last_offer: Option<proto::SessionDescription>,
 }
 
 /// Binds the peer's UDP socket on `bind` and spawns its task on `rt`.
@@ -166,20 +167,27 @@ impl Peer {
             netem: Netem::new(seed),
             faults,
             pts: HashMap::new(),
+            last_offer: None,
         }
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<PeerCmd>, mut media: mpsc::Receiver<MediaFrame>) {
         let mut buf = vec![0u8; 2000];
         loop {
+            // Batch whatever is already queued into one negotiation.
+            while let Ok(cmd) = rx.try_recv() {
+                if !self.handle(cmd) {
+                    return self.closed();
+                }
+            }
             if self.pending.is_none() && (self.changed || self.restart) {
                 self.negotiate();
             }
             let deadline = self.drain();
             tokio::select! {
                 cmd = rx.recv() => match cmd {
-                    Some(PeerCmd::Close) | None => break,
-                    Some(cmd) => self.handle(cmd),
+                    Some(cmd) => if !self.handle(cmd) { break },
+                    None => break,
                 },
                 Some(f) = media.recv() => self.write(f),
                 r = self.sock.recv_from(&mut buf) => match r {
@@ -189,10 +197,15 @@ impl Peer {
                 _ = tokio::time::sleep_until(deadline.into()) => self.timeout(),
             }
         }
+        self.closed();
+    }
+
+    fn closed(&self) {
         tracing::debug!(participant = %self.ctx.sid, lost = self.netem.lost, "peer closed");
     }
 
-    fn handle(&mut self, cmd: PeerCmd) {
+    /// Applies one command; false on [`PeerCmd::Close`].
+    fn handle(&mut self, cmd: PeerCmd) -> bool {
         match cmd {
             PeerCmd::AddTrack(spec) => self.add(spec),
             PeerCmd::RemoveTrack(t) => {
@@ -206,8 +219,18 @@ impl Peer {
                 Some(c) => self.rtc.add_remote_candidate(c),
                 None => tracing::debug!("ignoring remote candidate {json:?}"),
             },
-            PeerCmd::IceRestart => self.restart = true,
-            PeerCmd::Close => {}
+            PeerCmd::IceRestart => self.ice_restart(),
+            PeerCmd::Close => return false,
+        }
+        true
+    }
+
+    /// Resume: restart ICE in the next offer; an offer the client may have lost with its old
+    /// socket is sent again first (it must be answered before the next one).
+    fn ice_restart(&mut self) {
+        self.restart = true;
+        if let (Some(_), Some(offer)) = (&self.pending, &self.last_offer) {
+            self.ctx.outbox.send(proto::signal_response::Message::Offer(offer.clone()));
         }
     }
 

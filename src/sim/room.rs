@@ -187,11 +187,19 @@ impl Room {
         })
     }
 
-    /// Subscribes (or unsubscribes) client `sub` to `track`; idempotent, unknown tracks are
-    /// ignored (logged).
+    /// Subscribes (or unsubscribes) client `sub` to `track`; idempotent. An unknown track is
+    /// answered at once with `SubscriptionResponse{SE_TRACK_NOTFOUND}` (the real server waits
+    /// a minute first).
     pub fn subscribe(&mut self, sub: usize, track: &str, on: bool) {
         let Some((owner, codec)) = self.track_owner(track) else {
-            return tracing::debug!(track, "subscription to an unknown track ignored");
+            if let (true, Role::Client(c)) = (on, &self.members[sub].role) {
+                let err = proto::SubscriptionError::SeTrackNotfound as i32;
+                c.outbox.send(Resp::SubscriptionResponse(proto::SubscriptionResponse {
+                    track_sid: track.into(),
+                    err,
+                }));
+            }
+            return tracing::debug!(track, "subscription to an unknown track");
         };
         if owner == sub {
             return;
