@@ -170,3 +170,47 @@ async fn ten_percent_loss_is_repaired_by_nack_and_rtx() {
     assert!(missing * 100 <= window.len() * 3, "{missing} of {} frames missing under 10% loss", window.len());
     sim.stop().await;
 }
+
+/// The sender reports' NTP <-> RTP mapping puts each received frame at the participant-clock
+/// time `/sent` logged for it, for audio and video alike (so SR-based A/V sync holds), and
+/// `av_offset_ms` delays audio's first frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sender_reports_map_frames_to_the_participant_clock() {
+    let sim = start_sim(vec![]).await;
+    let body = serde_json::json!({ "room": "sync", "identity": "alice", "video": "vp8", "audio": "opus", "av_offset_ms": 300 });
+    let (status, p) = call(sim.http_addr(), reqwest::Method::POST, "/sim/participants", Some(body)).await;
+    assert_eq!(status, 200, "{p}");
+    let mut bot = Bot::join(&sim.ws_url(), &recorder_token("sync", "rec"), true).await;
+    let tracks: Vec<String> = p["tracks"]
+        .as_array()
+        .expect("tracks")
+        .iter()
+        .map(|t| t["sid"].as_str().expect("sid").to_owned())
+        .collect();
+    let has_sr = |b: &Bot, t: &str| b.frames.iter().filter(|f| f.track == t && f.sr.is_some()).count() > 5;
+    assert!(
+        bot.run_until(Duration::from_secs(15), |b| tracks.iter().all(|t| has_sr(b, t))).await,
+        "sender reports on both tracks"
+    );
+    let (_, sent) = call(sim.http_addr(), reqwest::Method::GET, "/sim/rooms/sync/sent", None).await;
+    let ntp_of = |track: &str, ts: u32| -> Option<u64> {
+        let t = sent["tracks"].as_array()?.iter().find(|t| t["sid"] == track)?;
+        t["frames"].as_array()?.iter().find(|f| f["rtp_ts"].as_u64() == Some(u64::from(ts)))?["ntp_ns"]
+            .as_u64()
+    };
+    for (track, clock) in [(&tracks[0], 90_000i64), (&tracks[1], 48_000)] {
+        let f = bot.frames.iter().rev().find(|f| f.track == *track && f.sr.is_some()).expect("frame with SR");
+        let (sr_ns, sr_rtp) = f.sr.expect("sr");
+        let implied = sr_ns as i64 + i64::from(f.rtp_ts.wrapping_sub(sr_rtp) as i32) * 1_000_000_000 / clock;
+        let logged = ntp_of(track, f.rtp_ts).expect("frame in /sent") as i64;
+        assert!(
+            (implied - logged).abs() < 5_000_000,
+            "{track}: SR puts the frame {} ms off /sent",
+            (implied - logged) as f64 / 1e6
+        );
+    }
+    let first = |i: usize| sent["tracks"][i]["frames"][0]["ntp_ns"].as_u64().expect("first frame") as i64;
+    let offset_ms = (first(1) - first(0)) as f64 / 1e6;
+    assert!((offset_ms - 300.0).abs() < 25.0, "audio starts {offset_ms} ms after video");
+    sim.stop().await;
+}

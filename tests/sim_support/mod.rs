@@ -102,6 +102,8 @@ pub struct RecvFrame {
     pub track: String,
     pub rtp_ts: u32,
     pub data: Arc<[u8]>,
+    /// The last sender report of the stream: (NTP as UNIX ns, RTP timestamp).
+    pub sr: Option<(u64, u32)>,
 }
 
 /// A subscriber bot: SignalClient + str0m answering the simulator's offers.
@@ -271,7 +273,12 @@ impl Bot {
             Event::Connected => self.connected = true,
             Event::MediaData(d) => {
                 let track = self.mid_track.get(&d.mid.to_string()).cloned().unwrap_or_default();
-                self.frames.push(RecvFrame { track, rtp_ts: d.time.numer() as u32, data: d.data });
+                let sr = d.last_sender_info.map(|si| {
+                    let ns =
+                        si.ntp_time.duration_since(std::time::UNIX_EPOCH).map_or(0, |t| t.as_nanos() as u64);
+                    (ns, si.rtp_time.numer() as u32)
+                });
+                self.frames.push(RecvFrame { track, rtp_ts: d.time.numer() as u32, data: d.data, sr });
             }
             _ => {}
         }
