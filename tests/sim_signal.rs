@@ -58,6 +58,30 @@ async fn hidden_recorder_joins_and_gets_a_livekit_shaped_offer() {
 
     let other = Bot::join(&sim.ws_url(), &user_token("sig", "bob"), false).await;
     assert!(other.join.other_participants.iter().all(|p| p.identity != "rec"), "the recorder is hidden");
+
+    let offers = bot.offers.len();
+    assert_eq!(
+        call(sim.http_addr(), reqwest::Method::DELETE, "/sim/participants/sig/alice", None).await.0,
+        200
+    );
+    let gone = |b: &Bot| {
+        b.updates.iter().any(|u| {
+            u.identity == "alice" && u.state == livekit_protocol::participant_info::State::Disconnected as i32
+        })
+    };
+    let ok = bot.run_until(Duration::from_secs(10), |b| gone(b) && b.offers.len() > offers).await;
+    let states: Vec<_> = bot.updates.iter().map(|u| (u.identity.clone(), u.state)).collect();
+    assert!(
+        ok,
+        "DISCONNECTED update and a new offer: offers {offers} -> {}, updates {states:?}",
+        bot.offers.len()
+    );
+    let last = &bot.offers.last().expect("offer").sdp;
+    let media = last.split("\r\nm=").filter(|m| m.starts_with("audio") || m.starts_with("video"));
+    assert!(
+        media.clone().count() == 2 && media.clone().all(|m| m.contains("a=inactive")),
+        "the publisher's m-lines go inactive"
+    );
     sim.stop().await;
 }
 

@@ -266,7 +266,7 @@ impl Sim {
                 for t in &m.info.tracks {
                     for sub in s.fanout.subscribers(&t.sid) {
                         if let Some(j) = r.find_sid(&sub) {
-                            r.subscribe(j, &t.sid, false);
+                            r.drop_track(j, &t.sid);
                         }
                     }
                     self.webhooks.emit(

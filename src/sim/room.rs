@@ -221,6 +221,15 @@ impl Room {
         }
     }
 
+    /// Ends client `sub`'s subscription to `track` of a publisher that is gone.
+    pub fn drop_track(&mut self, sub: usize, track: &str) {
+        if let Role::Client(c) = &mut self.members[sub].role {
+            if c.subs.remove(track) {
+                let _ = c.peer.ctl.try_send(PeerCmd::RemoveTrack(track.into()));
+            }
+        }
+    }
+
     /// Subscribes every auto-subscribing client to the tracks of member `publisher`.
     pub fn auto_subscribe_to(&mut self, publisher: usize) {
         let tracks: Vec<String> = self.members[publisher].info.tracks.iter().map(|t| t.sid.clone()).collect();
