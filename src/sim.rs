@@ -3,11 +3,11 @@
 //! for tests; media goes over real ICE-lite/DTLS/SRTP (str0m) from synthetic publishers that
 //! replay the embedded encoded loops; room events go out as signed webhooks.
 //!
-//! Layout (one file per concern): [`server`] (actix app), [`signal`] (the `/rtc` session),
-//! [`room`] + [`lifecycle`] (rooms, members, subscriptions), [`peer`] (a subscriber
-//! `Rtc` per client), [`publisher`] (synthetic participants), [`twirp`], [`webhook`],
-//! [`control`] (the `/sim` API), [`faults`], [`truth`] (the `/sent` ground truth), [`media`],
-//! [`net`], [`ids`].
+//! Layout (one file per concern): `server` (actix app), `signal` (the `/rtc` session),
+//! `room` + `lifecycle` (rooms, members, subscriptions), `peer` (a subscriber
+//! `Rtc` per client), `publisher` (synthetic participants), `twirp`, `webhook`,
+//! `control` (the `/sim` API), `faults`, `truth` (the `/sent` ground truth), `media`,
+//! `net`, `ids`.
 //!
 //! Threads: actix workers run the HTTP handlers and the WebSocket sessions (their streams
 //! are not `Send`); peers, publishers and webhook delivery run on the tokio runtime that
