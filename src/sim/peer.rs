@@ -5,7 +5,10 @@
 //!
 //! Invariants: at most one offer is outstanding (changes that arrive meanwhile are batched into
 //! the next offer, sent after the answer); the first offer always carries the `_reliable` and
-//! `_lossy` data channels; our trickles follow the offer and name its real first mid.
+//! `_lossy` data channels; our trickles follow the offer and name its real first mid; no RTCP
+//! leaves before every new send stream has sent its first RTP packet (str0m would otherwise
+//! send sender reports with RTP time 0 for a stream not yet written to, which breaks a
+//! receiver's NTP <-> RTP mapping; see [`RTCP_HOLD`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,14 +25,20 @@ use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::faults::{FaultRegistry, Netem, Verdict};
-use super::net::{candidate_from_init_json, candidate_init_json, first_mid, pick_local, ssrcs_by_mid};
+use super::faults::{is_rtcp, rtp_ssrc, FaultRegistry, Netem, Verdict};
+use super::net::{
+    candidate_from_init_json, candidate_init_json, first_mid, pick_local, rtx_ssrcs, ssrcs_by_mid,
+};
 use super::publisher::{MediaFrame, PubCmd};
 use super::room::Outbox;
 use crate::media::Codec;
 
 /// Queue depth of a peer's frame channel; beyond it frames are dropped (and counted).
 pub const MEDIA_QUEUE: usize = 1024;
+
+/// How long RTCP is held back waiting for a new stream's first RTP packet (a track that stays
+/// silent longer, e.g. muted, gets str0m's RTP-time-0 sender reports after that).
+pub const RTCP_HOLD: Duration = Duration::from_secs(3);
 
 /// The two inputs of a peer task.
 #[derive(Debug, Clone)]
@@ -104,6 +113,9 @@ struct Peer {
     faults: Arc<FaultRegistry>,
     pts: HashMap<Mid, str0m::format::PayloadParams>,
     last_offer: Option<proto::SessionDescription>,
+    /// Send SSRCs that have not sent RTP yet, with the end of their RTCP hold.
+    silent: HashMap<u32, Instant>,
+    known: std::collections::HashSet<u32>,
 }
 
 /// Binds the peer's UDP socket on `bind` and spawns its task on `rt`.
@@ -168,6 +180,8 @@ impl Peer {
             faults,
             pts: HashMap::new(),
             last_offer: None,
+            silent: HashMap::new(),
+            known: Default::default(),
         }
     }
 
@@ -297,10 +311,11 @@ impl Peer {
             .collect();
         let by_mid: HashMap<String, String> =
             self.subs.iter().filter_map(|s| Some((s.mid?.to_string(), s.spec.track.clone()))).collect();
-        let ssrcs = ssrcs_by_mid(&sdp)
+        let ssrcs: HashMap<u32, String> = ssrcs_by_mid(&sdp)
             .into_iter()
             .filter_map(|(ssrc, mid)| Some((ssrc, by_mid.get(&mid)?.clone())))
             .collect();
+        self.hold_for_new_streams(&sdp, &ssrcs);
         self.netem.set_ssrcs(ssrcs);
         let mid0 = first_mid(&sdp).unwrap_or("0").to_owned();
         let offer =
@@ -389,7 +404,31 @@ impl Peer {
         }
     }
 
+    /// Registers the primary SSRCs first seen in `sdp`: RTCP waits for their first RTP.
+    fn hold_for_new_streams(&mut self, sdp: &str, ssrcs: &HashMap<u32, String>) {
+        let rtx = rtx_ssrcs(sdp);
+        let until = Instant::now() + RTCP_HOLD;
+        for ssrc in ssrcs.keys().filter(|s| !rtx.contains(s)) {
+            if self.known.insert(*ssrc) {
+                self.silent.insert(*ssrc, until);
+            }
+        }
+    }
+
+    /// Whether RTCP must wait: a new send stream has not sent its first RTP packet yet.
+    fn hold_rtcp(&mut self, now: Instant) -> bool {
+        self.silent.retain(|_, until| *until > now);
+        !self.silent.is_empty()
+    }
+
     fn transmit(&mut self, to: SocketAddr, data: &[u8]) {
+        match rtp_ssrc(data) {
+            Some(ssrc) => {
+                self.silent.remove(&ssrc);
+            }
+            None if is_rtcp(data) && self.hold_rtcp(Instant::now()) => return,
+            None => {}
+        }
         match self.netem.filter(&self.faults, Instant::now(), to, data) {
             Verdict::Send(dup) => {
                 let _ = self.sock.try_send_to(data, to);

@@ -59,7 +59,6 @@ pub async fn start_sim(webhooks: Vec<String>) -> livekit_recorder::sim::SimHandl
     }
     let mut cfg = livekit_recorder::sim::SimConfig::new(KEY, SECRET);
     cfg.webhook_urls = webhooks;
-    cfg.advertise_ips = vec![std::net::Ipv4Addr::LOCALHOST.into()];
     livekit_recorder::sim::start(cfg).await.expect("start sim")
 }
 
