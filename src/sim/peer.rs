@@ -116,6 +116,7 @@ struct Peer {
     /// Send SSRCs that have not sent RTP yet, with the end of their RTCP hold.
     silent: HashMap<u32, Instant>,
     known: std::collections::HashSet<u32>,
+    refused: std::collections::HashSet<Mid>,
 }
 
 /// Binds the peer's UDP socket on `bind` and spawns its task on `rt`.
@@ -182,6 +183,7 @@ impl Peer {
             last_offer: None,
             silent: HashMap::new(),
             known: Default::default(),
+            refused: Default::default(),
         }
     }
 
@@ -357,7 +359,13 @@ impl Peer {
             Some(p) => *p,
             None => match writer.payload_params().find(|p| p.spec().codec == wire_codec(codec)) {
                 Some(p) => *self.pts.entry(mid).or_insert(*p),
-                None => return,
+                None => {
+                    // The answer left out the publisher's codec: say so once per m-line.
+                    if self.refused.insert(mid) {
+                        tracing::warn!(participant = %self.ctx.sid, %mid, %codec, "subscriber declined the publisher's codec: no media on this m-line");
+                    }
+                    return;
+                }
             },
         };
         let freq = if codec == Codec::Opus { Frequency::FORTY_EIGHT_KHZ } else { Frequency::NINETY_KHZ };
