@@ -16,22 +16,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use livekit_protocol as proto;
-use str0m::change::{SdpAnswer, SdpPendingOffer};
-use str0m::channel::{ChannelConfig, Reliability};
+use str0m::change::SdpPendingOffer;
 use str0m::format::Codec as WireCodec;
-use str0m::media::{Direction, Frequency, MediaKind as WireKind, MediaTime, Mid};
+use str0m::media::{Frequency, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::faults::{is_rtcp, rtp_ssrc, FaultRegistry, Netem, Verdict};
-use super::net::{
-    candidate_from_init_json, candidate_init_json, first_mid, pick_local, rtx_ssrcs, ssrcs_by_mid,
-};
+use super::net::{candidate_from_init_json, pick_local};
 use super::publisher::{MediaFrame, PubCmd};
 use super::room::Outbox;
 use crate::media::Codec;
+
+mod negotiate;
 
 /// Queue depth of a peer's frame channel; beyond it frames are dropped (and counted).
 pub const MEDIA_QUEUE: usize = 1024;
@@ -241,113 +240,6 @@ impl Peer {
         true
     }
 
-    /// Resume: restart ICE in the next offer; an offer the client may have lost with its old
-    /// socket is sent again first (it must be answered before the next one).
-    fn ice_restart(&mut self) {
-        self.restart = true;
-        if let (Some(_), Some(offer)) = (&self.pending, &self.last_offer) {
-            self.ctx.outbox.send(proto::signal_response::Message::Offer(offer.clone()));
-        }
-    }
-
-    fn add(&mut self, spec: TrackSpec) {
-        if let Some(s) = self.subs.iter_mut().find(|s| s.spec.track == spec.track) {
-            if !s.active {
-                s.active = true;
-                s.mid = None; // a new m-line: the old one stays inactive
-                self.changed = true;
-            }
-            return;
-        }
-        self.subs.push(Sub { spec, mid: None, active: true });
-        self.changed = true;
-    }
-
-    fn negotiate(&mut self) {
-        let first = self.offer_id == 0;
-        let mut api = self.rtc.sdp_api();
-        if first {
-            api.add_channel("_reliable".into());
-            let lossy = ChannelConfig {
-                label: "_lossy".into(),
-                ordered: false,
-                reliability: Reliability::MaxRetransmits { retransmits: 0 },
-                ..Default::default()
-            };
-            api.add_channel_with_config(lossy);
-        }
-        for s in self.subs.iter_mut() {
-            match (s.active, s.mid) {
-                (true, None) => {
-                    let kind = if s.spec.codec == Codec::Opus { WireKind::Audio } else { WireKind::Video };
-                    let stream = format!("{}|{}", s.spec.participant, s.spec.track);
-                    s.mid = Some(api.add_media(
-                        kind,
-                        Direction::SendOnly,
-                        Some(stream),
-                        Some(s.spec.track.clone()),
-                        None,
-                    ));
-                }
-                (false, Some(mid)) => api.set_direction(mid, Direction::Inactive),
-                _ => {}
-            }
-        }
-        if self.restart {
-            api.ice_restart(true);
-        }
-        let restarted = std::mem::take(&mut self.restart);
-        self.changed = false;
-        let Some((offer, pending)) = api.apply() else { return };
-        self.pending = Some(pending);
-        self.offer_id += 1;
-        self.send_offer(offer.to_sdp_string(), first || restarted);
-    }
-
-    fn send_offer(&mut self, sdp: String, trickle: bool) {
-        let mid_to_track_id: HashMap<String, String> = self
-            .subs
-            .iter()
-            .filter(|s| s.active)
-            .filter_map(|s| Some((s.mid?.to_string(), s.spec.track.clone())))
-            .collect();
-        let by_mid: HashMap<String, String> =
-            self.subs.iter().filter_map(|s| Some((s.mid?.to_string(), s.spec.track.clone()))).collect();
-        let ssrcs: HashMap<u32, String> = ssrcs_by_mid(&sdp)
-            .into_iter()
-            .filter_map(|(ssrc, mid)| Some((ssrc, by_mid.get(&mid)?.clone())))
-            .collect();
-        self.hold_for_new_streams(&sdp, &ssrcs);
-        self.netem.set_ssrcs(ssrcs);
-        let mid0 = first_mid(&sdp).unwrap_or("0").to_owned();
-        let offer =
-            proto::SessionDescription { r#type: "offer".into(), sdp, id: self.offer_id, mid_to_track_id };
-        self.ctx.outbox.send(proto::signal_response::Message::Offer(offer));
-        if trickle {
-            for c in &self.cands {
-                let t = proto::TrickleRequest {
-                    candidate_init: candidate_init_json(c, &mid0),
-                    target: proto::SignalTarget::Subscriber as i32,
-                    r#final: false,
-                };
-                self.ctx.outbox.send(proto::signal_response::Message::Trickle(t));
-            }
-        }
-    }
-
-    fn answer(&mut self, sdp: &str) {
-        let Some(pending) = self.pending.take() else {
-            return tracing::warn!(participant = %self.ctx.sid, "answer without an outstanding offer");
-        };
-        let result = SdpAnswer::from_sdp_string(sdp)
-            .map_err(|e| e.to_string())
-            .and_then(|a| self.rtc.sdp_api().accept_answer(pending, a).map_err(|e| e.to_string()));
-        if let Err(e) = result {
-            tracing::warn!(participant = %self.ctx.sid, "failed to apply the answer: {e}");
-        }
-        self.pts.clear();
-    }
-
     fn write(&mut self, f: MediaFrame) {
         if !self.connected {
             return;
@@ -408,17 +300,6 @@ impl Peer {
                     tracing::warn!(participant = %self.ctx.sid, "rtc failed: {e}");
                     return Instant::now() + Duration::from_millis(50);
                 }
-            }
-        }
-    }
-
-    /// Registers the primary SSRCs first seen in `sdp`: RTCP waits for their first RTP.
-    fn hold_for_new_streams(&mut self, sdp: &str, ssrcs: &HashMap<u32, String>) {
-        let rtx = rtx_ssrcs(sdp);
-        let until = Instant::now() + RTCP_HOLD;
-        for ssrc in ssrcs.keys().filter(|s| !rtx.contains(s)) {
-            if self.known.insert(*ssrc) {
-                self.silent.insert(*ssrc, until);
             }
         }
     }
