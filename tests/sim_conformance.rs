@@ -314,7 +314,8 @@ async fn loss_and_reordering_are_repaired_with_nack_and_rtx() {
     let tracks = c.subscribe_all("alice").await;
     c.until(|c| tracks.iter().all(|t| c.count(t) >= 10)).await;
     let faults = serde_json::json!({"loss_pct": 5.0, "reorder_pct": 5.0});
-    let (status, json) = http(sim.http_addr(), "POST", "/sim/participants/loss/alice/faults", Some(faults)).await;
+    let (status, json) =
+        http(sim.http_addr(), "POST", "/sim/participants/loss/alice/faults", Some(faults)).await;
     assert_eq!(status, 200, "{json}");
     let before: Vec<usize> = tracks.iter().map(|t| c.count(t)).collect();
     c.until(|c| tracks.iter().zip(&before).all(|(t, n)| c.count(t) >= n + 75)).await;
