@@ -1,11 +1,11 @@
-//! The `livekit-recorder` binary: `serve`, `demo`, `healthcheck`.
+//! The `livekit-recorder` binary: `serve`, `demo`, `sim`, `healthcheck`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
-use livekit_recorder::{config::Config, demo, http, telemetry};
+use livekit_recorder::{config::Config, demo, http, sim, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -30,8 +30,36 @@ enum Command {
         #[arg(long, default_value = livekit_recorder::config::DEFAULT_RECORDINGS_DIR)]
         out: PathBuf,
     },
+    /// Run the LiveKit-compatible simulator until Ctrl-C (see README, "Simulator").
+    Sim(SimArgs),
     /// Exit 0 when the daemon on APP_PORT answers GET /health-check (for Docker HEALTHCHECK).
     Healthcheck,
+}
+
+#[derive(clap::Args)]
+struct SimArgs {
+    /// HTTP/WebSocket port.
+    #[arg(long, default_value_t = 7880)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+    /// API key.
+    #[arg(long, env = "LIVEKIT_API_KEY")]
+    api_key: String,
+    /// API secret.
+    #[arg(long, env = "LIVEKIT_API_SECRET", hide_env_values = true)]
+    api_secret: String,
+    /// Webhook receiver (repeatable).
+    #[arg(long = "webhook-url")]
+    webhook_urls: Vec<String>,
+    /// Address the media UDP sockets bind to.
+    #[arg(long, default_value = "0.0.0.0")]
+    media_ip: std::net::IpAddr,
+    /// Address advertised as an ICE host candidate (repeatable; default: loopback and the
+    /// host's addresses).
+    #[arg(long = "advertise-ip")]
+    advertise_ips: Vec<std::net::IpAddr>,
 }
 
 fn main() -> ExitCode {
@@ -47,6 +75,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve => serve(&config),
         Command::Demo { duration, out } => run_demo(duration, out),
+        Command::Sim(args) => run_sim(args),
         Command::Healthcheck => match http::probe(config.app_port, Duration::from_secs(3)) {
             true => ExitCode::SUCCESS,
             false => ExitCode::FAILURE,
@@ -84,4 +113,32 @@ fn run_demo(duration: Duration, dir: PathBuf) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_sim(args: SimArgs) -> ExitCode {
+    let mut cfg = sim::SimConfig::new(&args.api_key, &args.api_secret);
+    cfg.http_addr = std::net::SocketAddr::new(args.bind, args.port);
+    cfg.webhook_urls = args.webhook_urls;
+    cfg.media_ip = args.media_ip;
+    cfg.advertise_ips = args.advertise_ips;
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("failed to start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let handle = match sim::start(cfg).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(port = args.port, "failed to start the simulator: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("simulator listening on {}", handle.ws_url());
+        let _ = tokio::signal::ctrl_c().await;
+        handle.stop().await;
+        ExitCode::SUCCESS
+    })
 }

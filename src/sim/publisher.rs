@@ -1,0 +1,221 @@
+//! Synthetic publishers: one tokio task per participant replays the shared encoded loops on
+//! one participant clock and fans the frames out to the subscriber peers.
+//!
+//! Invariants: audio and video of a participant share one clock (`start` + the loop's sender
+//! time), so the wallclock handed to str0m, and therefore the RTCP sender reports, agree
+//! across its tracks; frame bytes are `Arc` clones of the [`SharedLoop`], never copies; a full
+//! subscriber queue drops the frame (counted) instead of blocking the publisher.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::media::SharedLoop;
+use super::truth::{SentFrame, TrackLog};
+use crate::media::MediaKind;
+use crate::synth::SyntheticTrack;
+
+/// How often the publisher wakes to send the frames that are due.
+const TICK: Duration = Duration::from_millis(5);
+
+/// One frame on its way to a subscriber peer.
+#[derive(Debug, Clone)]
+pub struct MediaFrame {
+    /// The track sid.
+    pub track: Arc<str>,
+    /// RTP timestamp to put on the wire.
+    pub rtp_ts: u32,
+    /// The participant-clock instant of the frame (drives SR NTP times).
+    pub wallclock: Instant,
+    /// The encoded frame.
+    pub data: Arc<[u8]>,
+}
+
+/// Commands to a publisher task.
+#[derive(Debug)]
+pub enum PubCmd {
+    /// A subscriber asked for a keyframe of this track (PLI/FIR).
+    Keyframe(String),
+    /// Mute or unmute the tracks of a kind (muted tracks send nothing).
+    Mute(MediaKind, bool),
+    /// Send nothing on `track` (or all tracks) until the instant; time keeps running.
+    Pause(Option<String>, Instant),
+    /// Leave: the task ends.
+    Stop,
+}
+
+/// A subscriber's sid and its peer's frame queue.
+type Sink = (String, mpsc::Sender<MediaFrame>);
+
+/// Subscriber peers per track, shared between the room state and the publisher task.
+#[derive(Debug, Default)]
+pub struct Fanout {
+    sinks: Mutex<HashMap<String, Vec<Sink>>>,
+    /// Frames dropped because a subscriber's queue was full.
+    pub dropped: AtomicU64,
+}
+
+impl Fanout {
+    /// Adds subscriber `sub` to `track` (idempotent).
+    pub fn add(&self, track: &str, sub: &str, tx: mpsc::Sender<MediaFrame>) {
+        let mut m = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        let v = m.entry(track.to_owned()).or_default();
+        if !v.iter().any(|(s, _)| s == sub) {
+            v.push((sub.to_owned(), tx));
+        }
+    }
+
+    /// Removes subscriber `sub` from `track`, or from every track when `track` is `None`.
+    pub fn remove(&self, track: Option<&str>, sub: &str) {
+        let mut m = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        for (t, v) in m.iter_mut() {
+            if track.is_none_or(|x| x == t) {
+                v.retain(|(s, _)| s != sub);
+            }
+        }
+    }
+
+    /// The subscriber sids of `track`.
+    pub fn subscribers(&self, track: &str) -> Vec<String> {
+        let m = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(track).map(|v| v.iter().map(|(s, _)| s.clone()).collect()).unwrap_or_default()
+    }
+
+    fn send(&self, frame: &MediaFrame) {
+        let m = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, tx) in m.get(&*frame.track).into_iter().flatten() {
+            if tx.try_send(frame.clone()).is_err() {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// A track as the publisher task drives it.
+#[derive(Debug)]
+pub struct PubTrack {
+    /// Track sid.
+    pub sid: Arc<str>,
+    /// The shared loop.
+    pub shared: Arc<SharedLoop>,
+    /// Position in the loop and RTP base.
+    pub synth: SyntheticTrack,
+    /// Ground-truth log.
+    pub log: Arc<TrackLog>,
+    muted: bool,
+    paused_until: Option<Instant>,
+    last_index: usize,
+}
+
+impl PubTrack {
+    /// A track with a random RTP base; audio starts `offset` after the participant clock.
+    pub fn new(sid: &str, shared: Arc<SharedLoop>, log: Arc<TrackLog>, offset: Duration) -> PubTrack {
+        let mut synth = SyntheticTrack::new(shared.source.clone(), super::ids::random_u32(), 0);
+        synth.skip_to_time(offset.as_nanos() as u64);
+        PubTrack {
+            sid: sid.into(),
+            shared,
+            synth,
+            log,
+            muted: false,
+            paused_until: None,
+            last_index: usize::MAX,
+        }
+    }
+
+    fn kind(&self) -> MediaKind {
+        self.synth.codec().kind()
+    }
+}
+
+/// The participant clock: an instant and the UNIX time it stands for.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// Instant of sender time 0.
+    pub start: Instant,
+    /// UNIX ns of sender time 0.
+    pub start_unix_ns: u64,
+}
+
+/// Spawns the publisher task on `rt`; it ends on [`PubCmd::Stop`] or when every sender of
+/// its command channel is gone.
+pub fn spawn(
+    rt: &tokio::runtime::Handle,
+    tracks: Vec<PubTrack>,
+    fanout: Arc<Fanout>,
+    clock: Clock,
+) -> mpsc::Sender<PubCmd> {
+    let (tx, rx) = mpsc::channel(64);
+    rt.spawn(run(tracks, fanout, clock, rx));
+    tx
+}
+
+async fn run(mut tracks: Vec<PubTrack>, fanout: Arc<Fanout>, clock: Clock, mut rx: mpsc::Receiver<PubCmd>) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => emit_due(&mut tracks, &fanout, &clock, Instant::now()),
+            cmd = rx.recv() => match cmd {
+                Some(PubCmd::Stop) | None => break,
+                Some(cmd) => handle(&mut tracks, cmd),
+            },
+        }
+    }
+}
+
+fn handle(tracks: &mut [PubTrack], cmd: PubCmd) {
+    match cmd {
+        PubCmd::Keyframe(sid) => {
+            if let Some(t) = tracks.iter_mut().find(|t| *t.sid == *sid && t.kind() == MediaKind::Video) {
+                jump_to_keyframe(t);
+            }
+        }
+        PubCmd::Mute(kind, muted) => {
+            tracks.iter_mut().filter(|t| t.kind() == kind).for_each(|t| t.muted = muted)
+        }
+        PubCmd::Pause(sid, until) => {
+            for t in tracks.iter_mut().filter(|t| sid.as_deref().is_none_or(|s| s == &*t.sid)) {
+                t.paused_until = Some(until);
+            }
+        }
+        PubCmd::Stop => {}
+    }
+}
+
+fn jump_to_keyframe(t: &mut PubTrack) {
+    let n = t.shared.frames.len();
+    let next = t.last_index.wrapping_add(1) % n;
+    if let Some(k) = t.shared.next_keyframe(next) {
+        t.synth.skip_to(k);
+        tracing::debug!(track = %t.sid, keyframe = k, "keyframe requested");
+    }
+}
+
+fn emit_due(tracks: &mut [PubTrack], fanout: &Fanout, clock: &Clock, now: Instant) {
+    let elapsed = now.saturating_duration_since(clock.start).as_nanos() as u64;
+    for t in tracks.iter_mut() {
+        while t.synth.next_sender_ns() <= elapsed {
+            let f = t.synth.next_frame();
+            let (idx, sender_ns, rtp_ts) = (f.loop_index, f.sender_ns, f.rtp_time);
+            t.last_index = idx;
+            let paused = t.paused_until.is_some_and(|u| now < u);
+            if t.muted || paused {
+                continue;
+            }
+            let data = t.shared.frames[idx].clone();
+            t.log.push(SentFrame {
+                rtp_ts,
+                ntp_ns: clock.start_unix_ns + sender_ns,
+                size: data.len(),
+                keyframe: t.shared.keyframes[idx],
+                sha256: t.shared.hashes[idx].clone(),
+            });
+            let wallclock = clock.start + Duration::from_nanos(sender_ns);
+            fanout.send(&MediaFrame { track: t.sid.clone(), rtp_ts, wallclock, data });
+        }
+    }
+}
