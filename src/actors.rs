@@ -38,6 +38,10 @@ pub struct RecorderSettings {
     /// How long a participant recorder waits for all published tracks before it opens the
     /// file with the tracks it has.
     pub track_grace: Duration,
+    /// Start recording on a `participant_joined` webhook.
+    pub auto_record_on_join: bool,
+    /// Default file name template (webhook-started recordings).
+    pub filename_template: String,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
 }

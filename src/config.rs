@@ -44,6 +44,8 @@ pub struct Config {
     pub start_timeout: Duration,
     /// File name template (`FILENAME_TEMPLATE`).
     pub filename_template: String,
+    /// Start recording on `participant_joined` webhooks (`AUTO_RECORD_ON_JOIN`, default true).
+    pub auto_record_on_join: bool,
 }
 
 /// A secret whose `Debug` prints `***`.
@@ -119,7 +121,14 @@ impl Config {
         };
         let filename_template =
             nonempty("FILENAME_TEMPLATE").unwrap_or_else(|| crate::storage::layout::DEFAULT_TEMPLATE.into());
+        let auto_record_on_join =
+            match nonempty("AUTO_RECORD_ON_JOIN").map(|v| v.to_ascii_lowercase()).as_deref() {
+                None | Some("true" | "1" | "yes") => true,
+                Some("false" | "0" | "no") => false,
+                Some(v) => return Err(bad("AUTO_RECORD_ON_JOIN", v.to_owned(), "expected true or false")),
+            };
         Ok(Config {
+            auto_record_on_join,
             app_port,
             log_level,
             log_format,
@@ -161,6 +170,7 @@ mod tests {
         assert_eq!(load(&[("LOG_LEVEL", "info,,=[")]).unwrap_err().name, "LOG_LEVEL");
         assert_eq!(load(&[("RECORDINGS_DIR", " ")]).unwrap_err().name, "RECORDINGS_DIR");
         assert_eq!(load(&[("START_TIMEOUT", "soon")]).unwrap_err().name, "START_TIMEOUT");
+        assert_eq!(load(&[("AUTO_RECORD_ON_JOIN", "maybe")]).unwrap_err().name, "AUTO_RECORD_ON_JOIN");
         assert_eq!(load(&[("START_TIMEOUT", "0s")]).unwrap_err().name, "START_TIMEOUT");
         assert_eq!(load(&[("LIVEKIT_URL", "localhost:7880")]).unwrap_err().name, "LIVEKIT_URL");
     }

@@ -30,6 +30,8 @@ pub struct DaemonConfig {
     pub filename_template: String,
     /// `API_TOKEN`.
     pub api_token: Option<String>,
+    /// `AUTO_RECORD_ON_JOIN`: start recording on a `participant_joined` webhook.
+    pub auto_record_on_join: bool,
 }
 
 /// A running daemon.
@@ -44,6 +46,7 @@ impl Daemon {
     /// Spawns the supervisor on the current runtime, then serves HTTP on `addr`.
     pub async fn start(cfg: DaemonConfig, addr: SocketAddr) -> std::io::Result<Daemon> {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let webhooks = http::webhooks::receiver(&cfg.api_key, &cfg.api_secret);
         let settings = Arc::new(RecorderSettings {
             livekit_url: cfg.livekit_url,
             api_key: cfg.api_key,
@@ -51,6 +54,8 @@ impl Daemon {
             recordings_dir: cfg.recordings_dir,
             start_timeout: cfg.start_timeout,
             track_grace: Duration::from_millis(1500),
+            auto_record_on_join: cfg.auto_record_on_join,
+            filename_template: cfg.filename_template.clone(),
             metrics: Arc::new(Metrics::default()),
         });
         let (supervisor, root) = Actor::spawn(None, RecorderSupervisor, settings)
@@ -60,6 +65,7 @@ impl Daemon {
             supervisor: supervisor.clone(),
             api_token: cfg.api_token,
             filename_template: cfg.filename_template,
+            webhooks,
         };
         let (addr, server) = http::start(state, addr)?;
         tracing::info!(%addr, "recorder listening");

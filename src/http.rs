@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod routes;
+pub mod webhooks;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -24,6 +25,8 @@ pub struct AppState {
     pub api_token: Option<String>,
     /// Default `FILENAME_TEMPLATE`.
     pub filename_template: String,
+    /// Verifies LiveKit webhooks.
+    pub webhooks: livekit_api::webhooks::WebhookReceiver,
 }
 
 #[get("/health-check")]
@@ -48,6 +51,7 @@ pub fn start(
             .route("/recordings", web::get().to(routes::list))
             .route("/recordings/start", web::post().to(routes::start))
             .route("/recordings/stop", web::post().to(routes::stop))
+            .route("/recordings/webhooks", web::post().to(webhooks::receive))
             .route("/recordings/{id}", web::get().to(routes::get))
             .default_service(web::to(routes::not_found))
     })

@@ -138,6 +138,7 @@ fn daemon_config(config: &Config) -> Option<DaemonConfig> {
         start_timeout: config.start_timeout,
         filename_template: config.filename_template.clone(),
         api_token: config.api_token.as_ref().map(|t| t.0.clone()),
+        auto_record_on_join: config.auto_record_on_join,
     })
 }
 

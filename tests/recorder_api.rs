@@ -26,6 +26,7 @@ async fn start_daemon(sim: &livekit_recorder::sim::SimHandle, dir: &Path, token:
         start_timeout: Duration::from_secs(4),
         filename_template: "{room_name}/{publisher_identity}-{time}".into(),
         api_token: token.map(str::to_owned),
+        auto_record_on_join: true,
     };
     Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("daemon starts")
 }
@@ -254,6 +255,80 @@ async fn a_failed_participant_recorder_continues_in_part_two() {
     let (_, metrics) = api(addr, Method::GET, "/metrics", None, None).await;
     let text = metrics.as_str().expect("text").to_owned();
     assert!(text.contains("recorder_actor_restarts_total{actor=\"participant\"} 1\n"), "{text}");
+    daemon.shutdown().await;
+    sim.stop().await;
+}
+
+/// A webhook body for `event` and its `Authorization` value, signed like LiveKit does.
+fn signed_hook(event: &str, id: &str, room: &str, identity: &str, secret: &str) -> (String, String) {
+    use base64::Engine as _;
+    use sha2::Digest;
+    let ev = livekit_protocol::WebhookEvent {
+        event: event.into(),
+        id: id.into(),
+        room: Some(livekit_protocol::Room { name: room.into(), ..Default::default() }),
+        participant: Some(livekit_protocol::ParticipantInfo {
+            identity: identity.into(),
+            ..Default::default()
+        }),
+        created_at: 1,
+        ..Default::default()
+    };
+    let body = serde_json::to_string(&ev).expect("json");
+    let sha = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(body.as_bytes()));
+    let jwt = livekit_api::access_token::AccessToken::with_api_key(KEY, secret)
+        .with_sha256(&sha)
+        .with_ttl(Duration::from_secs(60))
+        .to_jwt()
+        .expect("jwt");
+    (body, jwt)
+}
+
+async fn post_hook(addr: SocketAddr, (body, jwt): (String, String)) -> (u16, Value) {
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let resp = client
+        .post(format!("http://{addr}/recordings/webhooks"))
+        .header("authorization", jwt)
+        .header("content-type", "application/webhook+json")
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    (status, serde_json::from_str(&resp.text().await.expect("body")).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn signed_webhooks_start_and_stop_recordings() {
+    let sim = start_sim(vec![]).await;
+    sim_support::add_participant(sim.http_addr(), "hook", "alice", Some("vp8"), true).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // the API token guards /recordings/* but not the webhook route (it has its own signature)
+    let daemon = start_daemon(&sim, dir.path(), Some("tok")).await;
+    let addr = daemon.addr();
+    let (s, e) = post_hook(
+        addr,
+        signed_hook("participant_joined", "EV_0", "hook", "alice", "wrong-secret-wrong-secret"),
+    )
+    .await;
+    assert_eq!((s, e["error"].is_string()), (401, true), "{e}");
+    let bot = signed_hook("participant_joined", "EV_B", "hook", "lkrec-other", SECRET);
+    assert_eq!(post_hook(addr, bot).await.1["action"], "ignored: recorder bot");
+    let joined = signed_hook("participant_joined", "EV_1", "hook", "alice", SECRET);
+    let (s, r) = post_hook(addr, joined.clone()).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(post_hook(addr, joined).await.1["action"], "duplicate");
+    let (_, list) = api(addr, Method::GET, "/recordings?room=hook", None, Some("tok")).await;
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    let id = list[0]["id"].as_str().expect("id").to_owned();
+    wait_for(addr, &id, Some("tok"), Duration::from_secs(10), |r| r["status"] == "active").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (s, _) = post_hook(addr, signed_hook("participant_left", "EV_2", "hook", "alice", SECRET)).await;
+    assert_eq!(s, 200);
+    let done = wait_for(addr, &id, Some("tok"), Duration::from_secs(10), |r| r["status"] == "complete").await;
+    let path = PathBuf::from(done["files"][0].as_str().expect("file"));
+    let errors = common::ffmpeg_errors(&path);
+    assert!(errors.is_empty(), "{errors}");
     daemon.shutdown().await;
     sim.stop().await;
 }

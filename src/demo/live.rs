@@ -62,6 +62,7 @@ async fn record(sim: &sim::SimHandle, duration: Duration, dir: PathBuf) -> Resul
         start_timeout: Duration::from_secs(15),
         filename_template: crate::storage::layout::DEFAULT_TEMPLATE.into(),
         api_token: None,
+        auto_record_on_join: false,
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
     let daemon = Daemon::start(cfg, addr)
