@@ -216,7 +216,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 #[cfg(feature = "testing")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_failed_participant_recorder_continues_in_part_two() {
+async fn failed_participant_and_room_actors_continue_in_new_parts() {
     use livekit_recorder::actors::supervisor::SupervisorMsg;
     let sim = start_sim(vec![]).await;
     let body = json!({ "room": "crash", "identity": "alice", "video": "vp8", "audio": "opus" });
@@ -234,6 +234,11 @@ async fn a_failed_participant_recorder_continues_in_part_two() {
     wait_for(addr, &id, None, Duration::from_secs(10), |r| r["files"].as_array().map(Vec::len) == Some(2))
         .await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
+    // the room actor fails as if its connection was lost: it reconnects and resumes in part 3
+    daemon.supervisor().cast(SupervisorMsg::InjectRoomFailure("crash".into())).expect("cast");
+    wait_for(addr, &id, None, Duration::from_secs(10), |r| r["files"].as_array().map(Vec::len) == Some(3))
+        .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let (_, done) =
         api(addr, Method::POST, "/recordings/stop", Some(&format!(r#"{{"id":"{id}"}}"#)), None).await;
     assert_eq!(done["status"], "complete", "{done}");
@@ -244,6 +249,7 @@ async fn a_failed_participant_recorder_continues_in_part_two() {
         .map(|f| PathBuf::from(f.as_str().expect("path")))
         .collect();
     assert!(files[1].to_string_lossy().ends_with("-part2.webm"), "{files:?}");
+    assert!(files.len() == 3 && files[2].to_string_lossy().ends_with("-part3.webm"), "{done}");
     for f in &files {
         let errors = common::ffmpeg_errors(f);
         assert!(errors.is_empty(), "{}: {errors}", f.display());
@@ -255,6 +261,7 @@ async fn a_failed_participant_recorder_continues_in_part_two() {
     let (_, metrics) = api(addr, Method::GET, "/metrics", None, None).await;
     let text = metrics.as_str().expect("text").to_owned();
     assert!(text.contains("recorder_actor_restarts_total{actor=\"participant\"} 1\n"), "{text}");
+    assert!(text.contains("recorder_actor_restarts_total{actor=\"room\"} 1\n"), "{text}");
     daemon.shutdown().await;
     sim.stop().await;
 }

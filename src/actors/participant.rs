@@ -79,6 +79,9 @@ pub enum ParticipantMsg {
         /// Where the final recording goes.
         reply: RpcReplyPort<Result<RecordingInfo, RecorderError>>,
     },
+    /// The room is going away and will be restarted: close the part (the recording stays
+    /// live and continues in a new part under the new room actor), reply, stop.
+    Suspend(RpcReplyPort<()>),
     /// Test hook: fail as if the file could not be written.
     #[cfg(feature = "testing")]
     InjectFailure,
@@ -147,6 +150,12 @@ impl Actor for ParticipantRecorder {
                 st.end(&me, Status::Complete, None)?;
                 let _ =
                     st.args.supervisor.cast(SupervisorMsg::ReplyWith { id: st.args.spec.id.clone(), reply });
+            }
+            ParticipantMsg::Suspend(reply) => {
+                st.close_part()?;
+                st.ended = true;
+                let _ = reply.send(());
+                me.stop(Some("suspended".into()));
             }
             #[cfg(feature = "testing")]
             ParticipantMsg::InjectFailure => return Err("injected failure".into()),

@@ -65,6 +65,9 @@ pub enum RoomMsg {
         /// Recording id.
         id: String,
     },
+    /// Test hook: fail this room actor as if its connection was lost.
+    #[cfg(feature = "testing")]
+    InjectRoomFailure,
 }
 
 struct Rec {
@@ -163,6 +166,11 @@ impl Actor for RoomActor {
                 if let Some(r) = st.recs.values().find(|r| r.spec.id == id) {
                     let _ = r.actor.cast(ParticipantMsg::InjectFailure);
                 }
+            }
+            #[cfg(feature = "testing")]
+            RoomMsg::InjectRoomFailure => {
+                st.suspend_all().await;
+                return Err(RoomError::Disconnected("injected failure".into()).into());
             }
         }
         Ok(())
@@ -284,7 +292,7 @@ impl RoomState {
             RoomEvent::Reconnecting => tracing::info!(room = %self.args.room, "signal reconnecting"),
             RoomEvent::Reconnected => tracing::info!(room = %self.args.room, "signal resumed"),
             RoomEvent::Disconnected { reason } => {
-                self.finalize_all().await;
+                self.suspend_all().await;
                 return Err(RoomError::Disconnected(reason));
             }
         }
@@ -404,6 +412,25 @@ impl RoomState {
         }
     }
 
+    /// Before failing: every recorder closes its part but its recording stays live, so the
+    /// restarted room resumes it in a new part. Then leaves the room.
+    async fn suspend_all(&mut self) {
+        for (_, r) in self.recs.drain() {
+            let _ = r.actor.call(ParticipantMsg::Suspend, Some(Duration::from_secs(5))).await;
+        }
+        self.by_actor.clear();
+        self.leave().await;
+    }
+
+    async fn leave(&mut self) {
+        if let Some(p) = self.pump.take() {
+            p.abort();
+        }
+        if let Some(c) = self.conn.take() {
+            c.close().await;
+        }
+    }
+
     /// Stops every recorder (each finalizes its part in `post_stop`) and leaves the room.
     async fn finalize_all(&mut self) {
         for (_, r) in self.recs.drain() {
@@ -411,11 +438,6 @@ impl RoomState {
             let _ = r.actor.drain_and_wait(Some(Duration::from_secs(5))).await;
         }
         self.by_actor.clear();
-        if let Some(p) = self.pump.take() {
-            p.abort();
-        }
-        if let Some(c) = self.conn.take() {
-            c.close().await;
-        }
+        self.leave().await;
     }
 }

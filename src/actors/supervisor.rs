@@ -85,6 +85,9 @@ pub enum SupervisorMsg {
     /// Test hook: make a recording's participant recorder fail.
     #[cfg(feature = "testing")]
     InjectFailure(String),
+    /// Test hook: make a room actor fail.
+    #[cfg(feature = "testing")]
+    InjectRoomFailure(String),
 }
 
 struct Entry {
@@ -162,6 +165,12 @@ impl Actor for RecorderSupervisor {
             SupervisorMsg::InjectFailure(id) => {
                 if let Some(room) = st.recs.get(&id).and_then(|e| st.rooms.get(&e.spec.room)) {
                     let _ = room.cast(RoomMsg::InjectFailure { id });
+                }
+            }
+            #[cfg(feature = "testing")]
+            SupervisorMsg::InjectRoomFailure(room) => {
+                if let Some(r) = st.rooms.get(&room) {
+                    let _ = r.cast(RoomMsg::InjectRoomFailure);
                 }
             }
         }
