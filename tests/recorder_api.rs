@@ -140,6 +140,7 @@ async fn late_join_records_every_frame_in_sync() {
     let path = PathBuf::from(done["files"][0].as_str().expect("file"));
     assert!(path.starts_with(dir.path().join("late")), "{path:?}");
     assert_eq!(std::fs::metadata(&path).expect("file").len(), done["bytes"].as_u64().expect("bytes"));
+    let _ = std::fs::copy(&path, "/tmp/late_join_last.webm");
     let errors = common::ffmpeg_errors(&path);
     assert!(errors.is_empty(), "{errors}");
     let (_, sent) = call(sim.http_addr(), Method::GET, "/sim/rooms/late/sent", None).await;

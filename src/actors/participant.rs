@@ -27,6 +27,8 @@ use crate::output::RecordingPart;
 use crate::recording::{RecorderError, RecordingInfo, RecordingSpec, Status};
 use crate::storage::layout::{relative_path, NameVars};
 
+/// How long the first part waits for sender reports before it opens without them.
+const SR_WAIT: Duration = Duration::from_secs(4);
 /// Frames kept while the part is not open yet.
 const MAX_BUFFERED: usize = 2048;
 /// How often the session is polled (interleaving window, flushes).
@@ -197,7 +199,7 @@ impl ParticipantState {
         }
         self.first_subscribed.get_or_insert_with(Instant::now);
         match &self.part {
-            None if self.tracks.iter().all(|w| w.subscribed) => self.open_part(),
+            None if self.ready() => self.open_part(),
             Some(_) if self.tracks.iter().any(|w| w.subscribed && w.index.is_none()) => self.rotate(),
             _ => Ok(()),
         }
@@ -205,12 +207,7 @@ impl ParticipantState {
 
     fn on_frame(&mut self, sid: String, frame: ReceivedFrame) -> Result<(), ActorProcessingErr> {
         let Some(part) = self.part.as_mut() else {
-            if self.buffered.len() == MAX_BUFFERED {
-                self.buffered.pop_front();
-                Metrics::add(&self.args.settings.metrics.frames_dropped, 1);
-            }
-            self.buffered.push_back((sid, frame));
-            return Ok(());
+            return self.hold(sid, frame);
         };
         let Some(w) = self.tracks.iter_mut().find(|w| w.sid == sid) else { return Ok(()) };
         let Some(index) = w.index else { return Ok(()) };
@@ -222,9 +219,42 @@ impl ParticipantState {
         Ok(())
     }
 
+    /// Before the part opens: keep the frame (bounded). Frames are dropped until the track has
+    /// two agreeing sender reports (for up to [`SR_WAIT`]), so the file starts on the sender's
+    /// clock instead of re-timing everything when the first (or a bogus) report comes.
+    fn hold(&mut self, sid: String, frame: ReceivedFrame) -> Result<(), ActorProcessingErr> {
+        let waiting = self.first_subscribed.is_some_and(|t| t.elapsed() < SR_WAIT);
+        let part_no = self.part_no;
+        let Some(w) = self.tracks.iter_mut().find(|w| w.sid == sid) else { return Ok(()) };
+        w.seen = true;
+        w.observe_sr(frame.sender_report);
+        // after a restart the connection's reports are long established: one is enough
+        w.synced |= part_no > 1 && frame.sender_report.is_some();
+        if !w.synced && waiting {
+            return Ok(());
+        }
+        if self.buffered.len() == MAX_BUFFERED {
+            self.buffered.pop_front();
+            Metrics::add(&self.args.settings.metrics.frames_dropped, 1);
+        }
+        self.buffered.push_back((sid, frame));
+        if self.ready() {
+            self.open_part()?;
+        }
+        Ok(())
+    }
+
+    /// Every wanted track is subscribed, and every track that sent frames has a sender report.
+    fn ready(&self) -> bool {
+        let subscribed = self.tracks.iter().all(|w| w.subscribed);
+        let synced = self.tracks.iter().filter(|w| w.seen).all(|w| w.synced);
+        subscribed && synced && self.tracks.iter().any(|w| w.synced)
+    }
+
     fn on_tick(&mut self) -> Result<(), ActorProcessingErr> {
         if self.part.is_none() {
-            let waited = self.first_subscribed.is_some_and(|t| t.elapsed() >= self.args.settings.track_grace);
+            let grace = self.args.settings.track_grace.max(SR_WAIT);
+            let waited = self.first_subscribed.is_some_and(|t| t.elapsed() >= grace);
             if waited {
                 self.open_part()?;
             }
