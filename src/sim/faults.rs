@@ -197,6 +197,11 @@ impl Netem {
     }
 }
 
+/// Whether a datagram is (S)RTCP (RFC 5761 demultiplexing: packet type 200..=206).
+pub fn is_rtcp(d: &[u8]) -> bool {
+    d.len() >= 8 && d[0] >> 6 == 2 && (200..=206).contains(&d[1])
+}
+
 /// The SSRC of an (S)RTP packet; `None` for RTCP, STUN, DTLS or garbage.
 pub fn rtp_ssrc(d: &[u8]) -> Option<u32> {
     if d.len() < 12 || d[0] >> 6 != 2 || (200..=206).contains(&d[1]) {
@@ -221,6 +226,7 @@ mod tests {
         let mut sr = rtp(42);
         sr[1] = 200;
         assert_eq!(rtp_ssrc(&sr), None);
+        assert!(is_rtcp(&sr) && !is_rtcp(&rtp(42)));
         assert_eq!(rtp_ssrc(&[0x16, 0xfe, 0xfd]), None);
     }
 

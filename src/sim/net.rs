@@ -101,6 +101,12 @@ pub fn ssrcs_by_mid(sdp: &str) -> HashMap<u32, String> {
     out
 }
 
+/// The RTX (repair) SSRCs of an SDP: the second SSRC of each `a=ssrc-group:FID` line.
+pub fn rtx_ssrcs(sdp: &str) -> Vec<u32> {
+    let fid = sdp.lines().filter_map(|l| l.trim_end().strip_prefix("a=ssrc-group:FID "));
+    fid.filter_map(|g| g.split(' ').nth(1)?.parse().ok()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +125,7 @@ mod tests {
         assert_eq!(m.get(&11).map(String::as_str), Some("ab"));
         assert_eq!(m.get(&23).map(String::as_str), Some("cd"));
         assert_eq!(first_mid(sdp), Some("ab"));
+        assert_eq!(rtx_ssrcs("a=ssrc-group:FID 22 23\r\n"), vec![23]);
     }
 
     #[test]

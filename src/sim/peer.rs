@@ -5,7 +5,10 @@
 //!
 //! Invariants: at most one offer is outstanding (changes that arrive meanwhile are batched into
 //! the next offer, sent after the answer); the first offer always carries the `_reliable` and
-//! `_lossy` data channels; our trickles follow the offer and name its real first mid.
+//! `_lossy` data channels; our trickles follow the offer and name its real first mid; no RTCP
+//! leaves before every new send stream has sent its first RTP packet (str0m would otherwise
+//! send sender reports with RTP time 0 for a stream not yet written to, which breaks a
+//! receiver's NTP <-> RTP mapping; see [`RTCP_HOLD`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,23 +16,31 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use livekit_protocol as proto;
-use str0m::change::{SdpAnswer, SdpPendingOffer};
-use str0m::channel::{ChannelConfig, Reliability};
+use str0m::change::SdpPendingOffer;
 use str0m::format::Codec as WireCodec;
-use str0m::media::{Direction, Frequency, MediaKind as WireKind, MediaTime, Mid};
+use str0m::media::{Frequency, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::faults::{FaultRegistry, Netem, Verdict};
-use super::net::{candidate_from_init_json, candidate_init_json, first_mid, pick_local, ssrcs_by_mid};
+use super::faults::{is_rtcp, rtp_ssrc, FaultRegistry, Netem, Verdict};
+use super::net::{candidate_from_init_json, pick_local};
 use super::publisher::{MediaFrame, PubCmd};
 use super::room::Outbox;
 use crate::media::Codec;
 
+mod negotiate;
+
 /// Queue depth of a peer's frame channel; beyond it frames are dropped (and counted).
 pub const MEDIA_QUEUE: usize = 1024;
+
+/// How long RTCP is held back waiting for a new stream's first RTP packet (a track that stays
+/// silent longer, e.g. muted, gets str0m's RTP-time-0 sender reports after that).
+pub const RTCP_HOLD: Duration = Duration::from_secs(3);
+
+/// Changes are batched for this long before an offer (LiveKit: 10 ms).
+pub const DEBOUNCE: Duration = Duration::from_millis(10);
 
 /// The two inputs of a peer task.
 #[derive(Debug, Clone)]
@@ -104,6 +115,11 @@ struct Peer {
     faults: Arc<FaultRegistry>,
     pts: HashMap<Mid, str0m::format::PayloadParams>,
     last_offer: Option<proto::SessionDescription>,
+    /// Send SSRCs that have not sent RTP yet, with the end of their RTCP hold.
+    silent: HashMap<u32, Instant>,
+    known: std::collections::HashSet<u32>,
+    refused: std::collections::HashSet<Mid>,
+    debounce: Option<Instant>,
 }
 
 /// Binds the peer's UDP socket on `bind` and spawns its task on `rt`.
@@ -168,6 +184,10 @@ impl Peer {
             faults,
             pts: HashMap::new(),
             last_offer: None,
+            silent: HashMap::new(),
+            known: Default::default(),
+            refused: Default::default(),
+            debounce: None,
         }
     }
 
@@ -180,10 +200,9 @@ impl Peer {
                     return self.closed();
                 }
             }
-            if self.pending.is_none() && (self.changed || self.restart) {
-                self.negotiate();
-            }
-            let deadline = self.drain();
+            let due = self.negotiation_due(Instant::now());
+            let polled = self.drain();
+            let deadline = due.map_or(polled, |d| polled.min(d));
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => if !self.handle(cmd) { break },
@@ -198,6 +217,22 @@ impl Peer {
             }
         }
         self.closed();
+    }
+
+    /// Negotiates once [`DEBOUNCE`] has passed since the first unsent change (and no offer
+    /// is outstanding); returns when to check again, if a change is waiting.
+    fn negotiation_due(&mut self, now: Instant) -> Option<Instant> {
+        if self.pending.is_some() || !(self.changed || self.restart) {
+            self.debounce = None;
+            return None;
+        }
+        let due = *self.debounce.get_or_insert(now + DEBOUNCE);
+        if now < due {
+            return Some(due);
+        }
+        self.debounce = None;
+        self.negotiate();
+        None
     }
 
     fn closed(&self) {
@@ -225,112 +260,6 @@ impl Peer {
         true
     }
 
-    /// Resume: restart ICE in the next offer; an offer the client may have lost with its old
-    /// socket is sent again first (it must be answered before the next one).
-    fn ice_restart(&mut self) {
-        self.restart = true;
-        if let (Some(_), Some(offer)) = (&self.pending, &self.last_offer) {
-            self.ctx.outbox.send(proto::signal_response::Message::Offer(offer.clone()));
-        }
-    }
-
-    fn add(&mut self, spec: TrackSpec) {
-        if let Some(s) = self.subs.iter_mut().find(|s| s.spec.track == spec.track) {
-            if !s.active {
-                s.active = true;
-                s.mid = None; // a new m-line: the old one stays inactive
-                self.changed = true;
-            }
-            return;
-        }
-        self.subs.push(Sub { spec, mid: None, active: true });
-        self.changed = true;
-    }
-
-    fn negotiate(&mut self) {
-        let first = self.offer_id == 0;
-        let mut api = self.rtc.sdp_api();
-        if first {
-            api.add_channel("_reliable".into());
-            let lossy = ChannelConfig {
-                label: "_lossy".into(),
-                ordered: false,
-                reliability: Reliability::MaxRetransmits { retransmits: 0 },
-                ..Default::default()
-            };
-            api.add_channel_with_config(lossy);
-        }
-        for s in self.subs.iter_mut() {
-            match (s.active, s.mid) {
-                (true, None) => {
-                    let kind = if s.spec.codec == Codec::Opus { WireKind::Audio } else { WireKind::Video };
-                    let stream = format!("{}|{}", s.spec.participant, s.spec.track);
-                    s.mid = Some(api.add_media(
-                        kind,
-                        Direction::SendOnly,
-                        Some(stream),
-                        Some(s.spec.track.clone()),
-                        None,
-                    ));
-                }
-                (false, Some(mid)) => api.set_direction(mid, Direction::Inactive),
-                _ => {}
-            }
-        }
-        if self.restart {
-            api.ice_restart(true);
-        }
-        let restarted = std::mem::take(&mut self.restart);
-        self.changed = false;
-        let Some((offer, pending)) = api.apply() else { return };
-        self.pending = Some(pending);
-        self.offer_id += 1;
-        self.send_offer(offer.to_sdp_string(), first || restarted);
-    }
-
-    fn send_offer(&mut self, sdp: String, trickle: bool) {
-        let mid_to_track_id: HashMap<String, String> = self
-            .subs
-            .iter()
-            .filter(|s| s.active)
-            .filter_map(|s| Some((s.mid?.to_string(), s.spec.track.clone())))
-            .collect();
-        let by_mid: HashMap<String, String> =
-            self.subs.iter().filter_map(|s| Some((s.mid?.to_string(), s.spec.track.clone()))).collect();
-        let ssrcs = ssrcs_by_mid(&sdp)
-            .into_iter()
-            .filter_map(|(ssrc, mid)| Some((ssrc, by_mid.get(&mid)?.clone())))
-            .collect();
-        self.netem.set_ssrcs(ssrcs);
-        let mid0 = first_mid(&sdp).unwrap_or("0").to_owned();
-        let offer =
-            proto::SessionDescription { r#type: "offer".into(), sdp, id: self.offer_id, mid_to_track_id };
-        self.ctx.outbox.send(proto::signal_response::Message::Offer(offer));
-        if trickle {
-            for c in &self.cands {
-                let t = proto::TrickleRequest {
-                    candidate_init: candidate_init_json(c, &mid0),
-                    target: proto::SignalTarget::Subscriber as i32,
-                    r#final: false,
-                };
-                self.ctx.outbox.send(proto::signal_response::Message::Trickle(t));
-            }
-        }
-    }
-
-    fn answer(&mut self, sdp: &str) {
-        let Some(pending) = self.pending.take() else {
-            return tracing::warn!(participant = %self.ctx.sid, "answer without an outstanding offer");
-        };
-        let result = SdpAnswer::from_sdp_string(sdp)
-            .map_err(|e| e.to_string())
-            .and_then(|a| self.rtc.sdp_api().accept_answer(pending, a).map_err(|e| e.to_string()));
-        if let Err(e) = result {
-            tracing::warn!(participant = %self.ctx.sid, "failed to apply the answer: {e}");
-        }
-        self.pts.clear();
-    }
-
     fn write(&mut self, f: MediaFrame) {
         if !self.connected {
             return;
@@ -342,7 +271,13 @@ impl Peer {
             Some(p) => *p,
             None => match writer.payload_params().find(|p| p.spec().codec == wire_codec(codec)) {
                 Some(p) => *self.pts.entry(mid).or_insert(*p),
-                None => return,
+                None => {
+                    // The answer left out the publisher's codec: say so once per m-line.
+                    if self.refused.insert(mid) {
+                        tracing::warn!(participant = %self.ctx.sid, %mid, %codec, "subscriber declined the publisher's codec: no media on this m-line");
+                    }
+                    return;
+                }
             },
         };
         let freq = if codec == Codec::Opus { Frequency::FORTY_EIGHT_KHZ } else { Frequency::NINETY_KHZ };
@@ -389,7 +324,20 @@ impl Peer {
         }
     }
 
+    /// Whether RTCP must wait: a new send stream has not sent its first RTP packet yet.
+    fn hold_rtcp(&mut self, now: Instant) -> bool {
+        self.silent.retain(|_, until| *until > now);
+        !self.silent.is_empty()
+    }
+
     fn transmit(&mut self, to: SocketAddr, data: &[u8]) {
+        match rtp_ssrc(data) {
+            Some(ssrc) => {
+                self.silent.remove(&ssrc);
+            }
+            None if is_rtcp(data) && self.hold_rtcp(Instant::now()) => return,
+            None => {}
+        }
         match self.netem.filter(&self.faults, Instant::now(), to, data) {
             Verdict::Send(dup) => {
                 let _ = self.sock.try_send_to(data, to);

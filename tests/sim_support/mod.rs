@@ -53,13 +53,18 @@ pub fn user_token(room: &str, identity: &str) -> String {
 
 /// Starts a simulator on loopback with these webhook URLs.
 pub async fn start_sim(webhooks: Vec<String>) -> livekit_recorder::sim::SimHandle {
-    for v in ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"] {
-        // SAFETY-free in edition 2021: tests set this before any thread reads the environment.
-        std::env::remove_var(v);
-    }
+    // livekit-net's WebSocket connector honours HTTP_PROXY without NO_PROXY (pitfall P5):
+    // drop proxy settings once, and only when present, before any client reads them.
+    static NO_PROXY: std::sync::Once = std::sync::Once::new();
+    NO_PROXY.call_once(|| {
+        for v in ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"] {
+            if std::env::var_os(v).is_some() {
+                std::env::remove_var(v);
+            }
+        }
+    });
     let mut cfg = livekit_recorder::sim::SimConfig::new(KEY, SECRET);
     cfg.webhook_urls = webhooks;
-    cfg.advertise_ips = vec![std::net::Ipv4Addr::LOCALHOST.into()];
     livekit_recorder::sim::start(cfg).await.expect("start sim")
 }
 
