@@ -140,7 +140,6 @@ async fn late_join_records_every_frame_in_sync() {
     let path = PathBuf::from(done["files"][0].as_str().expect("file"));
     assert!(path.starts_with(dir.path().join("late")), "{path:?}");
     assert_eq!(std::fs::metadata(&path).expect("file").len(), done["bytes"].as_u64().expect("bytes"));
-    let _ = std::fs::copy(&path, "/tmp/late_join_last.webm");
     let errors = common::ffmpeg_errors(&path);
     assert!(errors.is_empty(), "{errors}");
     let (_, sent) = call(sim.http_addr(), Method::GET, "/sim/rooms/late/sent", None).await;
@@ -337,6 +336,14 @@ async fn signed_webhooks_start_and_stop_recordings() {
     let path = PathBuf::from(done["files"][0].as_str().expect("file"));
     let errors = common::ffmpeg_errors(&path);
     assert!(errors.is_empty(), "{errors}");
+    // a new join starts a new recording; room_finished stops everything in the room
+    let (_, r) = post_hook(addr, signed_hook("participant_joined", "EV_3", "hook", "alice", SECRET)).await;
+    let id2 = r["action"].as_str().and_then(|a| a.strip_prefix("recording ")).expect("started").to_owned();
+    assert_ne!(id2, id);
+    wait_for(addr, &id2, Some("tok"), Duration::from_secs(10), |r| r["status"] == "active").await;
+    let (_, r) = post_hook(addr, signed_hook("room_finished", "EV_4", "hook", "", SECRET)).await;
+    assert_eq!(r["action"], "stopping 1");
+    wait_for(addr, &id2, Some("tok"), Duration::from_secs(10), |r| r["status"] == "complete").await;
     daemon.shutdown().await;
     sim.stop().await;
 }
