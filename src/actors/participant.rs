@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
+mod progress;
+
 use super::room::RoomMsg;
 use super::supervisor::SupervisorMsg;
 use super::track_writer::TrackWriter;
-use super::{Progress, RecorderSettings};
+use super::RecorderSettings;
 use crate::livekit::{ReceivedFrame, TrackSnapshot};
 use crate::media::mux::ContainerKind;
 use crate::media::session::SessionConfig;
@@ -385,37 +387,5 @@ impl ParticipantState {
 
     fn now_ns(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
-    }
-
-    fn progress(&self, status: Option<Status>, file: Option<std::path::PathBuf>) -> Progress {
-        let (bytes, duration_s) = match &self.part {
-            Some(p) => (p.len(), p.last_written_ns().unwrap_or(0) as f64 / 1e9),
-            None => (self.reported_bytes, 0.0),
-        };
-        Progress {
-            id: self.args.spec.id.clone(),
-            part: self.part_no,
-            status,
-            tracks: self.tracks.iter().filter(|w| w.subscribed).map(TrackWriter::info).collect(),
-            file,
-            bytes,
-            duration_s,
-            error: None,
-        }
-    }
-
-    fn report(&mut self, status: Option<Status>, file: Option<std::path::PathBuf>) {
-        let p = self.progress(status, file);
-        let delta = p.bytes.saturating_sub(self.reported_bytes);
-        Metrics::add(&self.metrics().bytes_written, delta);
-        self.reported_bytes = self.reported_bytes.max(p.bytes);
-        let _ = self.args.supervisor.cast(SupervisorMsg::Progress(p));
-    }
-
-    fn report_final(&mut self, path: std::path::PathBuf, duration_ns: u64) {
-        let mut p = self.progress(None, Some(path));
-        p.duration_s = duration_ns as f64 / 1e9;
-        p.bytes = self.reported_bytes;
-        let _ = self.args.supervisor.cast(SupervisorMsg::Progress(p));
     }
 }

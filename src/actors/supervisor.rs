@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
+mod hooks;
+
 use super::room::{RoomActor, RoomArgs, RoomMsg};
 use super::{Progress, RecorderSettings};
-use crate::http::webhooks::{Hook, HookKind, SeenIds};
-use crate::livekit;
+use crate::http::webhooks::{Hook, SeenIds};
 use crate::metrics::Metrics;
 use crate::recording::{self, Profile, RecorderError, RecordingInfo, RecordingSpec, Status};
 use crate::supervision::{RestartBudget, Verdict};
@@ -380,47 +381,6 @@ impl SupervisorState {
             };
             self.on_progress(p);
         }
-    }
-
-    /// Acts on a webhook: joined starts (if enabled), left stops, room finished stops all.
-    /// Our own bots and repeated event ids are ignored.
-    async fn on_hook(&mut self, me: &ActorRef<SupervisorMsg>, hook: Hook) -> String {
-        if !hook.id.is_empty() && !self.seen_hooks.insert(&hook.id) {
-            return "duplicate".into();
-        }
-        let targets = match hook.kind {
-            HookKind::Joined { identity, .. } | HookKind::Left { identity, .. }
-                if livekit::is_recorder_identity(&identity) =>
-            {
-                return "ignored: recorder bot".into()
-            }
-            HookKind::Joined { room, identity } => {
-                if !self.settings.auto_record_on_join {
-                    return "ignored: AUTO_RECORD_ON_JOIN is off".into();
-                }
-                let template = self.settings.filename_template.clone();
-                let req = StartRequest { room, identity, profile: Profile::Av, template };
-                return match self.start(me, req).await {
-                    Ok((info, _)) => format!("recording {}", info.id),
-                    Err(e) => format!("start failed: {e}"),
-                };
-            }
-            HookKind::Left { room, identity } => vec![StopTarget::Participant { room, identity }],
-            HookKind::RoomFinished { room } => self
-                .recs
-                .values()
-                .filter(|e| e.spec.room == room && e.info.status.is_live())
-                .map(|e| StopTarget::Id(e.info.id.clone()))
-                .collect(),
-            HookKind::Other(event) => return format!("ignored: {event}"),
-        };
-        let n = targets.len();
-        for t in targets {
-            // nobody waits for this reply: the webhook is acknowledged at once
-            let (tx, _rx) = ractor::concurrency::oneshot();
-            self.stop(t, tx.into());
-        }
-        format!("stopping {n}")
     }
 
     async fn shutdown(&mut self, reply: RpcReplyPort<()>) {
