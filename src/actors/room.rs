@@ -37,6 +37,8 @@ pub struct RoomArgs {
     pub supervisor: ActorRef<SupervisorMsg>,
     /// Recordings to resume after a restart, with the part number to continue in.
     pub resume: Vec<(RecordingSpec, u32)>,
+    /// Wait this long before connecting (backoff after failures).
+    pub delay: Duration,
 }
 
 /// Messages of a room actor.
@@ -139,6 +141,7 @@ impl Actor for RoomActor {
         me: ActorRef<Self::Msg>,
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        tokio::time::sleep(st.args.delay).await;
         st.connect(&me).await?;
         for (spec, part) in std::mem::take(&mut st.args.resume) {
             st.record(&me, spec, part).await?;

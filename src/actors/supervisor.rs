@@ -244,11 +244,15 @@ impl SupervisorState {
         if let Some(r) = self.rooms.get(room) {
             return Ok(r.clone());
         }
+        // back off before reconnecting: 0.5 s per restart already in the budget's window
+        let restarts = self.budgets.get(room).map_or(0, |b| b.recent()) as u32;
+        let delay = if resume.is_empty() { Duration::ZERO } else { Duration::from_millis(500) * restarts };
         let args = RoomArgs {
             room: room.to_owned(),
             settings: self.settings.clone(),
             supervisor: me.clone(),
             resume,
+            delay,
         };
         let (actor, _) = Actor::spawn_linked(None, RoomActor, args, me.get_cell())
             .await
@@ -317,7 +321,7 @@ impl SupervisorState {
         }
         e.info.files = e.parts.values().map(|v| v.0.clone()).collect();
         e.info.bytes = e.parts.values().map(|v| v.1).sum();
-        e.info.duration_s = e.parts.values().map(|v| v.2).sum();
+        e.info.duration_s = e.parts.values().fold(0.0, |a, v| a + v.2);
         if let Some(s) = p.status {
             // a late `active` must not undo a stop in progress
             if !(s == Status::Active && e.info.status == Status::Finalizing) {
