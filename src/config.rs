@@ -2,6 +2,10 @@
 //! value fails fast with an error that names the variable.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default `START_TIMEOUT`.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Default HTTP port (`APP_PORT`).
 pub const DEFAULT_PORT: u16 = 8080;
@@ -28,6 +32,30 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Where recordings are written (`RECORDINGS_DIR`, default `./recordings`).
     pub recordings_dir: PathBuf,
+    /// LiveKit server URL (`LIVEKIT_URL`, `ws(s)://` or `http(s)://`); required by `serve`.
+    pub livekit_url: Option<String>,
+    /// `LIVEKIT_API_KEY`; required by `serve`.
+    pub api_key: Option<String>,
+    /// `LIVEKIT_API_SECRET`; required by `serve`.
+    pub api_secret: Option<Secret>,
+    /// `API_TOKEN`: when set, `/recordings/*` need `Authorization: Bearer <token>`.
+    pub api_token: Option<Secret>,
+    /// How long a start waits for the participant (`START_TIMEOUT`, humantime, default 30s).
+    pub start_timeout: Duration,
+    /// File name template (`FILENAME_TEMPLATE`).
+    pub filename_template: String,
+    /// Start recording on `participant_joined` webhooks (`AUTO_RECORD_ON_JOIN`, default true).
+    pub auto_record_on_join: bool,
+}
+
+/// A secret whose `Debug` prints `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 /// A setting with a value we cannot use.
@@ -73,7 +101,45 @@ impl Config {
             Some(v) if v.trim().is_empty() => return Err(bad("RECORDINGS_DIR", v, "must not be empty")),
             Some(v) => PathBuf::from(v),
         };
-        Ok(Config { app_port, log_level, log_format, recordings_dir })
+        let nonempty = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let livekit_url = nonempty("LIVEKIT_URL");
+        if let Some(u) = &livekit_url {
+            if !["ws://", "wss://", "http://", "https://"].iter().any(|p| u.starts_with(p)) {
+                return Err(bad(
+                    "LIVEKIT_URL",
+                    u.clone(),
+                    "expected a ws://, wss://, http:// or https:// URL",
+                ));
+            }
+        }
+        let start_timeout = match nonempty("START_TIMEOUT") {
+            None => DEFAULT_START_TIMEOUT,
+            Some(v) => match humantime::parse_duration(&v) {
+                Ok(d) if !d.is_zero() => d,
+                _ => return Err(bad("START_TIMEOUT", v, "expected a positive duration such as 30s or 2m")),
+            },
+        };
+        let filename_template =
+            nonempty("FILENAME_TEMPLATE").unwrap_or_else(|| crate::storage::layout::DEFAULT_TEMPLATE.into());
+        let auto_record_on_join =
+            match nonempty("AUTO_RECORD_ON_JOIN").map(|v| v.to_ascii_lowercase()).as_deref() {
+                None | Some("true" | "1" | "yes") => true,
+                Some("false" | "0" | "no") => false,
+                Some(v) => return Err(bad("AUTO_RECORD_ON_JOIN", v.to_owned(), "expected true or false")),
+            };
+        Ok(Config {
+            auto_record_on_join,
+            app_port,
+            log_level,
+            log_format,
+            recordings_dir,
+            livekit_url,
+            api_key: nonempty("LIVEKIT_API_KEY"),
+            api_secret: nonempty("LIVEKIT_API_SECRET").map(Secret),
+            api_token: nonempty("API_TOKEN").map(Secret),
+            start_timeout,
+            filename_template,
+        })
     }
 }
 
@@ -103,6 +169,10 @@ mod tests {
         assert_eq!(load(&[("LOG_FORMAT", "xml")]).unwrap_err().name, "LOG_FORMAT");
         assert_eq!(load(&[("LOG_LEVEL", "info,,=[")]).unwrap_err().name, "LOG_LEVEL");
         assert_eq!(load(&[("RECORDINGS_DIR", " ")]).unwrap_err().name, "RECORDINGS_DIR");
+        assert_eq!(load(&[("START_TIMEOUT", "soon")]).unwrap_err().name, "START_TIMEOUT");
+        assert_eq!(load(&[("AUTO_RECORD_ON_JOIN", "maybe")]).unwrap_err().name, "AUTO_RECORD_ON_JOIN");
+        assert_eq!(load(&[("START_TIMEOUT", "0s")]).unwrap_err().name, "START_TIMEOUT");
+        assert_eq!(load(&[("LIVEKIT_URL", "localhost:7880")]).unwrap_err().name, "LIVEKIT_URL");
     }
 
     #[test]
@@ -110,5 +180,10 @@ mod tests {
         let c = load(&[("APP_PORT", "9000"), ("LOG_FORMAT", "json"), ("RECORDINGS_DIR", "/data")]).unwrap();
         assert_eq!((c.app_port, c.log_format), (9000, LogFormat::Json));
         assert_eq!(c.recordings_dir, PathBuf::from("/data"));
+        let c = load(&[("START_TIMEOUT", "1m 5s"), ("LIVEKIT_API_SECRET", "s3cret"), ("API_TOKEN", "t")])
+            .unwrap();
+        assert_eq!(c.start_timeout, Duration::from_secs(65));
+        assert!(!format!("{c:?}").contains("s3cret"), "secrets are redacted in Debug");
+        assert_eq!(c.filename_template, "{room_name}/{publisher_identity}-{time}");
     }
 }

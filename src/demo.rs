@@ -1,9 +1,12 @@
-//! `livekit-recorder demo`: one synthetic VP8 + Opus publisher (audio starting 700 ms after
-//! video) recorded into one WebM file through the media core, with simulated network delays and
-//! sender reports that start half a second in, as over a real connection.
+//! `livekit-recorder demo --offline`: one synthetic VP8 + Opus publisher (audio starting
+//! 700 ms after video) recorded into one WebM file through the media core, with simulated
+//! network delays and sender reports that start half a second in, as over a real connection.
 //!
-//! Until the recorder daemon lands, this exercises the whole media path offline: timeline,
-//! keyframe gate, interleaving, container, crash-tolerant flushing and the clean close.
+//! This exercises the whole media path offline: timeline, keyframe gate, interleaving,
+//! container, crash-tolerant flushing and the clean close. The main job, `demo` without
+//! `--offline`, is in [`live`]: the simulator plus the recorder daemon over real WebRTC.
+
+pub mod live;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

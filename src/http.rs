@@ -1,21 +1,68 @@
-//! The HTTP surface. For now: liveness (`GET /health-check`), used by the Docker
-//! `HEALTHCHECK` through `livekit-recorder healthcheck`.
+//! The HTTP surface (actix-web): liveness (`GET /health-check`), the REST API under
+//! `/recordings` (see [`routes`]), and `GET /metrics`. Handlers only send messages to the
+//! [`RecorderSupervisor`](crate::actors::supervisor::RecorderSupervisor); every error becomes
+//! `{"error": "..."}` with its status code in [`error`].
+
+pub mod error;
+pub mod routes;
+pub mod webhooks;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use actix_web::{get, App, HttpResponse, HttpServer};
+use actix_web::{get, web, App, HttpResponse, HttpServer};
+use ractor::ActorRef;
+
+use crate::actors::supervisor::SupervisorMsg;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The root actor.
+    pub supervisor: ActorRef<SupervisorMsg>,
+    /// `API_TOKEN`, when set (never logged).
+    pub api_token: Option<String>,
+    /// Default `FILENAME_TEMPLATE`.
+    pub filename_template: String,
+    /// Verifies LiveKit webhooks.
+    pub webhooks: livekit_api::webhooks::WebhookReceiver,
+}
 
 #[get("/health-check")]
 async fn health_check() -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(r#"{"status":"ok"}"#)
 }
 
-/// Serves until the process is stopped.
-pub async fn serve(port: u16) -> std::io::Result<()> {
-    tracing::info!(port, "listening");
-    HttpServer::new(|| App::new().service(health_check)).bind(("0.0.0.0", port))?.run().await
+/// Binds `addr` and starts serving on the current runtime (actix signal handling off: the
+/// caller owns shutdown). Returns the bound address and the server handle.
+pub fn start(
+    state: AppState,
+    addr: SocketAddr,
+) -> std::io::Result<(SocketAddr, actix_web::dev::ServerHandle)> {
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(web::QueryConfig::default().error_handler(routes::query_error))
+            .app_data(web::PayloadConfig::new(1 << 20))
+            .service(health_check)
+            .route("/metrics", web::get().to(routes::metrics))
+            .route("/recordings", web::get().to(routes::list))
+            .route("/recordings/start", web::post().to(routes::start))
+            .route("/recordings/stop", web::post().to(routes::stop))
+            .route("/recordings/webhooks", web::post().to(webhooks::receive))
+            .route("/recordings/{id}", web::get().to(routes::get))
+            .default_service(web::to(routes::not_found))
+    })
+    .workers(2)
+    .disable_signals()
+    .bind(addr)?;
+    let bound = server.addrs().first().copied().unwrap_or(addr);
+    let running = server.run();
+    let handle = running.handle();
+    tokio::spawn(running);
+    Ok((bound, handle))
 }
 
 /// A dependency-free probe for container health checks: GET /health-check on loopback, true

@@ -8,16 +8,28 @@
 //! - [`demo`]: the offline demo.
 //! - [`sim`]: the LiveKit-compatible simulator (signalling, WebRTC media, Twirp, webhooks).
 //! - [`livekit`]: the subscribe-only LiveKit client (livekit-signaling + str0m).
+//! - [`actors`]: the recorder's actor tree (supervisor -> room -> participant recorder).
+//! - [`supervision`]: restart budgets (OTP intensity), pure.
+//! - [`recording`]: the recording as the API shows it, and the daemon's errors.
+//! - [`storage`]: file layout (names from the template, sanitized).
+//! - [`daemon`]: starting and stopping the actor tree and the HTTP server.
+//! - [`metrics`]: counters for `GET /metrics`.
 //! - [`config`], [`telemetry`], [`http`]: the daemon's settings, logging and HTTP surface.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, clippy::mod_module_files)]
 
+pub mod actors;
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod http;
 pub mod livekit;
 pub mod media;
+pub mod metrics;
 pub mod output;
+pub mod recording;
 pub mod sim;
+pub mod storage;
+pub mod supervision;
 pub mod synth;
 pub mod telemetry;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
+use livekit_recorder::daemon::{Daemon, DaemonConfig};
 use livekit_recorder::{config::Config, demo, http, sim, telemetry};
 
 #[derive(Parser)]
@@ -21,8 +22,12 @@ struct Cli {
 enum Command {
     /// Run the daemon (settings from the environment, see README).
     Serve,
-    /// Record a synthetic VP8 + Opus publisher into a WebM file and print where it is.
+    /// Start the simulator with a synthetic VP8 + Opus participant and the recorder against
+    /// it, record through the REST API, print the file and the recording JSON.
     Demo {
+        /// Run the older offline, media-only demo (no WebRTC).
+        #[arg(long)]
+        offline: bool,
         /// How long to record (humantime: 10s, 1m30s).
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         duration: Duration,
@@ -74,7 +79,8 @@ fn main() -> ExitCode {
     telemetry::init(&config.log_level, config.log_format);
     match cli.command {
         Command::Serve => serve(&config),
-        Command::Demo { duration, out } => run_demo(duration, out),
+        Command::Demo { offline: true, duration, out } => run_demo(duration, out),
+        Command::Demo { offline: false, duration, out } => run_live_demo(duration, out),
         Command::Sim(args) => run_sim(args),
         Command::Healthcheck => match http::probe(config.app_port, Duration::from_secs(3)) {
             true => ExitCode::SUCCESS,
@@ -84,6 +90,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(config: &Config) -> ExitCode {
+    let Some(cfg) = daemon_config(config) else { return ExitCode::from(2) };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -91,10 +98,82 @@ fn serve(config: &Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(http::serve(config.app_port)) {
-        Ok(()) => ExitCode::SUCCESS,
+    let addr = std::net::SocketAddr::from(([0, 0, 0, 0], config.app_port));
+    rt.block_on(async move {
+        let daemon = match Daemon::start(cfg, addr).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(port = addr.port(), "failed to start: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        wait_for_signal().await;
+        tracing::info!("stopping: finalizing active recordings");
+        daemon.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// The daemon settings, or a message naming the missing variable.
+fn daemon_config(config: &Config) -> Option<DaemonConfig> {
+    let missing = |name: &str| eprintln!("livekit-recorder: {name} must be set for `serve`");
+    let (Some(url), Some(key), Some(secret)) = (&config.livekit_url, &config.api_key, &config.api_secret)
+    else {
+        for (name, set) in [
+            ("LIVEKIT_URL", config.livekit_url.is_some()),
+            ("LIVEKIT_API_KEY", config.api_key.is_some()),
+            ("LIVEKIT_API_SECRET", config.api_secret.is_some()),
+        ] {
+            if !set {
+                missing(name);
+            }
+        }
+        return None;
+    };
+    Some(DaemonConfig {
+        livekit_url: url.clone(),
+        api_key: key.clone(),
+        api_secret: secret.0.clone(),
+        recordings_dir: config.recordings_dir.clone(),
+        start_timeout: config.start_timeout,
+        filename_template: config.filename_template.clone(),
+        api_token: config.api_token.as_ref().map(|t| t.0.clone()),
+        auto_record_on_join: config.auto_record_on_join,
+    })
+}
+
+/// SIGTERM or SIGINT.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn run_live_demo(duration: Duration, dir: PathBuf) -> ExitCode {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
         Err(e) => {
-            tracing::error!(port = config.app_port, "failed to serve HTTP: {e}");
+            eprintln!("demo failed: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(demo::live::run(duration, dir)) {
+        Ok(report) => {
+            println!("recorded {}", report.path.display());
+            println!("{}", serde_json::to_string_pretty(&report.recording).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("demo failed: {e}");
             ExitCode::FAILURE
         }
     }

@@ -30,3 +30,20 @@ fn demo_records_a_lip_synced_webm() {
     assert_eq!(report.stats.dropped_before_keyframe, 0);
     assert_in_sync(&report.path, 1.0, 3);
 }
+
+/// `livekit-recorder demo` (the main job): simulator + daemon in-process, REST over real HTTP,
+/// a complete recording whose file decodes cleanly and is in sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn live_demo_records_through_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = livekit_recorder::demo::live::run(Duration::from_secs(4), dir.path().to_path_buf())
+        .await
+        .expect("live demo runs");
+    assert_eq!(report.recording["status"], "complete", "{}", report.recording);
+    assert!(report.path.starts_with(dir.path().join("demo")), "{:?}", report.path);
+    let errors = ffmpeg_errors(&report.path);
+    assert!(errors.is_empty(), "{errors}");
+    let codecs: Vec<String> = ffprobe(&report.path).streams.iter().map(|s| s.codec_name.clone()).collect();
+    assert_eq!(codecs, ["vp8", "opus"]);
+    assert_in_sync(&report.path, 1.0, 1);
+}

@@ -1,0 +1,80 @@
+//! The recorder's actor tree (ractor). Only messages pass between actors; HTTP handlers reach
+//! them through [`supervisor::SupervisorMsg`] with `call_t!` and a timeout.
+//!
+//! ```text
+//! RecorderSupervisor   one_for_one over rooms, 3 restarts / 60 s per room; over budget, that
+//! │                    room's recordings fail (other rooms are never touched)
+//! └─ RoomActor ×N      owns one RoomConnection; one_for_one over participants, 5 / 60 s
+//!    └─ ParticipantRecorder ×M   owns the RecordingPart (one file, audio + video);
+//!                                restart = a NEW part file (-part2, ...)
+//!       └─ TrackWriter ×K        per-track bookkeeping inside the participant (not an actor,
+//!                                see track_writer.rs)
+//! ```
+
+pub mod participant;
+pub mod room;
+pub mod supervisor;
+pub mod track_writer;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::metrics::Metrics;
+
+/// What every actor of the tree needs to know (read-only).
+#[derive(Clone)]
+pub struct RecorderSettings {
+    /// LiveKit server URL (`ws://...`).
+    pub livekit_url: String,
+    /// LiveKit API key.
+    pub api_key: String,
+    /// LiveKit API secret (never logged).
+    pub api_secret: String,
+    /// Where recordings are written.
+    pub recordings_dir: PathBuf,
+    /// How long a start waits for the participant to join and publish.
+    pub start_timeout: Duration,
+    /// How long a participant recorder waits for all published tracks before it opens the
+    /// file with the tracks it has.
+    pub track_grace: Duration,
+    /// Start recording on a `participant_joined` webhook.
+    pub auto_record_on_join: bool,
+    /// Default file name template (webhook-started recordings).
+    pub filename_template: String,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for RecorderSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecorderSettings")
+            .field("livekit_url", &self.livekit_url)
+            .field("api_key", &self.api_key)
+            .field("api_secret", &"***")
+            .field("recordings_dir", &self.recordings_dir)
+            .field("start_timeout", &self.start_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Progress of one recording, from its participant recorder to the supervisor's table.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// Recording id.
+    pub id: String,
+    /// Part number (1, 2, ...).
+    pub part: u32,
+    /// New status, if it changed.
+    pub status: Option<crate::recording::Status>,
+    /// Tracks in the current part.
+    pub tracks: Vec<crate::recording::TrackInfo>,
+    /// The part's file, once opened.
+    pub file: Option<PathBuf>,
+    /// Bytes in the part's file.
+    pub bytes: u64,
+    /// Media time written to the part, seconds.
+    pub duration_s: f64,
+    /// Why it failed.
+    pub error: Option<String>,
+}

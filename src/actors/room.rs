@@ -1,0 +1,365 @@
+//! `RoomActor`: one per room with recordings. Owns the room's [`RoomConnection`] (hidden,
+//! subscribe-only bot), turns its events into messages for the participant recorders, and
+//! supervises them (one_for_one, 5 restarts / 60 s; a restart continues in a new part file;
+//! over budget, that recording fails and the room carries on). Parent: the supervisor.
+//!
+//! ParticipantsChanged is the source of truth: when a requested participant is present, the
+//! room subscribes to exactly its tracks in the recording's profile (selective: several
+//! recorders can share a room); tracks published later are subscribed as they appear; a
+//! participant who leaves ends its recording. The room leaves LiveKit when its last recording
+//! ends. A lost connection fails the actor after its recorders have finalized their parts; the
+//! supervisor then starts a new room actor that reconnects and resumes them in new parts.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use tokio::task::JoinHandle;
+
+mod children;
+
+use super::participant::{ParticipantArgs, ParticipantMsg, ParticipantRecorder};
+use super::supervisor::SupervisorMsg;
+use super::RecorderSettings;
+use crate::livekit::{self, ParticipantSnapshot, ParticipantState, RoomConnection, RoomEvent};
+use crate::recording::{RecorderError, RecordingInfo, RecordingSpec};
+use crate::supervision::RestartBudget;
+
+/// Arguments of a room actor.
+#[derive(Debug)]
+pub struct RoomArgs {
+    /// Room name.
+    pub room: String,
+    /// Daemon settings.
+    pub settings: Arc<RecorderSettings>,
+    /// The supervisor (progress goes there).
+    pub supervisor: ActorRef<SupervisorMsg>,
+    /// Recordings to resume after a restart, with the part number to continue in.
+    pub resume: Vec<(RecordingSpec, u32)>,
+    /// Wait this long before connecting (backoff after failures).
+    pub delay: Duration,
+}
+
+/// Messages of a room actor.
+#[derive(Debug)]
+pub enum RoomMsg {
+    /// Record a participant of this room.
+    Record(RecordingSpec),
+    /// Stop a recording; the participant recorder replies once the file is final.
+    Stop {
+        /// Recording id.
+        id: String,
+        /// Where the final recording goes.
+        reply: RpcReplyPort<Result<RecordingInfo, RecorderError>>,
+    },
+    /// Ask the publisher of this track for a keyframe.
+    RequestKeyframe {
+        /// Track sid.
+        track_sid: String,
+    },
+    /// Something happened on the connection.
+    Event(RoomEvent),
+    /// Finalize every recording, leave the room, reply, stop.
+    Shutdown(RpcReplyPort<()>),
+    /// Test hook: make a participant recorder fail.
+    #[cfg(feature = "testing")]
+    InjectFailure {
+        /// Recording id.
+        id: String,
+    },
+    /// Test hook: fail this room actor as if its connection was lost.
+    #[cfg(feature = "testing")]
+    InjectRoomFailure,
+}
+
+struct Rec {
+    spec: RecordingSpec,
+    part: u32,
+    actor: ActorRef<ParticipantMsg>,
+}
+
+/// State of a room actor.
+pub struct RoomState {
+    args: RoomArgs,
+    conn: Option<RoomConnection>,
+    pump: Option<JoinHandle<()>>,
+    /// Participants by sid.
+    participants: HashMap<String, ParticipantSnapshot>,
+    /// Recordings by identity.
+    recs: HashMap<String, Rec>,
+    by_actor: HashMap<ActorId, String>,
+    /// Negotiated tracks: sid -> (participant sid, codec).
+    subscribed: HashMap<String, (String, Option<crate::media::Codec>)>,
+    requested: HashSet<String>,
+    budget: RestartBudget,
+}
+
+/// The room actor.
+pub struct RoomActor;
+
+/// A room's connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RoomError {
+    /// Connecting failed.
+    #[error("connect to LiveKit: {0}")]
+    Connect(#[from] livekit::LiveKitError),
+    /// The token could not be signed.
+    #[error("sign the recorder token: {0}")]
+    Token(String),
+    /// The connection ended.
+    #[error("LiveKit connection lost: {0}")]
+    Disconnected(String),
+}
+
+impl Actor for RoomActor {
+    type Msg = RoomMsg;
+    type State = RoomState;
+    type Arguments = RoomArgs;
+
+    async fn pre_start(
+        &self,
+        _me: ActorRef<Self::Msg>,
+        args: RoomArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(RoomState {
+            args,
+            conn: None,
+            pump: None,
+            participants: HashMap::new(),
+            recs: HashMap::new(),
+            by_actor: HashMap::new(),
+            subscribed: HashMap::new(),
+            requested: HashSet::new(),
+            budget: RestartBudget::new(5, Duration::from_secs(60)),
+        })
+    }
+
+    // Joining is fallible and slow: done here so that a failure is supervised.
+    async fn post_start(
+        &self,
+        me: ActorRef<Self::Msg>,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        tokio::time::sleep(st.args.delay).await;
+        st.connect(&me).await?;
+        for (spec, part) in std::mem::take(&mut st.args.resume) {
+            st.record(&me, spec, part).await?;
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RoomMsg::Record(spec) => st.record(&me, spec, 1).await?,
+            RoomMsg::Stop { id, reply } => st.stop_recording(&id, reply),
+            RoomMsg::RequestKeyframe { track_sid } => st.request_keyframe(&track_sid).await,
+            RoomMsg::Event(e) => st.on_event(e).await?,
+            RoomMsg::Shutdown(reply) => {
+                st.finalize_all().await;
+                let _ = reply.send(());
+                me.stop(Some("shutdown".into()));
+            }
+            #[cfg(feature = "testing")]
+            RoomMsg::InjectFailure { id } => {
+                if let Some(r) = st.recs.values().find(|r| r.spec.id == id) {
+                    let _ = r.actor.cast(ParticipantMsg::InjectFailure);
+                }
+            }
+            #[cfg(feature = "testing")]
+            RoomMsg::InjectRoomFailure => {
+                st.suspend_all().await;
+                return Err(RoomError::Disconnected("injected failure".into()).into());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        me: ActorRef<Self::Msg>,
+        evt: SupervisionEvent,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorTerminated(cell, _, _) => st.on_child_ended(&me, cell.get_id()).await,
+            SupervisionEvent::ActorFailed(cell, err) => {
+                st.on_child_failed(&me, cell.get_id(), &err.to_string()).await?
+            }
+            SupervisionEvent::ActorStarted(_) | SupervisionEvent::ProcessGroupChanged(_) => {}
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _me: ActorRef<Self::Msg>,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        st.finalize_all().await;
+        Ok(())
+    }
+}
+
+impl RoomState {
+    async fn connect(&mut self, me: &ActorRef<RoomMsg>) -> Result<(), RoomError> {
+        let s = &self.args.settings;
+        let identity = crate::recording::new_recording_id().replace("RC_", "");
+        let token = livekit::recorder_token(
+            &s.api_key,
+            &s.api_secret,
+            &self.args.room,
+            &identity,
+            Duration::from_secs(6 * 3600),
+        )
+        .map_err(|e| RoomError::Token(e.to_string()))?;
+        let (conn, mut events) =
+            livekit::connect(&s.livekit_url, &token, livekit::ConnectOptions::default()).await?;
+        let me = me.clone();
+        self.pump = Some(tokio::spawn(async move {
+            while let Some(e) = events.recv().await {
+                if me.cast(RoomMsg::Event(e)).is_err() {
+                    break;
+                }
+            }
+        }));
+        self.conn = Some(conn);
+        Ok(())
+    }
+
+    async fn record(
+        &mut self,
+        me: &ActorRef<RoomMsg>,
+        spec: RecordingSpec,
+        part: u32,
+    ) -> Result<(), ActorProcessingErr> {
+        if self.recs.contains_key(&spec.identity) {
+            return Ok(());
+        }
+        let args = ParticipantArgs {
+            spec: spec.clone(),
+            part,
+            settings: self.args.settings.clone(),
+            room: me.clone(),
+            supervisor: self.args.supervisor.clone(),
+        };
+        let (actor, _) = Actor::spawn_linked(None, ParticipantRecorder, args, me.get_cell()).await?;
+        self.by_actor.insert(actor.get_id(), spec.identity.clone());
+        let identity = spec.identity.clone();
+        self.recs.insert(identity.clone(), Rec { spec, part, actor });
+        self.sync(&identity).await;
+        self.replay_subscriptions(&identity);
+        Ok(())
+    }
+
+    fn stop_recording(&mut self, id: &str, reply: RpcReplyPort<Result<RecordingInfo, RecorderError>>) {
+        match self.recs.values().find(|r| r.spec.id == id) {
+            Some(r) => {
+                if let Err(e) = r.actor.cast(ParticipantMsg::Stop { reply }) {
+                    tracing::debug!(recording = id, "participant recorder gone: {e}");
+                }
+            }
+            None => {
+                let _ = reply.send(Err(RecorderError::NotFound(id.to_owned())));
+            }
+        }
+    }
+
+    async fn request_keyframe(&self, sid: &str) {
+        if let Some(c) = &self.conn {
+            let _ = c.request_keyframe(sid).await;
+        }
+    }
+
+    async fn on_event(&mut self, e: RoomEvent) -> Result<(), RoomError> {
+        match e {
+            RoomEvent::Frame { track_sid, frame } => self.forward_frame(track_sid, frame),
+            RoomEvent::Joined { participants, .. } | RoomEvent::ParticipantsChanged(participants) => {
+                for p in participants {
+                    self.on_participant(p).await;
+                }
+            }
+            RoomEvent::TrackSubscribed { participant_sid, track_sid, codec, .. } => {
+                self.subscribed.insert(track_sid.clone(), (participant_sid.clone(), codec));
+                if let Some(r) = self.rec_of_sid(&participant_sid) {
+                    let _ = r.actor.cast(ParticipantMsg::TrackSubscribed { track_sid, codec });
+                }
+            }
+            RoomEvent::TrackUnsubscribed { track_sid } => {
+                self.subscribed.remove(&track_sid);
+            }
+            RoomEvent::Reconnecting => tracing::info!(room = %self.args.room, "signal reconnecting"),
+            RoomEvent::Reconnected => tracing::info!(room = %self.args.room, "signal resumed"),
+            RoomEvent::Disconnected { reason } => {
+                self.suspend_all().await;
+                return Err(RoomError::Disconnected(reason));
+            }
+        }
+        Ok(())
+    }
+
+    fn forward_frame(&self, track_sid: String, frame: livekit::ReceivedFrame) {
+        let Some((psid, _)) = self.subscribed.get(&track_sid) else { return };
+        if let Some(r) = self.rec_of_sid(psid) {
+            let _ = r.actor.cast(ParticipantMsg::Frame { track_sid, frame });
+        }
+    }
+
+    fn rec_of_sid(&self, participant_sid: &str) -> Option<&Rec> {
+        self.participants.get(participant_sid).and_then(|p| self.recs.get(&p.identity))
+    }
+
+    async fn on_participant(&mut self, p: ParticipantSnapshot) {
+        let identity = p.identity.clone();
+        if p.state == ParticipantState::Disconnected {
+            self.participants.remove(&p.sid);
+            if let Some(r) = self.recs.get(&identity) {
+                let _ = r.actor.cast(ParticipantMsg::Left);
+            }
+            return;
+        }
+        self.participants.insert(p.sid.clone(), p);
+        self.sync(&identity).await;
+    }
+
+    /// Subscribes to the recorded participant's wanted tracks and tells its recorder.
+    async fn sync(&mut self, identity: &str) {
+        let Some(rec) = self.recs.get(identity) else { return };
+        let Some(p) = self.participants.values().find(|p| p.identity == identity) else { return };
+        let wanted: Vec<_> = p
+            .tracks
+            .iter()
+            .filter(|t| t.codec.is_some() && rec.spec.profile.wants(t.kind))
+            .cloned()
+            .collect();
+        let new: Vec<String> =
+            wanted.iter().map(|t| t.sid.clone()).filter(|sid| !self.requested.contains(sid)).collect();
+        let _ = rec.actor.cast(ParticipantMsg::Published(wanted));
+        if new.is_empty() {
+            return;
+        }
+        if let Some(c) = &self.conn {
+            if let Err(e) = c.subscribe(&p.sid, new.clone(), true).await {
+                tracing::warn!(room = %self.args.room, "subscribe failed: {e}");
+                return;
+            }
+        }
+        self.requested.extend(new);
+    }
+
+    /// A restarted recorder learns about tracks that are already negotiated.
+    fn replay_subscriptions(&self, identity: &str) {
+        let Some(rec) = self.recs.get(identity) else { return };
+        for (sid, (psid, codec)) in &self.subscribed {
+            if self.participants.get(psid).is_some_and(|p| p.identity == identity) {
+                let _ =
+                    rec.actor.cast(ParticipantMsg::TrackSubscribed { track_sid: sid.clone(), codec: *codec });
+            }
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! `RecorderSupervisor`: the root. Keeps the table of recordings (what the REST API reads),
+//! creates a room actor per room on demand and supervises them one_for_one with a budget of
+//! 3 restarts / 60 s per room. A failed room is restarted with its live recordings (they
+//! continue in new part files); over budget, that room's recordings fail. Other rooms are never
+//! touched. Spawned from the main runtime, never from an HTTP handler.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+
+mod hooks;
+
+use super::room::{RoomActor, RoomArgs, RoomMsg};
+use super::{Progress, RecorderSettings};
+use crate::http::webhooks::{Hook, SeenIds};
+use crate::metrics::Metrics;
+use crate::recording::{self, Profile, RecorderError, RecordingInfo, RecordingSpec, Status};
+use crate::supervision::{RestartBudget, Verdict};
+
+/// Webhook event ids remembered for de-duplication.
+const SEEN_HOOKS: usize = 4096;
+
+/// A start request, validated by the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    /// Room name.
+    pub room: String,
+    /// Participant identity.
+    pub identity: String,
+    /// Tracks to record.
+    pub profile: Profile,
+    /// File name template.
+    pub template: String,
+}
+
+/// Which recording to stop.
+#[derive(Debug, Clone)]
+pub enum StopTarget {
+    /// By id.
+    Id(String),
+    /// The live recording of this participant.
+    Participant {
+        /// Room name.
+        room: String,
+        /// Participant identity.
+        identity: String,
+    },
+}
+
+/// Messages of the supervisor.
+#[derive(Debug)]
+pub enum SupervisorMsg {
+    /// Start (or find the live) recording; replies `(recording, created)`.
+    Start(StartRequest, RpcReplyPort<Result<(RecordingInfo, bool), RecorderError>>),
+    /// Stop a recording; replies once it is final.
+    Stop(StopTarget, RpcReplyPort<Result<RecordingInfo, RecorderError>>),
+    /// One recording.
+    GetRecording(String, RpcReplyPort<Result<RecordingInfo, RecorderError>>),
+    /// Recordings, filtered by room and status.
+    ListRecordings {
+        /// Only this room.
+        room: Option<String>,
+        /// Only this status.
+        status: Option<Status>,
+        /// The list, oldest first.
+        reply: RpcReplyPort<Vec<RecordingInfo>>,
+    },
+    /// `/metrics` text.
+    GetMetrics(RpcReplyPort<String>),
+    /// A recording progressed (from its participant recorder).
+    Progress(Progress),
+    /// Reply with the recording's current state (sent after its final progress).
+    ReplyWith {
+        /// Recording id.
+        id: String,
+        /// The caller.
+        reply: RpcReplyPort<Result<RecordingInfo, RecorderError>>,
+    },
+    /// A verified LiveKit webhook; replies with what was done.
+    Webhook(Hook, RpcReplyPort<String>),
+    /// Stop intake and finalize everything; replies when done.
+    Shutdown(RpcReplyPort<()>),
+    /// Test hook: make a recording's participant recorder fail.
+    #[cfg(feature = "testing")]
+    InjectFailure(String),
+    /// Test hook: make a room actor fail.
+    #[cfg(feature = "testing")]
+    InjectRoomFailure(String),
+}
+
+struct Entry {
+    info: RecordingInfo,
+    spec: RecordingSpec,
+    /// part -> (file, bytes, duration_s)
+    parts: BTreeMap<u32, (PathBuf, u64, f64)>,
+}
+
+/// State of the supervisor.
+pub struct SupervisorState {
+    settings: Arc<RecorderSettings>,
+    rooms: HashMap<String, ActorRef<RoomMsg>>,
+    room_ids: HashMap<ActorId, String>,
+    budgets: HashMap<String, RestartBudget>,
+    recs: BTreeMap<String, Entry>,
+    accepting: bool,
+    seen_hooks: SeenIds,
+}
+
+/// The root actor.
+pub struct RecorderSupervisor;
+
+impl Actor for RecorderSupervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = Arc<RecorderSettings>;
+
+    async fn pre_start(
+        &self,
+        _me: ActorRef<Self::Msg>,
+        settings: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(SupervisorState {
+            settings,
+            rooms: HashMap::new(),
+            room_ids: HashMap::new(),
+            budgets: HashMap::new(),
+            recs: BTreeMap::new(),
+            accepting: true,
+            seen_hooks: SeenIds::new(SEEN_HOOKS),
+        })
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SupervisorMsg::Start(req, reply) => {
+                let _ = reply.send(st.start(&me, req).await);
+            }
+            SupervisorMsg::Stop(target, reply) => st.stop(target, reply),
+            SupervisorMsg::GetRecording(id, reply) => {
+                let _ = reply.send(st.get(&id));
+            }
+            SupervisorMsg::ListRecordings { room, status, reply } => {
+                let _ = reply.send(st.list(room.as_deref(), status));
+            }
+            SupervisorMsg::GetMetrics(reply) => {
+                let active = st.recs.values().filter(|e| e.info.status.is_live()).count();
+                let _ = reply.send(st.settings.metrics.render(active));
+            }
+            SupervisorMsg::Progress(p) => st.on_progress(p),
+            SupervisorMsg::ReplyWith { id, reply } => {
+                let _ = reply.send(st.get(&id));
+            }
+            SupervisorMsg::Webhook(hook, reply) => {
+                let _ = reply.send(st.on_hook(&me, hook).await);
+            }
+            SupervisorMsg::Shutdown(reply) => st.shutdown(reply).await,
+            #[cfg(feature = "testing")]
+            SupervisorMsg::InjectFailure(id) => {
+                if let Some(room) = st.recs.get(&id).and_then(|e| st.rooms.get(&e.spec.room)) {
+                    let _ = room.cast(RoomMsg::InjectFailure { id });
+                }
+            }
+            #[cfg(feature = "testing")]
+            SupervisorMsg::InjectRoomFailure(room) => {
+                if let Some(r) = st.rooms.get(&room) {
+                    let _ = r.cast(RoomMsg::InjectRoomFailure);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        me: ActorRef<Self::Msg>,
+        evt: SupervisionEvent,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                if let Some(room) = st.room_ids.remove(&cell.get_id()) {
+                    st.rooms.remove(&room);
+                }
+            }
+            SupervisionEvent::ActorFailed(cell, err) => {
+                st.on_room_failed(&me, cell.get_id(), &err.to_string()).await
+            }
+            SupervisionEvent::ActorStarted(_) | SupervisionEvent::ProcessGroupChanged(_) => {}
+        }
+        Ok(())
+    }
+}
+
+impl SupervisorState {
+    async fn start(
+        &mut self,
+        me: &ActorRef<SupervisorMsg>,
+        req: StartRequest,
+    ) -> Result<(RecordingInfo, bool), RecorderError> {
+        if !self.accepting {
+            return Err(RecorderError::Unavailable("shutting down".into()));
+        }
+        if let Some(e) = self.live(&req.room, &req.identity) {
+            return Ok((e.info.clone(), false));
+        }
+        let spec = RecordingSpec {
+            id: recording::new_recording_id(),
+            room: req.room,
+            identity: req.identity,
+            profile: req.profile,
+            template: req.template,
+            started_unix_ms: recording::unix_ms_now(),
+        };
+        let info = RecordingInfo::pending(&spec);
+        let room = self.room(me, &spec.room, Vec::new()).await?;
+        room.cast(RoomMsg::Record(spec.clone()))
+            .map_err(|_| RecorderError::Unavailable("room actor is gone".into()))?;
+        tracing::info!(recording = %spec.id, room = %spec.room, "recording requested");
+        self.recs.insert(spec.id.clone(), Entry { info: info.clone(), spec, parts: BTreeMap::new() });
+        Ok((info, true))
+    }
+
+    fn live(&self, room: &str, identity: &str) -> Option<&Entry> {
+        self.recs
+            .values()
+            .find(|e| e.spec.room == room && e.spec.identity == identity && e.info.status.is_live())
+    }
+
+    /// The room's actor, spawned (and linked to us) if there is none.
+    async fn room(
+        &mut self,
+        me: &ActorRef<SupervisorMsg>,
+        room: &str,
+        resume: Vec<(RecordingSpec, u32)>,
+    ) -> Result<ActorRef<RoomMsg>, RecorderError> {
+        if let Some(r) = self.rooms.get(room) {
+            return Ok(r.clone());
+        }
+        // back off before reconnecting: 0.5 s per restart already in the budget's window
+        let restarts = self.budgets.get(room).map_or(0, |b| b.recent()) as u32;
+        let delay = if resume.is_empty() { Duration::ZERO } else { Duration::from_millis(500) * restarts };
+        let args = RoomArgs {
+            room: room.to_owned(),
+            settings: self.settings.clone(),
+            supervisor: me.clone(),
+            resume,
+            delay,
+        };
+        let (actor, _) = Actor::spawn_linked(None, RoomActor, args, me.get_cell())
+            .await
+            .map_err(|e| RecorderError::Unavailable(format!("cannot start the room actor: {e}")))?;
+        self.room_ids.insert(actor.get_id(), room.to_owned());
+        self.rooms.insert(room.to_owned(), actor.clone());
+        Ok(actor)
+    }
+
+    fn stop(&mut self, target: StopTarget, reply: RpcReplyPort<Result<RecordingInfo, RecorderError>>) {
+        let entry = match &target {
+            StopTarget::Id(id) => self.recs.get(id),
+            StopTarget::Participant { room, identity } => self.live(room, identity),
+        };
+        let Some(entry) = entry else {
+            let what = match target {
+                StopTarget::Id(id) => id,
+                StopTarget::Participant { room, identity } => {
+                    format!("no live recording of {identity:?} in {room:?}")
+                }
+            };
+            let _ = reply.send(Err(RecorderError::NotFound(what)));
+            return;
+        };
+        if !entry.info.status.is_live() {
+            let _ = reply.send(Ok(entry.info.clone()));
+            return;
+        }
+        let id = entry.info.id.clone();
+        match self.rooms.get(&entry.spec.room) {
+            Some(room) => {
+                if let Some(e) = self.recs.get_mut(&id) {
+                    e.info.status = Status::Finalizing;
+                }
+                let _ = room.cast(RoomMsg::Stop { id, reply });
+            }
+            None => {
+                let _ = reply.send(Err(RecorderError::Conflict(format!("recording {id} has no room actor"))));
+            }
+        }
+    }
+
+    fn get(&self, id: &str) -> Result<RecordingInfo, RecorderError> {
+        self.recs.get(id).map(|e| e.info.clone()).ok_or_else(|| RecorderError::NotFound(id.to_owned()))
+    }
+
+    fn list(&self, room: Option<&str>, status: Option<Status>) -> Vec<RecordingInfo> {
+        self.recs
+            .values()
+            .filter(|e| room.is_none_or(|r| e.spec.room == r) && status.is_none_or(|s| e.info.status == s))
+            .map(|e| e.info.clone())
+            .collect()
+    }
+
+    fn on_progress(&mut self, p: Progress) {
+        let Some(e) = self.recs.get_mut(&p.id) else { return };
+        if let Some(file) = p.file {
+            e.parts.insert(p.part, (file, p.bytes, p.duration_s));
+        } else if p.status.is_none() {
+            if let Some(part) = e.parts.get_mut(&p.part) {
+                (part.1, part.2) = (p.bytes, p.duration_s);
+            }
+        }
+        if !p.tracks.is_empty() {
+            e.info.tracks = p.tracks;
+        }
+        e.info.files = e.parts.values().map(|v| v.0.clone()).collect();
+        e.info.bytes = e.parts.values().map(|v| v.1).sum();
+        e.info.duration_s = e.parts.values().fold(0.0, |a, v| a + v.2);
+        if let Some(s) = p.status {
+            // a late `active` must not undo a stop in progress
+            if !(s == Status::Active && e.info.status == Status::Finalizing) {
+                e.info.status = s;
+            }
+            if !s.is_live() {
+                e.info.ended_at = Some(recording::rfc3339(recording::unix_ms_now()));
+                e.info.error = p.error;
+            }
+        }
+    }
+
+    async fn on_room_failed(&mut self, me: &ActorRef<SupervisorMsg>, id: ActorId, err: &str) {
+        let Some(room) = self.room_ids.remove(&id) else { return };
+        self.rooms.remove(&room);
+        let budget = self
+            .budgets
+            .entry(room.clone())
+            .or_insert_with(|| RestartBudget::new(3, Duration::from_secs(60)));
+        let live: Vec<(RecordingSpec, u32)> = self
+            .recs
+            .values()
+            .filter(|e| e.spec.room == room && e.info.status.is_live())
+            .map(|e| (e.spec.clone(), e.parts.keys().max().map_or(1, |p| p + 1)))
+            .collect();
+        if live.is_empty() {
+            return;
+        }
+        match budget.on_failure(Instant::now()) {
+            Verdict::Restart => {
+                tracing::warn!(%room, error = %err, "room actor failed; reconnecting");
+                Metrics::add(&self.settings.metrics.restarts_room, 1);
+                if let Err(e) = self.room(me, &room, live).await {
+                    self.fail_room(&room, &e.to_string());
+                }
+            }
+            Verdict::Escalate => {
+                tracing::error!(%room, error = %err, "room exceeded its restart budget; its recordings fail");
+                self.fail_room(&room, err);
+            }
+        }
+    }
+
+    fn fail_room(&mut self, room: &str, err: &str) {
+        let ids: Vec<String> = self
+            .recs
+            .values()
+            .filter(|e| e.spec.room == room && e.info.status.is_live())
+            .map(|e| e.info.id.clone())
+            .collect();
+        for id in ids {
+            let p = Progress {
+                id,
+                part: 0,
+                status: Some(Status::Failed),
+                tracks: vec![],
+                file: None,
+                bytes: 0,
+                duration_s: 0.0,
+                error: Some(err.to_owned()),
+            };
+            self.on_progress(p);
+        }
+    }
+
+    async fn shutdown(&mut self, reply: RpcReplyPort<()>) {
+        self.accepting = false;
+        for (_, room) in self.rooms.drain() {
+            let _ = room.call(RoomMsg::Shutdown, Some(Duration::from_secs(10))).await;
+        }
+        let _ = reply.send(());
+    }
+}

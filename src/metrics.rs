@@ -1,0 +1,86 @@
+//! Process-wide counters for `GET /metrics` (Prometheus text format, hand-written).
+//!
+//! Counters are atomics written by the actors that own the events (one writer per event kind);
+//! they carry no actor state, so sharing them is not shared mutable state between actors.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The daemon's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Bytes appended to recording files.
+    pub bytes_written: AtomicU64,
+    /// Frames dropped (connection channel full, waiting for a keyframe, after loss, ...).
+    pub frames_dropped: AtomicU64,
+    /// Keyframe requests (PLIs) asked of the connection (it rate-limits them further).
+    pub plis_requested: AtomicU64,
+    /// Room actors restarted.
+    pub restarts_room: AtomicU64,
+    /// Participant recorder actors restarted.
+    pub restarts_participant: AtomicU64,
+}
+
+impl Metrics {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The Prometheus exposition, with the live gauge `active` (recordings not ended).
+    pub fn render(&self, active: usize) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut s = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, lines: &[(String, u64)]| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, v) in lines {
+                let _ = writeln!(s, "{name}{labels} {v}");
+            }
+        };
+        metric(
+            "recorder_active_recordings",
+            "gauge",
+            "Recordings not ended.",
+            &[(String::new(), active as u64)],
+        );
+        metric(
+            "recorder_bytes_written_total",
+            "counter",
+            "Bytes written to recording files.",
+            &[(String::new(), get(&self.bytes_written))],
+        );
+        metric(
+            "recorder_frames_dropped_total",
+            "counter",
+            "Frames dropped.",
+            &[(String::new(), get(&self.frames_dropped))],
+        );
+        metric(
+            "recorder_plis_requested_total",
+            "counter",
+            "Keyframe requests (PLI).",
+            &[(String::new(), get(&self.plis_requested))],
+        );
+        let restarts = [
+            ("{actor=\"room\"}".to_owned(), get(&self.restarts_room)),
+            ("{actor=\"participant\"}".to_owned(), get(&self.restarts_participant)),
+        ];
+        metric("recorder_actor_restarts_total", "counter", "Actor restarts by actor kind.", &restarts);
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        Metrics::add(&m.restarts_participant, 2);
+        let text = m.render(3);
+        assert!(text.contains("recorder_active_recordings 3\n"), "{text}");
+        assert!(text.contains("recorder_actor_restarts_total{actor=\"participant\"} 2\n"), "{text}");
+        assert!(text.contains("# TYPE recorder_bytes_written_total counter\n"), "{text}");
+    }
+}

@@ -1,0 +1,211 @@
+//! The recording as the API shows it ([`RecordingInfo`]), what a start asks for
+//! ([`RecordingSpec`]), and the daemon's typed errors ([`RecorderError`]; `http/error.rs` maps
+//! them to status codes in one place).
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::media::MediaKind;
+
+/// Which tracks of a participant to record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Audio and video (default).
+    #[default]
+    Av,
+    /// Audio only.
+    Audio,
+    /// Video only.
+    Video,
+}
+
+impl Profile {
+    /// Whether tracks of `kind` are recorded.
+    pub fn wants(self, kind: MediaKind) -> bool {
+        matches!(
+            (self, kind),
+            (Profile::Av, _) | (Profile::Audio, MediaKind::Audio) | (Profile::Video, MediaKind::Video)
+        )
+    }
+
+    /// `av`, `audio` or `video` (the `{track_type}` placeholder).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Av => "av",
+            Profile::Audio => "audio",
+            Profile::Video => "video",
+        }
+    }
+}
+
+/// Lifecycle of a recording. `uploading` comes with S3 (not built yet): a recording is
+/// `complete` as soon as its local file is finalized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Waiting for the participant to join or publish.
+    Pending,
+    /// Writing.
+    Active,
+    /// Stop requested; the file is being closed.
+    Finalizing,
+    /// The file is closed.
+    Complete,
+    /// Ended with an error (see `error`).
+    Failed,
+}
+
+impl Status {
+    /// Not ended yet (`pending`, `active`, `finalizing`).
+    pub fn is_live(self) -> bool {
+        matches!(self, Status::Pending | Status::Active | Status::Finalizing)
+    }
+}
+
+/// One recorded track.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrackInfo {
+    /// Track sid.
+    pub sid: String,
+    /// `audio` or `video`.
+    pub kind: String,
+    /// Codec name (`vp8`, `opus`, ...).
+    pub codec: String,
+}
+
+/// A recording as `GET /recordings/{id}` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordingInfo {
+    /// Recording id (`RC_...`).
+    pub id: String,
+    /// Room name.
+    pub room: String,
+    /// Participant identity.
+    pub participant: String,
+    /// Lifecycle state.
+    pub status: Status,
+    /// The tracks in the file(s).
+    pub tracks: Vec<TrackInfo>,
+    /// When the start was requested (RFC 3339, UTC).
+    pub started_at: String,
+    /// When it ended (RFC 3339, UTC).
+    pub ended_at: Option<String>,
+    /// Media time written, seconds (all parts).
+    pub duration_s: f64,
+    /// Bytes written (all parts).
+    pub bytes: u64,
+    /// Files written, oldest first (a restart continues in a new part).
+    pub files: Vec<PathBuf>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// What a start asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingSpec {
+    /// Recording id.
+    pub id: String,
+    /// Room name.
+    pub room: String,
+    /// Participant identity.
+    pub identity: String,
+    /// Tracks to record.
+    pub profile: Profile,
+    /// File name template.
+    pub template: String,
+    /// Start time, ms since the UNIX epoch.
+    pub started_unix_ms: u64,
+}
+
+impl RecordingInfo {
+    /// A new, pending recording.
+    pub fn pending(spec: &RecordingSpec) -> RecordingInfo {
+        RecordingInfo {
+            id: spec.id.clone(),
+            room: spec.room.clone(),
+            participant: spec.identity.clone(),
+            status: Status::Pending,
+            tracks: Vec::new(),
+            started_at: rfc3339(spec.started_unix_ms),
+            ended_at: None,
+            duration_s: 0.0,
+            bytes: 0,
+            files: Vec::new(),
+            error: None,
+        }
+    }
+}
+
+/// Why a request to the recorder failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum RecorderError {
+    /// A request field is missing or malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No recording with that id (or none active for that room and participant).
+    #[error("no such recording: {0}")]
+    NotFound(String),
+    /// The recording is not in a state that allows this.
+    #[error("{0}")]
+    Conflict(String),
+    /// The daemon is shutting down or an actor did not answer in time.
+    #[error("recorder unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Now, ms since the UNIX epoch.
+pub fn unix_ms_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `2025-11-24T16:00:00.123Z` for ms since the UNIX epoch.
+pub fn rfc3339(unix_ms: u64) -> String {
+    let stamp = crate::storage::layout::utc_stamp(unix_ms / 1000);
+    // YYYYMMDDTHHMMSSZ -> YYYY-MM-DDTHH:MM:SS.mmmZ
+    let b = stamp.as_bytes();
+    let s = |r: std::ops::Range<usize>| std::str::from_utf8(&b[r]).unwrap_or("00");
+    format!(
+        "{}-{}-{}T{}:{}:{}.{:03}Z",
+        s(0..4),
+        s(4..6),
+        s(6..8),
+        s(9..11),
+        s(11..13),
+        s(13..15),
+        unix_ms % 1000
+    )
+}
+
+/// A fresh recording id: `RC_` + 12 hex digits from the clock and a counter.
+pub fn new_recording_id() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_nanos() as u64;
+    format!("RC_{:012x}", (t ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)) & 0xffff_ffff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_utc() {
+        assert_eq!(rfc3339(1_764_000_000_123), "2025-11-24T16:00:00.123Z");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn ids_differ() {
+        assert_ne!(new_recording_id(), new_recording_id());
+    }
+
+    #[test]
+    fn profiles_pick_kinds() {
+        assert!(Profile::Av.wants(MediaKind::Audio) && Profile::Av.wants(MediaKind::Video));
+        assert!(!Profile::Audio.wants(MediaKind::Video));
+        assert!(!Profile::Video.wants(MediaKind::Audio));
+    }
+}
