@@ -50,6 +50,20 @@ pub enum Codec {
 }
 
 impl Codec {
+    /// Every codec, in [`Codec::index`] order.
+    pub const ALL: [Codec; 5] = [Codec::Vp8, Codec::Vp9, Codec::H264, Codec::Av1, Codec::Opus];
+
+    /// Position in [`Codec::ALL`] (for per-codec tables).
+    pub const fn index(self) -> usize {
+        match self {
+            Codec::Vp8 => 0,
+            Codec::Vp9 => 1,
+            Codec::H264 => 2,
+            Codec::Av1 => 3,
+            Codec::Opus => 4,
+        }
+    }
+
     /// Audio or video.
     pub fn kind(self) -> MediaKind {
         match self {

@@ -36,14 +36,7 @@ impl EncodedLoop {
     /// The embedded loop for `codec`, parsed once per process and shared.
     pub fn embedded(codec: Codec) -> Result<Arc<EncodedLoop>, SourceError> {
         static CACHE: [OnceLock<Result<Arc<EncodedLoop>, SourceError>>; 5] = [const { OnceLock::new() }; 5];
-        let slot = match codec {
-            Codec::Vp8 => 0,
-            Codec::Vp9 => 1,
-            Codec::H264 => 2,
-            Codec::Av1 => 3,
-            Codec::Opus => 4,
-        };
-        CACHE[slot].get_or_init(|| Self::parse(codec).map(Arc::new)).clone()
+        CACHE[codec.index()].get_or_init(|| Self::parse(codec).map(Arc::new)).clone()
     }
 
     fn parse(codec: Codec) -> Result<EncodedLoop, SourceError> {

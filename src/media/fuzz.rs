@@ -7,12 +7,10 @@ use super::session::{Session, SessionConfig};
 use super::source::{annexb, ivf, oggopus};
 use super::{Codec, FrameIn, SenderReport};
 
-const CODECS: [Codec; 5] = [Codec::Vp8, Codec::Vp9, Codec::H264, Codec::Av1, Codec::Opus];
-
 /// The bitstream parsers of every codec on one frame.
 pub fn codec_parsers(data: &[u8]) {
     let mut out = Vec::new();
-    for c in CODECS {
+    for c in Codec::ALL {
         let _ = codec::is_keyframe(c, data);
         let _ = codec::video_params(c, data);
         codec::to_stored(c, data, &mut out);

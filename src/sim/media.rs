@@ -31,14 +31,7 @@ impl SharedLoop {
     /// The loop for `codec`, built on first use.
     pub fn get(codec: Codec) -> Result<Arc<SharedLoop>, String> {
         static CACHE: [OnceLock<Result<Arc<SharedLoop>, String>>; 5] = [const { OnceLock::new() }; 5];
-        let slot = match codec {
-            Codec::Vp8 => 0,
-            Codec::Vp9 => 1,
-            Codec::H264 => 2,
-            Codec::Av1 => 3,
-            Codec::Opus => 4,
-        };
-        CACHE[slot].get_or_init(|| Self::build(codec).map(Arc::new)).clone()
+        CACHE[codec.index()].get_or_init(|| Self::build(codec).map(Arc::new)).clone()
     }
 
     fn build(codec: Codec) -> Result<SharedLoop, String> {
