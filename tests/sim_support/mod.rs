@@ -23,20 +23,10 @@ pub const SECRET: &str = "devsecret-devsecret-devsecret-0123";
 
 /// A hidden recorder token for `room`, as LiveKit egress makes them.
 pub fn recorder_token(room: &str, identity: &str) -> String {
-    let grants = VideoGrants {
-        room_join: true,
-        room: room.into(),
-        can_subscribe: Some(true),
-        can_publish: Some(false),
-        can_publish_data: Some(false),
-        hidden: true,
-        recorder: true,
-        ..Default::default()
-    };
     AccessToken::with_api_key(KEY, SECRET)
         .with_identity(identity)
         .with_kind("egress")
-        .with_grants(grants)
+        .with_grants(livekit_recorder::livekit::token::recorder_grants(room))
         .to_jwt()
         .expect("token")
 }
