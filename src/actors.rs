@@ -7,8 +7,9 @@
 //! └─ RoomActor ×N      owns one RoomConnection; one_for_one over participants, 5 / 60 s
 //!    └─ ParticipantRecorder ×M   owns the RecordingPart (one file, audio + video);
 //!                                restart = a NEW part file (-part2, ...)
-//!       └─ TrackWriter ×K        per-track bookkeeping inside the participant (not an actor,
-//!                                see track_writer.rs)
+//!       │                        one_for_one over track writers, 5 / 60 s
+//!       └─ TrackWriterActor ×K   per track: frames routed to it by the room; restart = a
+//!                                short gap in the same file (see track_writer.rs)
 //! ```
 
 pub mod participant;

@@ -19,6 +19,8 @@ pub struct Metrics {
     pub restarts_room: AtomicU64,
     /// Participant recorder actors restarted.
     pub restarts_participant: AtomicU64,
+    /// Track writer actors restarted.
+    pub restarts_track: AtomicU64,
 }
 
 impl Metrics {
@@ -64,6 +66,7 @@ impl Metrics {
         let restarts = [
             ("{actor=\"room\"}".to_owned(), get(&self.restarts_room)),
             ("{actor=\"participant\"}".to_owned(), get(&self.restarts_participant)),
+            ("{actor=\"track_writer\"}".to_owned(), get(&self.restarts_track)),
         ];
         metric("recorder_actor_restarts_total", "counter", "Actor restarts by actor kind.", &restarts);
         s

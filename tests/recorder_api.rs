@@ -266,6 +266,104 @@ async fn failed_participant_and_room_actors_continue_in_new_parts() {
     sim.stop().await;
 }
 
+/// Like [`assert_contiguous_run`], but one gap of at most `max_gap` frames is allowed;
+/// returns the fewest frames missing over the runs that explain the packets.
+fn assert_run_with_one_gap(what: &str, packets: &[common::Packet], sent: &[String], max_gap: usize) -> usize {
+    let mut at: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, h) in sent.iter().enumerate() {
+        at.entry(h.as_str()).or_default().push(i);
+    }
+    assert!(packets.len() > 20, "{what}: only {} packets", packets.len());
+    // (position in /sent, frames skipped so far)
+    let mut cur: HashSet<(usize, usize)> = HashSet::new();
+    for (n, p) in packets.iter().enumerate() {
+        let h = sha256_hex(&p.data);
+        let pos = at.get(h.as_str()).unwrap_or_else(|| panic!("{what} packet {n} is not in /sent"));
+        cur = if n == 0 {
+            pos.iter().map(|&i| (i, 0)).collect()
+        } else {
+            let mut next = HashSet::new();
+            for &i in pos {
+                for &(prev, gap) in &cur {
+                    if i == prev + 1 {
+                        next.insert((i, gap));
+                    } else if gap == 0 && i > prev + 1 && i - prev - 1 <= max_gap {
+                        next.insert((i, i - prev - 1));
+                    }
+                }
+            }
+            next
+        };
+        assert!(!cur.is_empty(), "{what}: packet {n} is neither the next frame nor after one short gap");
+    }
+    cur.iter().map(|&(_, gap)| gap).min().unwrap_or(0)
+}
+
+#[cfg(feature = "testing")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failed_track_writer_leaves_a_short_gap_in_the_same_file() {
+    use livekit_recorder::actors::supervisor::SupervisorMsg;
+    use livekit_recorder::media::MediaKind;
+    let sim = start_sim(vec![]).await;
+    for (room, who) in [("tw", "alice"), ("tw-other", "bob")] {
+        let body =
+            json!({ "room": room, "identity": who, "video": "vp8", "audio": "opus", "av_offset_ms": 700 });
+        assert_eq!(call(sim.http_addr(), Method::POST, "/sim/participants", Some(body)).await.0, 200);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = start_daemon(&sim, dir.path(), None).await;
+    let addr = daemon.addr();
+    let mut ids = Vec::new();
+    for body in [r#"{"room":"tw","participant":"alice"}"#, r#"{"room":"tw-other","participant":"bob"}"#] {
+        let (status, rec) = api(addr, Method::POST, "/recordings/start", Some(body), None).await;
+        assert_eq!(status, 201, "{rec}");
+        ids.push(rec["id"].as_str().expect("id").to_owned());
+    }
+    for id in &ids {
+        wait_for(addr, id, None, Duration::from_secs(10), |r| r["status"] == "active").await;
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    daemon
+        .supervisor()
+        .cast(SupervisorMsg::InjectTrackFailure(ids[0].clone(), MediaKind::Video))
+        .expect("cast");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut done = Vec::new();
+    for id in &ids {
+        let (_, d) =
+            api(addr, Method::POST, "/recordings/stop", Some(&format!(r#"{{"id":"{id}"}}"#)), None).await;
+        assert_eq!(d["status"], "complete", "{d}");
+        assert_eq!(d["files"].as_array().map(Vec::len), Some(1), "one file, no new part: {d}");
+        done.push(PathBuf::from(d["files"][0].as_str().expect("file")));
+    }
+    let (_, metrics) = api(addr, Method::GET, "/metrics", None, None).await;
+    let text = metrics.as_str().expect("text").to_owned();
+    assert!(text.contains("recorder_actor_restarts_total{actor=\"track_writer\"} 1\n"), "{text}");
+    assert!(text.contains("recorder_actor_restarts_total{actor=\"participant\"} 0\n"), "{text}");
+    for f in &done {
+        let errors = common::ffmpeg_errors(f);
+        assert!(errors.is_empty(), "{}: {errors}", f.display());
+    }
+    let (_, sent) = call(sim.http_addr(), Method::GET, "/sim/rooms/tw/sent", None).await;
+    let video = common::packets(&done[0], 0);
+    let missing = assert_run_with_one_gap("alice video", &video, &sent_hashes(&sent, "video"), 45);
+    // frames the publisher skipped to answer the keyframe request are not in /sent: the time
+    // gap is read from the file
+    let gap_ms = video.windows(2).map(|w| w[1].pts_ns() - w[0].pts_ns()).max().unwrap_or(0) / 1_000_000;
+    eprintln!(
+        "track writer restart: {missing} video frames missing, gap {gap_ms} ms, {} recorded",
+        video.len()
+    );
+    assert!(gap_ms <= 1200, "video gap {gap_ms} ms after the restart");
+    assert_contiguous_run("alice audio", &common::packets(&done[0], 1), &sent_hashes(&sent, "audio"));
+    common::assert_in_sync(&done[0], 1.0, 2);
+    let (_, sent) = call(sim.http_addr(), Method::GET, "/sim/rooms/tw-other/sent", None).await;
+    assert_contiguous_run("bob video", &common::packets(&done[1], 0), &sent_hashes(&sent, "video"));
+    assert_contiguous_run("bob audio", &common::packets(&done[1], 1), &sent_hashes(&sent, "audio"));
+    daemon.shutdown().await;
+    sim.stop().await;
+}
+
 /// A webhook body for `event` and its `Authorization` value, signed like LiveKit does.
 fn signed_hook(event: &str, id: &str, room: &str, identity: &str, secret: &str) -> (String, String) {
     use base64::Engine as _;

@@ -1,6 +1,9 @@
 //! `ParticipantRecorder`: records one participant of one room into one file with audio and
-//! video (container from the codecs). Parent: the room actor; children: none (per-track state
-//! lives in [`TrackWriter`]s). Restart type: transient; a restart continues in a NEW part file.
+//! video (container from the codecs). Parent: the room actor; children: one
+//! [`TrackWriterActor`] per track, supervised one_for_one with a budget of 5 restarts / 60 s
+//! (a restarted writer's track continues after a short gap in the same file; over budget, this
+//! actor fails and the room restarts it). Restart type: transient; a restart of this actor
+//! continues in a NEW part file.
 //!
 //! It waits (event-driven, no polling of LiveKit) until the participant has published and the
 //! tracks are subscribed, then opens the part; frames that arrive before are buffered (bounded).
@@ -12,13 +15,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 mod progress;
 
 use super::room::RoomMsg;
 use super::supervisor::SupervisorMsg;
-use super::track_writer::TrackWriter;
+use super::track_writer::{TrackWriter, TrackWriterActor, TrackWriterArgs, TrackWriterMsg};
 use super::RecorderSettings;
 use crate::livekit::{ReceivedFrame, TrackSnapshot};
 use crate::media::mux::ContainerKind;
@@ -28,6 +31,7 @@ use crate::metrics::Metrics;
 use crate::output::RecordingPart;
 use crate::recording::{RecorderError, RecordingInfo, RecordingSpec, Status};
 use crate::storage::layout::{relative_path, NameVars};
+use crate::supervision::{RestartBudget, Verdict};
 
 /// How long the first part waits for sender reports before it opens without them.
 const SR_WAIT: Duration = Duration::from_secs(4);
@@ -65,15 +69,19 @@ pub enum ParticipantMsg {
         /// Codec, if known from the negotiation.
         codec: Option<Codec>,
     },
-    /// One frame of a subscribed track.
+    /// One frame of a subscribed track (from its track writer).
     Frame {
         /// Track sid.
         track_sid: String,
         /// The frame.
         frame: ReceivedFrame,
+        /// The track's sender reports agree (its time is on the sender's clock).
+        synced: bool,
     },
-    /// The participant left: finalize.
+    /// The participant left: finalize once the track writers have handed over their frames.
     Left,
+    /// Finalize now (queued behind the frames the writers flushed); reply if asked to.
+    Finish(Option<RpcReplyPort<Result<RecordingInfo, RecorderError>>>),
     /// Timer: poll the session.
     Tick,
     /// Timer: the start timeout passed.
@@ -89,6 +97,9 @@ pub enum ParticipantMsg {
     /// Test hook: fail as if the file could not be written.
     #[cfg(feature = "testing")]
     InjectFailure,
+    /// Test hook: make the track writer of the first track of this kind fail.
+    #[cfg(feature = "testing")]
+    InjectTrackFailure(MediaKind),
 }
 
 /// State of a participant recorder.
@@ -103,6 +114,7 @@ pub struct ParticipantState {
     ticks: u32,
     reported_bytes: u64,
     ended: bool,
+    writer_budget: RestartBudget,
 }
 
 /// The participant recorder actor.
@@ -134,6 +146,7 @@ impl Actor for ParticipantRecorder {
             ticks: 0,
             reported_bytes: 0,
             ended: false,
+            writer_budget: RestartBudget::new(5, Duration::from_secs(60)),
         })
     }
 
@@ -144,16 +157,27 @@ impl Actor for ParticipantRecorder {
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            ParticipantMsg::Published(tracks) => st.on_published(&tracks),
+            ParticipantMsg::Published(tracks) => st.on_published(&me, &tracks).await?,
             ParticipantMsg::TrackSubscribed { track_sid, codec } => st.on_subscribed(&track_sid, codec)?,
-            ParticipantMsg::Frame { track_sid, frame } => st.on_frame(track_sid, frame)?,
-            ParticipantMsg::Left => st.end(&me, Status::Complete, None)?,
+            ParticipantMsg::Frame { track_sid, frame, synced } => st.on_frame(track_sid, frame, synced)?,
+            ParticipantMsg::Left => {
+                st.flush_writers().await;
+                let _ = me.cast(ParticipantMsg::Finish(None));
+            }
+            ParticipantMsg::Finish(reply) => {
+                st.end(&me, Status::Complete, None)?;
+                if let Some(reply) = reply {
+                    let id = st.args.spec.id.clone();
+                    let _ = st.args.supervisor.cast(SupervisorMsg::ReplyWith { id, reply });
+                }
+            }
             ParticipantMsg::Tick => st.on_tick()?,
             ParticipantMsg::StartTimedOut => st.on_start_timeout(&me)?,
             ParticipantMsg::Stop { reply } => {
-                st.end(&me, Status::Complete, None)?;
-                let _ =
-                    st.args.supervisor.cast(SupervisorMsg::ReplyWith { id: st.args.spec.id.clone(), reply });
+                // everything the room received before the stop is in the writers' mailboxes:
+                // let them hand it over, then finish behind it
+                st.flush_writers().await;
+                let _ = me.cast(ParticipantMsg::Finish(Some(reply)));
             }
             ParticipantMsg::Suspend(reply) => {
                 st.close_part()?;
@@ -163,6 +187,24 @@ impl Actor for ParticipantRecorder {
             }
             #[cfg(feature = "testing")]
             ParticipantMsg::InjectFailure => return Err("injected failure".into()),
+            #[cfg(feature = "testing")]
+            ParticipantMsg::InjectTrackFailure(kind) => {
+                if let Some(a) = st.tracks.iter().find(|w| w.kind == kind).and_then(|w| w.actor.as_ref()) {
+                    let _ = a.cast(TrackWriterMsg::InjectFailure);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        me: ActorRef<Self::Msg>,
+        evt: SupervisionEvent,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if let SupervisionEvent::ActorFailed(cell, err) = evt {
+            st.on_writer_failed(&me, cell.get_id(), &err.to_string()).await?;
         }
         Ok(())
     }
@@ -184,12 +226,72 @@ impl ParticipantState {
         &self.args.settings.metrics
     }
 
-    fn on_published(&mut self, tracks: &[TrackSnapshot]) {
+    async fn on_published(
+        &mut self,
+        me: &ActorRef<ParticipantMsg>,
+        tracks: &[TrackSnapshot],
+    ) -> Result<(), ActorProcessingErr> {
         for t in tracks {
             let Some(codec) = t.codec else { continue };
             if self.args.spec.profile.wants(t.kind) && !self.tracks.iter().any(|w| w.sid == t.sid) {
-                self.tracks.push(TrackWriter::published(t, codec));
+                let mut w = TrackWriter::published(t, codec);
+                w.actor = Some(self.spawn_writer(me, &w, false).await?);
+                self.tracks.push(w);
             }
+        }
+        Ok(())
+    }
+
+    /// Starts the writer actor of a track; it registers its route with the room itself.
+    async fn spawn_writer(
+        &self,
+        me: &ActorRef<ParticipantMsg>,
+        w: &TrackWriter,
+        restarted: bool,
+    ) -> Result<ActorRef<TrackWriterMsg>, ActorProcessingErr> {
+        let args = TrackWriterArgs {
+            recording: self.args.spec.id.clone(),
+            sid: w.sid.clone(),
+            codec: w.codec,
+            restarted,
+            participant: me.clone(),
+            room: self.args.room.clone(),
+            settings: self.args.settings.clone(),
+        };
+        let (actor, _) = Actor::spawn_linked(None, TrackWriterActor, args, me.get_cell()).await?;
+        Ok(actor)
+    }
+
+    /// A track writer failed: restart it within the budget (its track continues after a gap
+    /// in the same part), else fail this actor (the room continues in a new part).
+    async fn on_writer_failed(
+        &mut self,
+        me: &ActorRef<ParticipantMsg>,
+        id: ractor::ActorId,
+        err: &str,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(i) = self.tracks.iter().position(|w| w.actor.as_ref().is_some_and(|a| a.get_id() == id))
+        else {
+            return Ok(());
+        };
+        self.tracks[i].actor = None;
+        let (recording, track) = (&self.args.spec.id, &self.tracks[i].sid);
+        match self.writer_budget.on_failure(Instant::now()) {
+            Verdict::Restart => {
+                tracing::warn!(%recording, %track, error = %err, "track writer failed; restarting it");
+                Metrics::add(&self.metrics().restarts_track, 1);
+                let actor = self.spawn_writer(me, &self.tracks[i], true).await?;
+                self.tracks[i].actor = Some(actor);
+                Ok(())
+            }
+            Verdict::Escalate => Err(format!("track writers failed repeatedly: {err}").into()),
+        }
+    }
+
+    /// Waits (bounded) until every writer has handed its queued frames to this actor's mailbox.
+    async fn flush_writers(&self) {
+        for a in self.tracks.iter().filter_map(|w| w.actor.as_ref()) {
+            let _ = a.call(TrackWriterMsg::Flush, Some(Duration::from_secs(1))).await;
         }
     }
 
@@ -207,9 +309,14 @@ impl ParticipantState {
         }
     }
 
-    fn on_frame(&mut self, sid: String, frame: ReceivedFrame) -> Result<(), ActorProcessingErr> {
+    fn on_frame(
+        &mut self,
+        sid: String,
+        frame: ReceivedFrame,
+        synced: bool,
+    ) -> Result<(), ActorProcessingErr> {
         let Some(part) = self.part.as_mut() else {
-            return self.hold(sid, frame);
+            return self.hold(sid, frame, synced);
         };
         let Some(w) = self.tracks.iter_mut().find(|w| w.sid == sid) else { return Ok(()) };
         let Some(index) = w.index else { return Ok(()) };
@@ -224,12 +331,12 @@ impl ParticipantState {
     /// Before the part opens: keep the frame (bounded). Frames are dropped until the track has
     /// two agreeing sender reports (for up to [`SR_WAIT`]), so the file starts on the sender's
     /// clock instead of re-timing everything when the first (or a bogus) report comes.
-    fn hold(&mut self, sid: String, frame: ReceivedFrame) -> Result<(), ActorProcessingErr> {
+    fn hold(&mut self, sid: String, frame: ReceivedFrame, synced: bool) -> Result<(), ActorProcessingErr> {
         let waiting = self.first_subscribed.is_some_and(|t| t.elapsed() < SR_WAIT);
         let part_no = self.part_no;
         let Some(w) = self.tracks.iter_mut().find(|w| w.sid == sid) else { return Ok(()) };
         w.seen = true;
-        w.observe_sr(frame.sender_report);
+        w.synced |= synced;
         // after a restart the connection's reports are long established: one is enough
         w.synced |= part_no > 1 && frame.sender_report.is_some();
         if !w.synced && waiting {
@@ -326,7 +433,7 @@ impl ParticipantState {
         }
         self.report(Some(Status::Active), Some(path));
         for (sid, frame) in std::mem::take(&mut self.buffered) {
-            self.on_frame(sid, frame)?;
+            self.on_frame(sid, frame, true)?;
         }
         Ok(())
     }

@@ -10,7 +10,7 @@
 //! ends. A lost connection fails the actor after its recorders have finalized their parts; the
 //! supervisor then starts a new room actor that reconnects and resumes them in new parts.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ mod children;
 
 use super::participant::{ParticipantArgs, ParticipantMsg, ParticipantRecorder};
 use super::supervisor::SupervisorMsg;
+use super::track_writer::TrackWriterMsg;
 use super::RecorderSettings;
 use crate::livekit::{self, ParticipantSnapshot, ParticipantState, RoomConnection, RoomEvent};
 use crate::recording::{RecorderError, RecordingInfo, RecordingSpec};
@@ -53,6 +54,13 @@ pub enum RoomMsg {
         /// Where the final recording goes.
         reply: RpcReplyPort<Result<RecordingInfo, RecorderError>>,
     },
+    /// Frames of this track go to this writer from now on (sent by the writer as it starts).
+    Route {
+        /// Track sid.
+        track_sid: String,
+        /// The track's writer.
+        writer: ActorRef<TrackWriterMsg>,
+    },
     /// Ask the publisher of this track for a keyframe.
     RequestKeyframe {
         /// Track sid.
@@ -67,6 +75,14 @@ pub enum RoomMsg {
     InjectFailure {
         /// Recording id.
         id: String,
+    },
+    /// Test hook: make a track writer of a recording fail.
+    #[cfg(feature = "testing")]
+    InjectTrackFailure {
+        /// Recording id.
+        id: String,
+        /// Which track.
+        kind: crate::media::MediaKind,
     },
     /// Test hook: fail this room actor as if its connection was lost.
     #[cfg(feature = "testing")]
@@ -92,8 +108,15 @@ pub struct RoomState {
     /// Negotiated tracks: sid -> (participant sid, codec).
     subscribed: HashMap<String, (String, Option<crate::media::Codec>)>,
     requested: HashSet<String>,
+    /// Track sid -> its writer.
+    routes: HashMap<String, ActorRef<TrackWriterMsg>>,
+    /// Frames of subscribed tracks whose writer is not (or no longer) registered, bounded.
+    unrouted: HashMap<String, VecDeque<livekit::ReceivedFrame>>,
     budget: RestartBudget,
 }
+
+/// Frames kept per track while its writer (re)starts.
+const MAX_UNROUTED: usize = 256;
 
 /// The room actor.
 pub struct RoomActor;
@@ -131,6 +154,8 @@ impl Actor for RoomActor {
             by_actor: HashMap::new(),
             subscribed: HashMap::new(),
             requested: HashSet::new(),
+            routes: HashMap::new(),
+            unrouted: HashMap::new(),
             budget: RestartBudget::new(5, Duration::from_secs(60)),
         })
     }
@@ -158,6 +183,7 @@ impl Actor for RoomActor {
         match msg {
             RoomMsg::Record(spec) => st.record(&me, spec, 1).await?,
             RoomMsg::Stop { id, reply } => st.stop_recording(&id, reply),
+            RoomMsg::Route { track_sid, writer } => st.route(track_sid, writer),
             RoomMsg::RequestKeyframe { track_sid } => st.request_keyframe(&track_sid).await,
             RoomMsg::Event(e) => st.on_event(e).await?,
             RoomMsg::Shutdown(reply) => {
@@ -169,6 +195,12 @@ impl Actor for RoomActor {
             RoomMsg::InjectFailure { id } => {
                 if let Some(r) = st.recs.values().find(|r| r.spec.id == id) {
                     let _ = r.actor.cast(ParticipantMsg::InjectFailure);
+                }
+            }
+            #[cfg(feature = "testing")]
+            RoomMsg::InjectTrackFailure { id, kind } => {
+                if let Some(r) = st.recs.values().find(|r| r.spec.id == id) {
+                    let _ = r.actor.cast(ParticipantMsg::InjectTrackFailure(kind));
                 }
             }
             #[cfg(feature = "testing")]
@@ -292,6 +324,8 @@ impl RoomState {
             }
             RoomEvent::TrackUnsubscribed { track_sid } => {
                 self.subscribed.remove(&track_sid);
+                self.routes.remove(&track_sid);
+                self.unrouted.remove(&track_sid);
             }
             RoomEvent::Reconnecting => tracing::info!(room = %self.args.room, "signal reconnecting"),
             RoomEvent::Reconnected => tracing::info!(room = %self.args.room, "signal resumed"),
@@ -303,11 +337,39 @@ impl RoomState {
         Ok(())
     }
 
-    fn forward_frame(&self, track_sid: String, frame: livekit::ReceivedFrame) {
+    /// Sends a frame to its track's writer. While the writer (re)starts, frames wait in a
+    /// bounded queue that the writer gets when it registers.
+    fn forward_frame(&mut self, track_sid: String, frame: livekit::ReceivedFrame) {
         let Some((psid, _)) = self.subscribed.get(&track_sid) else { return };
-        if let Some(r) = self.rec_of_sid(psid) {
-            let _ = r.actor.cast(ParticipantMsg::Frame { track_sid, frame });
+        if self.rec_of_sid(psid).is_none() {
+            return;
         }
+        let frame = match self.routes.get(&track_sid) {
+            Some(w) => match w.cast(TrackWriterMsg::Frame(frame)) {
+                Ok(()) => return,
+                Err(e) => {
+                    self.routes.remove(&track_sid);
+                    match e {
+                        ractor::MessagingErr::SendErr(TrackWriterMsg::Frame(f)) => f,
+                        _ => return,
+                    }
+                }
+            },
+            None => frame,
+        };
+        let q = self.unrouted.entry(track_sid).or_default();
+        if q.len() == MAX_UNROUTED {
+            q.pop_front();
+            crate::metrics::Metrics::add(&self.args.settings.metrics.frames_dropped, 1);
+        }
+        q.push_back(frame);
+    }
+
+    fn route(&mut self, track_sid: String, writer: ActorRef<TrackWriterMsg>) {
+        for f in self.unrouted.remove(&track_sid).unwrap_or_default() {
+            let _ = writer.cast(TrackWriterMsg::Frame(f));
+        }
+        self.routes.insert(track_sid, writer);
     }
 
     fn rec_of_sid(&self, participant_sid: &str) -> Option<&Rec> {

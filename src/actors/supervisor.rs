@@ -86,6 +86,9 @@ pub enum SupervisorMsg {
     /// Test hook: make a recording's participant recorder fail.
     #[cfg(feature = "testing")]
     InjectFailure(String),
+    /// Test hook: make the track writer of a recording's first track of this kind fail.
+    #[cfg(feature = "testing")]
+    InjectTrackFailure(String, crate::media::MediaKind),
     /// Test hook: make a room actor fail.
     #[cfg(feature = "testing")]
     InjectRoomFailure(String),
@@ -166,6 +169,12 @@ impl Actor for RecorderSupervisor {
             SupervisorMsg::InjectFailure(id) => {
                 if let Some(room) = st.recs.get(&id).and_then(|e| st.rooms.get(&e.spec.room)) {
                     let _ = room.cast(RoomMsg::InjectFailure { id });
+                }
+            }
+            #[cfg(feature = "testing")]
+            SupervisorMsg::InjectTrackFailure(id, kind) => {
+                if let Some(room) = st.recs.get(&id).and_then(|e| st.rooms.get(&e.spec.room)) {
+                    let _ = room.cast(RoomMsg::InjectTrackFailure { id, kind });
                 }
             }
             #[cfg(feature = "testing")]

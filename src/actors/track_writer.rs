@@ -1,17 +1,153 @@
-//! Per-track bookkeeping of a participant recording ([`TrackWriter`]).
+//! `TrackWriterActor`: one per recorded track, child of the participant recorder. The room
+//! routes the track's frames straight to it ([`RoomMsg::Route`]); it checks each frame,
+//! follows the track's sender reports until two agree (then the track's time is on the
+//! sender's clock), counts, and hands the frame to the participant recorder, which interleaves
+//! all tracks into the ONE file it owns.
 //!
-//! Not an actor, on purpose: the media [`Session`](crate::media::session::Session) interleaves
-//! audio and video into ONE file and needs every track's frames in one place, so the
-//! participant recorder owns the file. A separate actor per track would add a mailbox hop per
-//! frame and still have to send each frame to the participant; it would isolate nothing, since
-//! the unit that can break (the file) is shared. A failure anywhere in a participant's file is
-//! handled by restarting the participant recorder on a new part.
+//! What the actor isolates is the per-track handling of untrusted input: if it fails (a
+//! panic in a handler is caught by ractor and reported as a failure), the participant
+//! recorder restarts it (5 restarts / 60 s per participant, then the participant itself fails
+//! and continues in a new part). The restarted writer marks its first frame as not contiguous,
+//! so the media session drops until the next keyframe and asks for one: the track has a gap
+//! of at most about one GOP in the SAME file, and the other tracks never stop.
+//!
+//! [`TrackWriter`] is the participant recorder's bookkeeping for the track (subscription,
+//! index in the current part, the actor's address).
 
-use crate::livekit::TrackSnapshot;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use super::participant::ParticipantMsg;
+use super::room::RoomMsg;
+use super::RecorderSettings;
+use crate::livekit::{ReceivedFrame, TrackSnapshot};
 use crate::media::{Codec, MediaKind, SenderReport};
+use crate::metrics::Metrics;
 use crate::recording::TrackInfo;
 
-/// One subscribed track of a recording.
+/// Largest frame accepted (a 4K keyframe is a few MiB; anything larger is not media).
+pub const MAX_FRAME_BYTES: usize = 16 << 20;
+
+/// Arguments of a track writer.
+#[derive(Debug, Clone)]
+pub struct TrackWriterArgs {
+    /// Recording id (for logs).
+    pub recording: String,
+    /// Track sid.
+    pub sid: String,
+    /// The track's codec.
+    pub codec: Codec,
+    /// Whether this writer replaces a failed one (its first frame starts a gap).
+    pub restarted: bool,
+    /// Where checked frames go.
+    pub participant: ActorRef<ParticipantMsg>,
+    /// Where the route is registered.
+    pub room: ActorRef<RoomMsg>,
+    /// Daemon settings (metrics).
+    pub settings: Arc<RecorderSettings>,
+}
+
+/// Messages of a track writer.
+#[derive(Debug)]
+pub enum TrackWriterMsg {
+    /// One received frame of the track.
+    Frame(ReceivedFrame),
+    /// Replies once every frame queued before it has gone to the participant recorder.
+    Flush(RpcReplyPort<()>),
+    /// Test hook: fail as if a frame could not be handled.
+    #[cfg(feature = "testing")]
+    InjectFailure,
+}
+
+/// State of a track writer.
+#[derive(Debug)]
+pub struct TrackWriterState {
+    args: TrackWriterArgs,
+    /// The next frame is the first since a restart.
+    gap: bool,
+    synced: bool,
+    last_sr: Option<SenderReport>,
+}
+
+/// The track writer actor.
+pub struct TrackWriterActor;
+
+impl Actor for TrackWriterActor {
+    type Msg = TrackWriterMsg;
+    type State = TrackWriterState;
+    type Arguments = TrackWriterArgs;
+
+    async fn pre_start(
+        &self,
+        me: ActorRef<Self::Msg>,
+        args: TrackWriterArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let route = RoomMsg::Route { track_sid: args.sid.clone(), writer: me };
+        if args.room.cast(route).is_err() {
+            tracing::debug!(recording = %args.recording, track = %args.sid, "room actor gone");
+        }
+        Ok(TrackWriterState { gap: args.restarted, synced: false, last_sr: None, args })
+    }
+
+    async fn handle(
+        &self,
+        _me: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            TrackWriterMsg::Frame(frame) => st.on_frame(frame),
+            TrackWriterMsg::Flush(reply) => {
+                let _ = reply.send(());
+            }
+            #[cfg(feature = "testing")]
+            TrackWriterMsg::InjectFailure => return Err("injected track writer failure".into()),
+        }
+        Ok(())
+    }
+}
+
+impl TrackWriterState {
+    fn on_frame(&mut self, mut frame: ReceivedFrame) {
+        if frame.payload.is_empty() || frame.payload.len() > MAX_FRAME_BYTES {
+            tracing::debug!(track = %self.args.sid, size = frame.payload.len(), "frame refused");
+            Metrics::add(&self.args.settings.metrics.frames_dropped, 1);
+            return;
+        }
+        if std::mem::take(&mut self.gap) {
+            frame.contiguous = false;
+        }
+        self.observe_sr(frame.sender_report);
+        let msg = ParticipantMsg::Frame { track_sid: self.args.sid.clone(), frame, synced: self.synced };
+        let _ = self.args.participant.cast(msg);
+    }
+
+    /// Takes a frame's sender report; the track counts as synced once two different reports
+    /// agree with each other (a publisher's or SFU's first report can be wrong, and the media
+    /// session takes reports at face value).
+    fn observe_sr(&mut self, sr: Option<SenderReport>) {
+        let Some(sr) = sr else { return };
+        match self.last_sr {
+            Some(prev) if prev != sr => self.synced |= reports_agree(prev, sr, self.args.codec.clock_rate()),
+            _ => {}
+        }
+        self.last_sr = Some(sr);
+    }
+}
+
+/// Two sender reports of one track agree when their NTP and RTP differences match this well.
+const SR_AGREEMENT_NS: i64 = 20_000_000;
+
+/// Whether `b` lies on the NTP <-> RTP line `a` describes (RTP differences taken mod 2^32).
+pub fn reports_agree(a: SenderReport, b: SenderReport, clock_rate: u32) -> bool {
+    let rtp_ns =
+        i64::from(b.rtp_time.wrapping_sub(a.rtp_time) as i32) * 1_000_000_000 / i64::from(clock_rate.max(1));
+    let ntp_ns = b.ntp_ns as i64 - a.ntp_ns as i64;
+    (ntp_ns - rtp_ns).abs() <= SR_AGREEMENT_NS
+}
+
+/// The participant recorder's bookkeeping for one subscribed track.
 #[derive(Debug, Clone)]
 pub struct TrackWriter {
     /// Track sid.
@@ -26,37 +162,12 @@ pub struct TrackWriter {
     pub frames: u64,
     /// Whether the subscription is negotiated (frames can arrive).
     pub subscribed: bool,
-    /// Whether a frame with a sender report arrived (its time is on the sender's clock).
+    /// Whether the writer saw two agreeing sender reports (its time is on the sender's clock).
     pub synced: bool,
     /// Whether any frame arrived.
     pub seen: bool,
-    /// The last sender report seen before the track was synced.
-    pub last_sr: Option<SenderReport>,
-}
-
-/// Two sender reports of one track agree when their NTP and RTP differences match this well.
-const SR_AGREEMENT_NS: i64 = 20_000_000;
-
-impl TrackWriter {
-    /// Takes a frame's sender report; the track counts as synced once two different reports
-    /// agree with each other (a publisher's or SFU's first report can be wrong, and the media
-    /// session takes reports at face value).
-    pub fn observe_sr(&mut self, sr: Option<SenderReport>) {
-        let Some(sr) = sr else { return };
-        match self.last_sr {
-            Some(prev) if prev != sr => self.synced |= reports_agree(prev, sr, self.codec.clock_rate()),
-            _ => {}
-        }
-        self.last_sr = Some(sr);
-    }
-}
-
-/// Whether `b` lies on the NTP <-> RTP line `a` describes (RTP differences taken mod 2^32).
-pub fn reports_agree(a: SenderReport, b: SenderReport, clock_rate: u32) -> bool {
-    let rtp_ns =
-        i64::from(b.rtp_time.wrapping_sub(a.rtp_time) as i32) * 1_000_000_000 / i64::from(clock_rate.max(1));
-    let ntp_ns = b.ntp_ns as i64 - a.ntp_ns as i64;
-    (ntp_ns - rtp_ns).abs() <= SR_AGREEMENT_NS
+    /// The writer actor, while it runs.
+    pub actor: Option<ActorRef<TrackWriterMsg>>,
 }
 
 impl TrackWriter {
@@ -71,7 +182,7 @@ impl TrackWriter {
             subscribed: false,
             synced: false,
             seen: false,
-            last_sr: None,
+            actor: None,
         }
     }
 
