@@ -70,8 +70,8 @@ pub struct Progress {
     pub status: Option<crate::recording::Status>,
     /// Tracks in the current part.
     pub tracks: Vec<crate::recording::TrackInfo>,
-    /// The part's file, once opened.
-    pub file: Option<PathBuf>,
+    /// The part's files, once opened (one, or one per track with the `track` layout).
+    pub files: Vec<PathBuf>,
     /// Bytes in the part's file.
     pub bytes: u64,
     /// Media time written to the part, seconds.

@@ -41,6 +41,17 @@ impl Profile {
     }
 }
 
+/// How a participant's tracks are laid out in files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// One file per participant with all its tracks, lip-synced (default).
+    #[default]
+    Participant,
+    /// One file per track (video-only WebM/MKV/MP4, audio-only Ogg), all on the same clock.
+    Track,
+}
+
 /// Lifecycle of a recording. `uploading` comes with S3 (not built yet): a recording is
 /// `complete` as soon as its local file is finalized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +125,8 @@ pub struct RecordingSpec {
     pub identity: String,
     /// Tracks to record.
     pub profile: Profile,
+    /// One file per participant or per track.
+    pub layout: Layout,
     /// File name template.
     pub template: String,
     /// Start time, ms since the UNIX epoch.

@@ -364,6 +364,51 @@ async fn failed_track_writer_leaves_a_short_gap_in_the_same_file() {
     sim.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn track_layout_writes_one_complete_file_per_track() {
+    let sim = start_sim(vec![]).await;
+    let body = json!({ "room": "per-track", "identity": "carol", "video": "vp8", "audio": "opus" });
+    assert_eq!(call(sim.http_addr(), Method::POST, "/sim/participants", Some(body)).await.0, 200);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = start_daemon(&sim, dir.path(), None).await;
+    let addr = daemon.addr();
+    let bad = r#"{"room":"per-track","participant":"carol","layout":"tracks"}"#;
+    let (status, err) = api(addr, Method::POST, "/recordings/start", Some(bad), None).await;
+    assert_eq!(status, 400, "{err}");
+    assert!(err["error"].as_str().unwrap_or("").contains("expected `participant` or `track`"), "{err}");
+    let start = r#"{"room":"per-track","participant":"carol","layout":"track"}"#;
+    let (status, rec) = api(addr, Method::POST, "/recordings/start", Some(start), None).await;
+    assert_eq!(status, 201, "{rec}");
+    let id = rec["id"].as_str().expect("id").to_owned();
+    wait_for(addr, &id, None, Duration::from_secs(10), |r| r["status"] == "active").await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (_, done) =
+        api(addr, Method::POST, "/recordings/stop", Some(&format!(r#"{{"id":"{id}"}}"#)), None).await;
+    assert_eq!(done["status"], "complete", "{done}");
+    let files: Vec<PathBuf> = done["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| PathBuf::from(f.as_str().expect("path")))
+        .collect();
+    assert_eq!(files.len(), 2, "{done}");
+    let name = |f: &PathBuf| f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    assert!(name(&files[0]).ends_with("-video.webm"), "{files:?}");
+    assert!(name(&files[1]).ends_with("-audio.ogg"), "{files:?}");
+    let total: u64 = files.iter().map(|f| std::fs::metadata(f).expect("file").len()).sum();
+    assert_eq!(total, done["bytes"].as_u64().expect("bytes"));
+    let (_, sent) = call(sim.http_addr(), Method::GET, "/sim/rooms/per-track/sent", None).await;
+    for (f, kind) in files.iter().zip(["video", "audio"]) {
+        let errors = common::ffmpeg_errors(f);
+        assert!(errors.is_empty(), "{}: {errors}", f.display());
+        let probe = common::ffprobe(f);
+        assert_eq!(probe.streams.len(), 1, "{}: one track per file", f.display());
+        assert_contiguous_run(kind, &common::packets(f, 0), &sent_hashes(&sent, kind));
+    }
+    daemon.shutdown().await;
+    sim.stop().await;
+}
+
 /// A webhook body for `event` and its `Authorization` value, signed like LiveKit does.
 fn signed_hook(event: &str, id: &str, room: &str, identity: &str, secret: &str) -> (String, String) {
     use base64::Engine as _;

@@ -29,7 +29,7 @@ use crate::media::session::SessionConfig;
 use crate::media::{Codec, MediaKind};
 use crate::metrics::Metrics;
 use crate::output::RecordingPart;
-use crate::recording::{RecorderError, RecordingInfo, RecordingSpec, Status};
+use crate::recording::{Layout, RecorderError, RecordingInfo, RecordingSpec, Status};
 use crate::storage::layout::{relative_path, NameVars};
 use crate::supervision::{RestartBudget, Verdict};
 
@@ -106,7 +106,8 @@ pub enum ParticipantMsg {
 pub struct ParticipantState {
     args: ParticipantArgs,
     tracks: Vec<TrackWriter>,
-    part: Option<RecordingPart>,
+    /// The open files of the current part: one, or one per track with the `track` layout.
+    parts: Vec<RecordingPart>,
     part_no: u32,
     buffered: VecDeque<(String, ReceivedFrame)>,
     epoch: Instant,
@@ -138,7 +139,7 @@ impl Actor for ParticipantRecorder {
         Ok(ParticipantState {
             args,
             tracks: Vec::new(),
-            part: None,
+            parts: Vec::new(),
             part_no,
             buffered: VecDeque::new(),
             epoch: Instant::now(),
@@ -302,10 +303,13 @@ impl ParticipantState {
             w.codec = c;
         }
         self.first_subscribed.get_or_insert_with(Instant::now);
-        match &self.part {
-            None if self.ready() => self.open_part(),
-            Some(_) if self.tracks.iter().any(|w| w.subscribed && w.index.is_none()) => self.rotate(),
-            _ => Ok(()),
+        let open = !self.parts.is_empty();
+        if !open && self.ready() {
+            self.open_part()
+        } else if open && self.tracks.iter().any(|w| w.subscribed && w.slot.is_none()) {
+            self.rotate()
+        } else {
+            Ok(())
         }
     }
 
@@ -315,13 +319,13 @@ impl ParticipantState {
         frame: ReceivedFrame,
         synced: bool,
     ) -> Result<(), ActorProcessingErr> {
-        let Some(part) = self.part.as_mut() else {
+        if self.parts.is_empty() {
             return self.hold(sid, frame, synced);
-        };
+        }
         let Some(w) = self.tracks.iter_mut().find(|w| w.sid == sid) else { return Ok(()) };
-        let Some(index) = w.index else { return Ok(()) };
+        let Some((file, index)) = w.slot else { return Ok(()) };
         w.frames += 1;
-        let outcome = part.push(index, &frame.as_frame_in(self.epoch))?;
+        let outcome = self.parts[file].push(index, &frame.as_frame_in(self.epoch))?;
         if outcome.request_keyframe {
             self.request_keyframe(&sid);
         }
@@ -361,7 +365,7 @@ impl ParticipantState {
     }
 
     fn on_tick(&mut self) -> Result<(), ActorProcessingErr> {
-        if self.part.is_none() {
+        if self.parts.is_empty() {
             let grace = self.args.settings.track_grace.max(SR_WAIT);
             let waited = self.first_subscribed.is_some_and(|t| t.elapsed() >= grace);
             if waited {
@@ -370,19 +374,18 @@ impl ParticipantState {
             return Ok(());
         }
         let now = self.now_ns();
-        if let Some(part) = self.part.as_mut() {
-            let outcome = part.poll(now)?;
-            let _ = outcome; // keyframe requests come with frames
+        for part in &mut self.parts {
+            let _ = part.poll(now)?; // keyframe requests come with frames
         }
         self.ticks += 1;
         if self.ticks % PROGRESS_EVERY == 0 {
-            self.report(None, None);
+            self.report(None, Vec::new());
         }
         Ok(())
     }
 
     fn on_start_timeout(&mut self, me: &ActorRef<ParticipantMsg>) -> Result<(), ActorProcessingErr> {
-        if self.part.is_some() || self.ended {
+        if !self.parts.is_empty() || self.ended {
             return Ok(());
         }
         let who = &self.args.spec.identity;
@@ -396,42 +399,43 @@ impl ParticipantState {
         self.end(me, Status::Failed, Some(error))
     }
 
-    /// Opens a part with every subscribed track (video first) and replays buffered frames.
+    /// Opens a part with every subscribed track (video first; one file, or one per track with
+    /// the `track` layout) and replays buffered frames.
     fn open_part(&mut self) -> Result<(), ActorProcessingErr> {
         let mut order: Vec<usize> = (0..self.tracks.len()).filter(|&i| self.tracks[i].subscribed).collect();
         if order.is_empty() {
             return Ok(());
         }
         order.sort_by_key(|&i| self.tracks[i].kind == MediaKind::Audio);
-        let codecs: Vec<Codec> = order.iter().map(|&i| self.tracks[i].codec).collect();
-        let first = |k| order.iter().map(|&i| &self.tracks[i]).find(|w| w.kind == k).map(|w| w.codec);
-        let kind = ContainerKind::for_codecs(first(MediaKind::Video), first(MediaKind::Audio));
-        let spec = &self.args.spec;
-        let vars = NameVars {
-            room: &spec.room,
-            identity: &spec.identity,
-            recording_id: &spec.id,
-            track_type: spec.profile.as_str(),
-            unix_ms: spec.started_unix_ms,
+        let groups: Vec<Vec<usize>> = match self.args.spec.layout {
+            Layout::Participant => vec![order],
+            Layout::Track => order.into_iter().map(|i| vec![i]).collect(),
         };
-        let rel = relative_path(&spec.template, &vars, self.part_no, kind.extension());
-        let path = self.args.settings.recordings_dir.join(rel);
-        self.part = Some(RecordingPart::create(&path, SessionConfig::new(kind, codecs))?);
         self.reported_bytes = 0;
-        for (n, &i) in order.iter().enumerate() {
-            self.tracks[i].index = Some(n);
+        let mut paths = Vec::new();
+        for group in &groups {
+            let path = self.part_path(group);
+            let codecs: Vec<Codec> = group.iter().map(|&i| self.tracks[i].codec).collect();
+            let first = |k| group.iter().map(|&i| &self.tracks[i]).find(|w| w.kind == k).map(|w| w.codec);
+            let kind = ContainerKind::for_codecs(first(MediaKind::Video), first(MediaKind::Audio));
+            let path = path.with_extension(kind.extension());
+            self.parts.push(RecordingPart::create(&path, SessionConfig::new(kind, codecs))?);
+            for (n, &i) in group.iter().enumerate() {
+                self.tracks[i].slot = Some((self.parts.len() - 1, n));
+            }
+            tracing::info!(recording = %self.args.spec.id, part = self.part_no, path = %path.display(), "recording part opened");
+            paths.push(path);
         }
-        tracing::info!(recording = %spec.id, part = self.part_no, path = %path.display(), "recording part opened");
         let videos: Vec<String> = self
             .tracks
             .iter()
-            .filter(|w| w.kind == MediaKind::Video && w.index.is_some())
+            .filter(|w| w.kind == MediaKind::Video && w.slot.is_some())
             .map(|w| w.sid.clone())
             .collect();
         for sid in videos {
             self.request_keyframe(&sid);
         }
-        self.report(Some(Status::Active), Some(path));
+        self.report(Some(Status::Active), paths);
         for (sid, frame) in std::mem::take(&mut self.buffered) {
             self.on_frame(sid, frame, true)?;
         }
@@ -445,18 +449,58 @@ impl ParticipantState {
         self.open_part()
     }
 
+    /// The part's path for these tracks, without extension: the template; with the `track`
+    /// layout plus `-{track_type}` (unless the template has it) and the track sid when the
+    /// participant has several tracks of that kind.
+    fn part_path(&self, group: &[usize]) -> std::path::PathBuf {
+        let spec = &self.args.spec;
+        let mut template = spec.template.clone();
+        let mut track_type = spec.profile.as_str();
+        if let (Layout::Track, [i]) = (spec.layout, group) {
+            let w = &self.tracks[*i];
+            track_type = match w.kind {
+                MediaKind::Audio => "audio",
+                MediaKind::Video => "video",
+            };
+            if !template.contains("{track_type}") {
+                template.push_str("-{track_type}");
+            }
+            if self.tracks.iter().filter(|o| o.subscribed && o.kind == w.kind).count() > 1 {
+                template.push('-');
+                template.push_str(&w.sid);
+            }
+        }
+        let vars = NameVars {
+            room: &spec.room,
+            identity: &spec.identity,
+            recording_id: &spec.id,
+            track_type,
+            unix_ms: spec.started_unix_ms,
+        };
+        self.args.settings.recordings_dir.join(relative_path(&template, &vars, self.part_no, "x"))
+    }
+
     fn close_part(&mut self) -> Result<(), ActorProcessingErr> {
-        let Some(part) = self.part.take() else { return Ok(()) };
-        let duration_ns = part.last_written_ns().unwrap_or(0);
-        let (path, stats) = part.finish()?;
-        let dropped = stats.dropped_before_keyframe + stats.dropped_after_loss + stats.dropped_audio_overlap;
-        Metrics::add(&self.metrics().frames_dropped, dropped);
-        let size = std::fs::metadata(&path).map_or(stats.bytes, |m| m.len());
+        if self.parts.is_empty() {
+            return Ok(());
+        }
+        let mut duration_ns = 0;
+        let mut size = 0;
+        let mut paths = Vec::new();
+        for part in std::mem::take(&mut self.parts) {
+            duration_ns = duration_ns.max(part.last_written_ns().unwrap_or(0));
+            let (path, stats) = part.finish()?;
+            let dropped =
+                stats.dropped_before_keyframe + stats.dropped_after_loss + stats.dropped_audio_overlap;
+            Metrics::add(&self.metrics().frames_dropped, dropped);
+            size += std::fs::metadata(&path).map_or(stats.bytes, |m| m.len());
+            paths.push(path);
+        }
         Metrics::add(&self.metrics().bytes_written, size.saturating_sub(self.reported_bytes));
         self.reported_bytes = size;
-        self.report_final(path, duration_ns);
+        self.report_final(paths, duration_ns);
         for w in &mut self.tracks {
-            w.index = None;
+            w.slot = None;
         }
         Ok(())
     }
@@ -472,7 +516,7 @@ impl ParticipantState {
             return Ok(());
         }
         self.ended = true;
-        let had_part = self.part.is_some();
+        let had_part = !self.parts.is_empty();
         self.close_part()?;
         let (status, error) = match (status, had_part || self.part_no > 1, error) {
             (Status::Complete, false, None) => {
@@ -480,7 +524,7 @@ impl ParticipantState {
             }
             (s, _, e) => (s, e),
         };
-        let mut p = self.progress(Some(status), None);
+        let mut p = self.progress(Some(status), Vec::new());
         p.error = error;
         let _ = self.args.supervisor.cast(SupervisorMsg::Progress(p));
         me.stop(None);

@@ -17,7 +17,7 @@ use super::room::{RoomActor, RoomArgs, RoomMsg};
 use super::{Progress, RecorderSettings};
 use crate::http::webhooks::{Hook, SeenIds};
 use crate::metrics::Metrics;
-use crate::recording::{self, Profile, RecorderError, RecordingInfo, RecordingSpec, Status};
+use crate::recording::{self, Layout, Profile, RecorderError, RecordingInfo, RecordingSpec, Status};
 use crate::supervision::{RestartBudget, Verdict};
 
 /// Webhook event ids remembered for de-duplication.
@@ -32,6 +32,8 @@ pub struct StartRequest {
     pub identity: String,
     /// Tracks to record.
     pub profile: Profile,
+    /// One file per participant or per track.
+    pub layout: Layout,
     /// File name template.
     pub template: String,
 }
@@ -97,8 +99,8 @@ pub enum SupervisorMsg {
 struct Entry {
     info: RecordingInfo,
     spec: RecordingSpec,
-    /// part -> (file, bytes, duration_s)
-    parts: BTreeMap<u32, (PathBuf, u64, f64)>,
+    /// part -> (files, bytes, duration_s)
+    parts: BTreeMap<u32, (Vec<PathBuf>, u64, f64)>,
 }
 
 /// State of the supervisor.
@@ -225,6 +227,7 @@ impl SupervisorState {
             room: req.room,
             identity: req.identity,
             profile: req.profile,
+            layout: req.layout,
             template: req.template,
             started_unix_ms: recording::unix_ms_now(),
         };
@@ -318,8 +321,8 @@ impl SupervisorState {
 
     fn on_progress(&mut self, p: Progress) {
         let Some(e) = self.recs.get_mut(&p.id) else { return };
-        if let Some(file) = p.file {
-            e.parts.insert(p.part, (file, p.bytes, p.duration_s));
+        if !p.files.is_empty() {
+            e.parts.insert(p.part, (p.files, p.bytes, p.duration_s));
         } else if p.status.is_none() {
             if let Some(part) = e.parts.get_mut(&p.part) {
                 (part.1, part.2) = (p.bytes, p.duration_s);
@@ -328,7 +331,7 @@ impl SupervisorState {
         if !p.tracks.is_empty() {
             e.info.tracks = p.tracks;
         }
-        e.info.files = e.parts.values().map(|v| v.0.clone()).collect();
+        e.info.files = e.parts.values().flat_map(|v| v.0.iter().cloned()).collect();
         e.info.bytes = e.parts.values().map(|v| v.1).sum();
         e.info.duration_s = e.parts.values().fold(0.0, |a, v| a + v.2);
         if let Some(s) = p.status {
@@ -387,7 +390,7 @@ impl SupervisorState {
                 part: 0,
                 status: Some(Status::Failed),
                 tracks: vec![],
-                file: None,
+                files: vec![],
                 bytes: 0,
                 duration_s: 0.0,
                 error: Some(err.to_owned()),

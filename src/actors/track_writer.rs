@@ -156,8 +156,9 @@ pub struct TrackWriter {
     pub kind: MediaKind,
     /// The codec written.
     pub codec: Codec,
-    /// Index of the track in the current part's session (`None` until the part includes it).
-    pub index: Option<usize>,
+    /// (file, track index in that file's session) in the current part; `None` until the part
+    /// includes the track.
+    pub slot: Option<(usize, usize)>,
     /// Frames taken for this track.
     pub frames: u64,
     /// Whether the subscription is negotiated (frames can arrive).
@@ -177,7 +178,7 @@ impl TrackWriter {
             sid: t.sid.clone(),
             kind: t.kind,
             codec,
-            index: None,
+            slot: None,
             frames: 0,
             subscribed: false,
             synced: false,

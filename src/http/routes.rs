@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::error::ApiError;
 use super::AppState;
 use crate::actors::supervisor::{StartRequest, StopTarget, SupervisorMsg};
-use crate::recording::{Profile, RecorderError, Status};
+use crate::recording::{Layout, Profile, RecorderError, Status};
 
 /// Timeout for calls that only read the table.
 const QUERY_MS: u64 = 5_000;
@@ -23,6 +23,8 @@ struct StartBody {
     participant: String,
     #[serde(default)]
     profile: Profile,
+    #[serde(default)]
+    layout: Layout,
     filename: Option<String>,
 }
 
@@ -90,6 +92,7 @@ pub async fn start(
         room: field("room", &b.room)?,
         identity: field("participant", &b.participant)?,
         profile: b.profile,
+        layout: b.layout,
         template,
     };
     let (info, created) = ractor::call_t!(state.supervisor, SupervisorMsg::Start, QUERY_MS, start)??;

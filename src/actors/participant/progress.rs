@@ -11,33 +11,35 @@ use crate::metrics::Metrics;
 use crate::recording::Status;
 
 impl ParticipantState {
-    pub(super) fn progress(&self, status: Option<Status>, file: Option<PathBuf>) -> Progress {
-        let (bytes, duration_s) = match &self.part {
-            Some(p) => (p.len(), p.last_written_ns().unwrap_or(0) as f64 / 1e9),
-            None => (self.reported_bytes, 0.0),
+    pub(super) fn progress(&self, status: Option<Status>, files: Vec<PathBuf>) -> Progress {
+        let (bytes, duration_s) = if self.parts.is_empty() {
+            (self.reported_bytes, 0.0)
+        } else {
+            let written = self.parts.iter().filter_map(|p| p.last_written_ns()).max().unwrap_or(0);
+            (self.parts.iter().map(|p| p.len()).sum(), written as f64 / 1e9)
         };
         Progress {
             id: self.args.spec.id.clone(),
             part: self.part_no,
             status,
             tracks: self.tracks.iter().filter(|w| w.subscribed).map(TrackWriter::info).collect(),
-            file,
+            files,
             bytes,
             duration_s,
             error: None,
         }
     }
 
-    pub(super) fn report(&mut self, status: Option<Status>, file: Option<PathBuf>) {
-        let p = self.progress(status, file);
+    pub(super) fn report(&mut self, status: Option<Status>, files: Vec<PathBuf>) {
+        let p = self.progress(status, files);
         let delta = p.bytes.saturating_sub(self.reported_bytes);
         Metrics::add(&self.metrics().bytes_written, delta);
         self.reported_bytes = self.reported_bytes.max(p.bytes);
         let _ = self.args.supervisor.cast(SupervisorMsg::Progress(p));
     }
 
-    pub(super) fn report_final(&mut self, path: PathBuf, duration_ns: u64) {
-        let mut p = self.progress(None, Some(path));
+    pub(super) fn report_final(&mut self, paths: Vec<PathBuf>, duration_ns: u64) {
+        let mut p = self.progress(None, paths);
         p.duration_s = duration_ns as f64 / 1e9;
         p.bytes = self.reported_bytes;
         let _ = self.args.supervisor.cast(SupervisorMsg::Progress(p));

@@ -46,7 +46,7 @@ impl RoomState {
                     part: rec.part,
                     status: Some(Status::Failed),
                     tracks: vec![],
-                    file: None,
+                    files: vec![],
                     bytes: 0,
                     duration_s: 0.0,
                     error,

@@ -7,7 +7,7 @@ use ractor::ActorRef;
 use super::{StartRequest, StopTarget, SupervisorMsg, SupervisorState};
 use crate::http::webhooks::{Hook, HookKind};
 use crate::livekit;
-use crate::recording::Profile;
+use crate::recording::{Layout, Profile};
 
 impl SupervisorState {
     /// Acts on a webhook: joined starts (if enabled), left stops, room finished stops all.
@@ -27,7 +27,13 @@ impl SupervisorState {
                     return "ignored: AUTO_RECORD_ON_JOIN is off".into();
                 }
                 let template = self.settings.filename_template.clone();
-                let req = StartRequest { room, identity, profile: Profile::Av, template };
+                let req = StartRequest {
+                    room,
+                    identity,
+                    profile: Profile::Av,
+                    layout: Layout::Participant,
+                    template,
+                };
                 return match self.start(me, req).await {
                     Ok((info, _)) => format!("recording {}", info.id),
                     Err(e) => format!("start failed: {e}"),
