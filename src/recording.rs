@@ -115,7 +115,7 @@ pub struct RecordingInfo {
 }
 
 /// What a start asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordingSpec {
     /// Recording id.
     pub id: String,

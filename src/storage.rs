@@ -1,4 +1,6 @@
-//! Where recordings go. For now only the local layout ([`layout`]): file names from a template,
-//! sanitized so they always stay under `RECORDINGS_DIR`. S3 uploads are not built yet.
+//! Where recordings go: the local layout ([`layout`]: file names from a template, sanitized so
+//! they always stay under `RECORDINGS_DIR`) and the durable journal of recording jobs
+//! ([`journal`]).
 
+pub mod journal;
 pub mod layout;

@@ -1,0 +1,378 @@
+//! The durable record of recording jobs: an append-only journal of JSON lines under the
+//! recordings directory, written (and fsynced) BEFORE the daemon acts, so that a daemon
+//! restarted after `kill -9` knows every recording that was live, finalizing or waiting for
+//! its upload or callbacks.
+//!
+//! Why a JSON-lines journal and not redb or SQLite: the records are few and small (a handful
+//! per recording), only ever appended and replayed whole at start-up; a text journal needs no
+//! new dependency or C build, is readable with `cat` when something goes wrong, and its only
+//! crash failure mode, a torn last line, is detected and ignored on replay (the event it held
+//! was not acted on: it is written first). [`Journal::compact`] rewrites the file with only the
+//! unfinished recordings (write to a temporary file, fsync, rename), so it stays small in a
+//! daemon that runs for months.
+//!
+//! Invariant: replaying the journal gives, per recording id, the latest spec, parts, status,
+//! upload outputs and delivered callbacks, and a recording that was [`Event::Forget`]-ed is
+//! gone.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::recording::{RecordingSpec, Status};
+
+/// The journal's file name inside the recordings directory.
+pub const FILE_NAME: &str = ".recorder-journal.jsonl";
+
+/// One journal record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "ev", rename_all = "snake_case")]
+pub enum Event {
+    /// A recording was accepted.
+    Started {
+        /// What to record.
+        spec: RecordingSpec,
+    },
+    /// A part's files were opened (written before the first byte goes in them).
+    Part {
+        /// Recording id.
+        id: String,
+        /// Part number.
+        part: u32,
+        /// The part's files.
+        files: Vec<PathBuf>,
+    },
+    /// The recording's status changed.
+    Status {
+        /// Recording id.
+        id: String,
+        /// New status.
+        status: Status,
+        /// Why it failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// The files are uploaded.
+    Uploaded {
+        /// Recording id.
+        id: String,
+        /// Object locations.
+        outputs: Vec<String>,
+    },
+    /// The result callback to this URL was accepted.
+    Delivered {
+        /// Recording id.
+        id: String,
+        /// Callback URL.
+        url: String,
+    },
+    /// Nothing is left to do for this recording.
+    Forget {
+        /// Recording id.
+        id: String,
+    },
+}
+
+/// What the journal knows about one recording.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// What to record.
+    pub spec: RecordingSpec,
+    /// Part number -> files.
+    pub parts: BTreeMap<u32, Vec<PathBuf>>,
+    /// Latest status.
+    pub status: Status,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Object locations, once uploaded.
+    pub outputs: Option<Vec<String>>,
+    /// Callback URLs that accepted the result.
+    pub delivered: BTreeSet<String>,
+}
+
+/// Why the journal could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// Reading, writing or syncing the file failed.
+    #[error("recording journal {path}: {source}")]
+    Io {
+        /// The journal file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A record in the middle of the file is not valid (a torn LAST line is expected after a
+    /// crash and skipped; anything else means the file was damaged).
+    #[error("recording journal {path} line {line}: {reason}")]
+    Corrupt {
+        /// The journal file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The open journal (appends go to the end of the file).
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    appended: usize,
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal in `dir` and replays it: the jobs it knows of,
+    /// by recording id.
+    pub fn open(dir: &Path) -> Result<(Journal, BTreeMap<String, Job>), JournalError> {
+        let path = dir.join(FILE_NAME);
+        let io = |source| JournalError::Io { path: path.clone(), source };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let (jobs, valid_len) = match File::open(&path) {
+            Ok(f) => replay(&path, f)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (BTreeMap::new(), 0),
+            Err(e) => return Err(io(e)),
+        };
+        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io)?;
+        // drop a torn last line so the next record starts on a line of its own
+        if file.metadata().map_err(io)?.len() != valid_len {
+            file.set_len(valid_len).map_err(io)?;
+        }
+        Ok((Journal { path, file, appended: 0 }, jobs))
+    }
+
+    /// Appends one record and makes it durable (fdatasync) before returning.
+    pub fn append(&mut self, ev: &Event) -> Result<(), JournalError> {
+        let mut line = serde_json::to_vec(ev)
+            .map_err(|e| JournalError::Io { path: self.path.clone(), source: std::io::Error::other(e) })?;
+        line.push(b'\n');
+        let io = |source| JournalError::Io { path: self.path.clone(), source };
+        self.file.write_all(&line).map_err(io)?;
+        self.file.sync_data().map_err(io)?;
+        self.appended += 1;
+        Ok(())
+    }
+
+    /// Records appended since open or the last compaction.
+    pub fn appended(&self) -> usize {
+        self.appended
+    }
+
+    /// Rewrites the journal with only `jobs` (the unfinished ones): temporary file, fsync,
+    /// rename, fsync of the directory.
+    pub fn compact(&mut self, jobs: &BTreeMap<String, Job>) -> Result<(), JournalError> {
+        let io = |source| JournalError::Io { path: self.path.clone(), source };
+        let tmp = self.path.with_extension("jsonl.tmp");
+        let mut out = Vec::new();
+        for job in jobs.values() {
+            for ev in job_events(job) {
+                let line = serde_json::to_vec(&ev).map_err(|e| io(std::io::Error::other(e)))?;
+                out.extend_from_slice(&line);
+                out.push(b'\n');
+            }
+        }
+        let mut f = File::create(&tmp).map_err(io)?;
+        f.write_all(&out).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, &self.path).map_err(io)?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        }
+        self.file = OpenOptions::new().append(true).open(&self.path).map_err(io)?;
+        self.appended = 0;
+        Ok(())
+    }
+}
+
+/// The records that recreate `job`.
+fn job_events(job: &Job) -> Vec<Event> {
+    let id = job.spec.id.clone();
+    let mut evs = vec![Event::Started { spec: job.spec.clone() }];
+    for (part, files) in &job.parts {
+        evs.push(Event::Part { id: id.clone(), part: *part, files: files.clone() });
+    }
+    evs.push(Event::Status { id: id.clone(), status: job.status, error: job.error.clone() });
+    if let Some(outputs) = &job.outputs {
+        evs.push(Event::Uploaded { id: id.clone(), outputs: outputs.clone() });
+    }
+    for url in &job.delivered {
+        evs.push(Event::Delivered { id: id.clone(), url: url.clone() });
+    }
+    evs
+}
+
+/// Applies one record to the jobs.
+pub fn apply(jobs: &mut BTreeMap<String, Job>, ev: Event) {
+    match ev {
+        Event::Started { spec } => {
+            let job = Job {
+                spec: spec.clone(),
+                parts: BTreeMap::new(),
+                status: Status::Pending,
+                error: None,
+                outputs: None,
+                delivered: BTreeSet::new(),
+            };
+            jobs.insert(spec.id, job);
+        }
+        Event::Part { id, part, files } => {
+            if let Some(j) = jobs.get_mut(&id) {
+                j.parts.insert(part, files);
+            }
+        }
+        Event::Status { id, status, error } => {
+            if let Some(j) = jobs.get_mut(&id) {
+                j.status = status;
+                j.error = error;
+            }
+        }
+        Event::Uploaded { id, outputs } => {
+            if let Some(j) = jobs.get_mut(&id) {
+                j.outputs = Some(outputs);
+            }
+        }
+        Event::Delivered { id, url } => {
+            if let Some(j) = jobs.get_mut(&id) {
+                j.delivered.insert(url);
+            }
+        }
+        Event::Forget { id } => {
+            jobs.remove(&id);
+        }
+    }
+}
+
+/// Replays the file: the jobs, and the length of the valid prefix (a torn last line is cut).
+fn replay(path: &Path, f: File) -> Result<(BTreeMap<String, Job>, u64), JournalError> {
+    let mut jobs = BTreeMap::new();
+    let mut reader = BufReader::new(f);
+    let mut valid = 0u64;
+    let mut line = Vec::new();
+    let mut n = 0;
+    let mut torn: Option<(usize, String)> = None;
+    loop {
+        line.clear();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|source| JournalError::Io { path: path.to_owned(), source })?;
+        if read == 0 {
+            break;
+        }
+        n += 1;
+        if let Some((at, reason)) = torn.take() {
+            // a bad line followed by more lines is damage, not a crash mid-append
+            return Err(JournalError::Corrupt { path: path.to_owned(), line: at, reason });
+        }
+        let complete = line.last() == Some(&b'\n');
+        match serde_json::from_slice::<Event>(&line) {
+            Ok(ev) if complete => {
+                apply(&mut jobs, ev);
+                valid += read as u64;
+            }
+            Ok(_) => torn = Some((n, "no line end".into())),
+            Err(e) => torn = Some((n, e.to_string())),
+        }
+    }
+    if let Some((at, reason)) = torn {
+        tracing::warn!(path = %path.display(), line = at, %reason, "ignoring a torn last journal record");
+    }
+    Ok((jobs, valid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recording::{Layout, Profile};
+
+    fn spec(id: &str) -> RecordingSpec {
+        RecordingSpec {
+            id: id.into(),
+            room: "r".into(),
+            identity: "alice".into(),
+            profile: Profile::Av,
+            layout: Layout::Participant,
+            template: "{room_name}/{publisher_identity}".into(),
+            started_unix_ms: 1,
+        }
+    }
+
+    fn fill(j: &mut Journal) {
+        j.append(&Event::Started { spec: spec("RC_1") }).unwrap();
+        j.append(&Event::Started { spec: spec("RC_2") }).unwrap();
+        j.append(&Event::Part { id: "RC_1".into(), part: 1, files: vec!["r/a.webm".into()] }).unwrap();
+        j.append(&Event::Status { id: "RC_1".into(), status: Status::Active, error: None }).unwrap();
+        j.append(&Event::Status { id: "RC_2".into(), status: Status::Complete, error: None }).unwrap();
+        j.append(&Event::Forget { id: "RC_2".into() }).unwrap();
+    }
+
+    #[test]
+    fn replay_gives_the_latest_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut j, jobs) = Journal::open(dir.path()).unwrap();
+        assert!(jobs.is_empty());
+        fill(&mut j);
+        drop(j);
+        let (_, jobs) = Journal::open(dir.path()).unwrap();
+        assert_eq!(jobs.len(), 1, "RC_2 was forgotten");
+        let job = &jobs["RC_1"];
+        assert_eq!(job.status, Status::Active);
+        assert_eq!(job.parts[&1], vec![PathBuf::from("r/a.webm")]);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_and_appends_continue() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut j, _) = Journal::open(dir.path()).unwrap();
+        fill(&mut j);
+        drop(j);
+        let path = dir.path().join(FILE_NAME);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"ev":"status","id":"RC_1","sta"#).unwrap();
+        drop(f);
+        let (mut j, jobs) = Journal::open(dir.path()).unwrap();
+        assert_eq!(jobs["RC_1"].status, Status::Active);
+        j.append(&Event::Status { id: "RC_1".into(), status: Status::Complete, error: None }).unwrap();
+        drop(j);
+        let (_, jobs) = Journal::open(dir.path()).unwrap();
+        assert_eq!(jobs["RC_1"].status, Status::Complete, "the record after the cut is read");
+    }
+
+    #[test]
+    fn damage_in_the_middle_is_an_error_that_names_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut j, _) = Journal::open(dir.path()).unwrap();
+        fill(&mut j);
+        drop(j);
+        let path = dir.path().join(FILE_NAME);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let damaged = text.replacen("\"ev\":\"part\"", "\"ev\":\"bogus\"", 1);
+        std::fs::write(&path, damaged).unwrap();
+        let err = Journal::open(dir.path()).unwrap_err();
+        assert!(matches!(err, JournalError::Corrupt { line: 3, .. }), "{err}");
+    }
+
+    #[test]
+    fn compaction_keeps_only_the_given_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut j, _) = Journal::open(dir.path()).unwrap();
+        fill(&mut j);
+        j.append(&Event::Delivered { id: "RC_1".into(), url: "http://127.0.0.1:9/cb".into() }).unwrap();
+        drop(j);
+        let (mut j, jobs) = Journal::open(dir.path()).unwrap();
+        let before = std::fs::metadata(dir.path().join(FILE_NAME)).unwrap().len();
+        j.compact(&jobs).unwrap();
+        j.append(&Event::Uploaded { id: "RC_1".into(), outputs: vec!["s3://b/k".into()] }).unwrap();
+        drop(j);
+        let after = std::fs::metadata(dir.path().join(FILE_NAME)).unwrap().len();
+        let (_, replayed) = Journal::open(dir.path()).unwrap();
+        let job = &replayed["RC_1"];
+        assert_eq!(job.outputs.as_deref(), Some(&["s3://b/k".to_owned()][..]));
+        assert!(job.delivered.contains("http://127.0.0.1:9/cb"));
+        assert_eq!((job.status, job.parts.len()), (Status::Active, 1));
+        assert!(after < before + 80, "compacted: {before} -> {after}");
+    }
+}
