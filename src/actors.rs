@@ -45,6 +45,10 @@ pub struct RecorderSettings {
     pub filename_template: String,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// `MAX_FILE_SIZE`: a part that reaches this size rolls over to the next part.
+    pub max_file_bytes: Option<u64>,
+    /// `MAX_RECORDING_DURATION`: a recording this old ends `complete`.
+    pub max_duration: Option<Duration>,
 }
 
 impl std::fmt::Debug for RecorderSettings {

@@ -46,6 +46,10 @@ pub struct Config {
     pub filename_template: String,
     /// Start recording on `participant_joined` webhooks (`AUTO_RECORD_ON_JOIN`, default true).
     pub auto_record_on_join: bool,
+    /// `MAX_FILE_SIZE` (bytes, or with a unit: `500MB`, `2GiB`): parts roll over at this size.
+    pub max_file_bytes: Option<u64>,
+    /// `MAX_RECORDING_DURATION` (humantime): recordings end `complete` at this age.
+    pub max_duration: Option<Duration>,
 }
 
 /// A secret whose `Debug` prints `***`.
@@ -127,7 +131,35 @@ impl Config {
                 Some("false" | "0" | "no") => false,
                 Some(v) => return Err(bad("AUTO_RECORD_ON_JOIN", v.to_owned(), "expected true or false")),
             };
+        let max_file_bytes = match nonempty("MAX_FILE_SIZE") {
+            None => None,
+            Some(v) => match parse_size(&v) {
+                Some(n) if n >= MIN_FILE_SIZE => Some(n),
+                _ => {
+                    return Err(bad(
+                        "MAX_FILE_SIZE",
+                        v,
+                        "expected a size of at least 1MB such as 500MB or 2GiB",
+                    ))
+                }
+            },
+        };
+        let max_duration = match nonempty("MAX_RECORDING_DURATION") {
+            None => None,
+            Some(v) => match humantime::parse_duration(&v) {
+                Ok(d) if d >= Duration::from_secs(1) => Some(d),
+                _ => {
+                    return Err(bad(
+                        "MAX_RECORDING_DURATION",
+                        v,
+                        "expected a duration of at least 1s such as 4h",
+                    ))
+                }
+            },
+        };
         Ok(Config {
+            max_file_bytes,
+            max_duration,
             auto_record_on_join,
             app_port,
             log_level,
@@ -141,6 +173,30 @@ impl Config {
             filename_template,
         })
     }
+}
+
+/// Smallest `MAX_FILE_SIZE` (a part must hold at least a keyframe interval).
+const MIN_FILE_SIZE: u64 = 1_000_000;
+
+/// `123`, `500MB`, `500 MiB`, `2G`, `2GiB` (decimal units for B/KB/MB/GB/TB, binary for
+/// KiB/MiB/GiB/TiB; K/M/G/T alone are decimal).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let n: u64 = s[..digits].parse().ok()?;
+    let mult: u64 = match s[digits..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "m" | "mb" => 1_000_000,
+        "g" | "gb" => 1_000_000_000,
+        "t" | "tb" => 1_000_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(mult)
 }
 
 #[cfg(test)]
@@ -173,6 +229,9 @@ mod tests {
         assert_eq!(load(&[("AUTO_RECORD_ON_JOIN", "maybe")]).unwrap_err().name, "AUTO_RECORD_ON_JOIN");
         assert_eq!(load(&[("START_TIMEOUT", "0s")]).unwrap_err().name, "START_TIMEOUT");
         assert_eq!(load(&[("LIVEKIT_URL", "localhost:7880")]).unwrap_err().name, "LIVEKIT_URL");
+        assert_eq!(load(&[("MAX_FILE_SIZE", "12 parsecs")]).unwrap_err().name, "MAX_FILE_SIZE");
+        assert_eq!(load(&[("MAX_FILE_SIZE", "10KB")]).unwrap_err().name, "MAX_FILE_SIZE");
+        assert_eq!(load(&[("MAX_RECORDING_DURATION", "0s")]).unwrap_err().name, "MAX_RECORDING_DURATION");
     }
 
     #[test]
@@ -185,5 +244,12 @@ mod tests {
         assert_eq!(c.start_timeout, Duration::from_secs(65));
         assert!(!format!("{c:?}").contains("s3cret"), "secrets are redacted in Debug");
         assert_eq!(c.filename_template, "{room_name}/{publisher_identity}-{time}");
+        let c = load(&[("MAX_FILE_SIZE", "2GiB"), ("MAX_RECORDING_DURATION", "4h")]).unwrap();
+        assert_eq!(c.max_file_bytes, Some(2 << 30));
+        assert_eq!(c.max_duration, Some(Duration::from_secs(4 * 3600)));
+        assert_eq!(
+            (parse_size("500MB"), parse_size("7"), parse_size("x")),
+            (Some(500_000_000), Some(7), None)
+        );
     }
 }

@@ -32,6 +32,10 @@ pub struct DaemonConfig {
     pub api_token: Option<String>,
     /// `AUTO_RECORD_ON_JOIN`: start recording on a `participant_joined` webhook.
     pub auto_record_on_join: bool,
+    /// `MAX_FILE_SIZE`: parts roll over at this size.
+    pub max_file_bytes: Option<u64>,
+    /// `MAX_RECORDING_DURATION`: recordings end at this age.
+    pub max_duration: Option<Duration>,
 }
 
 /// A running daemon.
@@ -57,6 +61,8 @@ impl Daemon {
             auto_record_on_join: cfg.auto_record_on_join,
             filename_template: cfg.filename_template.clone(),
             metrics: Arc::new(Metrics::default()),
+            max_file_bytes: cfg.max_file_bytes,
+            max_duration: cfg.max_duration,
         });
         let (supervisor, root) = Actor::spawn(None, RecorderSupervisor, settings)
             .await

@@ -139,6 +139,8 @@ fn daemon_config(config: &Config) -> Option<DaemonConfig> {
         filename_template: config.filename_template.clone(),
         api_token: config.api_token.as_ref().map(|t| t.0.clone()),
         auto_record_on_join: config.auto_record_on_join,
+        max_file_bytes: config.max_file_bytes,
+        max_duration: config.max_duration,
     })
 }
 

@@ -21,6 +21,10 @@ pub struct Metrics {
     pub restarts_participant: AtomicU64,
     /// Track writer actors restarted.
     pub restarts_track: AtomicU64,
+    /// Recordings failed because the disk was full or not writable.
+    pub storage_failures: AtomicU64,
+    /// When a recording last failed for that reason (ms since the UNIX epoch; 0 = never).
+    pub storage_failed_at_ms: AtomicU64,
 }
 
 impl Metrics {
@@ -69,6 +73,12 @@ impl Metrics {
             ("{actor=\"track_writer\"}".to_owned(), get(&self.restarts_track)),
         ];
         metric("recorder_actor_restarts_total", "counter", "Actor restarts by actor kind.", &restarts);
+        metric(
+            "recorder_storage_failures_total",
+            "counter",
+            "Recordings failed because the disk was full or not writable.",
+            &[(String::new(), get(&self.storage_failures))],
+        );
         s
     }
 }

@@ -105,6 +105,11 @@ impl RecordingPart {
         })
     }
 
+    /// The part's file.
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
     /// Takes one frame of track `track`; writes what the session produced.
     pub fn push(&mut self, track: usize, frame: &FrameIn<'_>) -> io::Result<Outcome> {
         let outcome = self.session.push(track, frame, &mut self.out);

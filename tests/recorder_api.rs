@@ -27,6 +27,8 @@ async fn start_daemon(sim: &livekit_recorder::sim::SimHandle, dir: &Path, token:
         filename_template: "{room_name}/{publisher_identity}-{time}".into(),
         api_token: token.map(str::to_owned),
         auto_record_on_join: true,
+        max_file_bytes: None,
+        max_duration: None,
     };
     Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("daemon starts")
 }
@@ -405,6 +407,79 @@ async fn track_layout_writes_one_complete_file_per_track() {
         assert_eq!(probe.streams.len(), 1, "{}: one track per file", f.display());
         assert_contiguous_run(kind, &common::packets(f, 0), &sent_hashes(&sent, kind));
     }
+    daemon.shutdown().await;
+    sim.stop().await;
+}
+
+/// A small tmpfs mounted at a directory (unmounted on drop); `None` where this process may
+/// not mount (not root, no CAP_SYS_ADMIN).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).expect("mount point");
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(at.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_disk_fails_only_the_recordings_on_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(_tmpfs) = Tmpfs::mount(&dir.path().join("full"), "96k") else {
+        eprintln!(
+            "SKIPPED a_full_disk_fails_only_the_recordings_on_it: cannot mount a tmpfs here (needs root)"
+        );
+        return;
+    };
+    let sim = start_sim(vec![]).await;
+    for room in ["full", "roomy"] {
+        let body = json!({ "room": room, "identity": "alice", "video": "vp8", "audio": "opus" });
+        assert_eq!(call(sim.http_addr(), Method::POST, "/sim/participants", Some(body)).await.0, 200);
+    }
+    let daemon = start_daemon(&sim, dir.path(), None).await;
+    let addr = daemon.addr();
+    let mut ids = Vec::new();
+    for room in ["full", "roomy"] {
+        let body = format!(r#"{{"room":"{room}","participant":"alice"}}"#);
+        let (status, rec) = api(addr, Method::POST, "/recordings/start", Some(&body), None).await;
+        assert_eq!(status, 201, "{rec}");
+        ids.push(rec["id"].as_str().expect("id").to_owned());
+    }
+    let failed = wait_for(addr, &ids[0], None, Duration::from_secs(30), |r| r["status"] == "failed").await;
+    let error = failed["error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("disk full"), "{failed}");
+    // what reached the full disk stays readable
+    let partial = PathBuf::from(failed["files"][0].as_str().expect("the failed recording lists its file"));
+    let probe = common::ffprobe(&partial);
+    assert!(probe.streams.len() == 2 && probe.streams[0].packets > 0, "{}: {probe:?}", partial.display());
+    let (status, health) = api(addr, Method::GET, "/health-check", None, None).await;
+    assert_eq!(status, 200, "the daemon stays up: {health}");
+    let (_, other) = api(addr, Method::GET, &format!("/recordings/{}", ids[1]), None, None).await;
+    assert_eq!(other["status"], "active", "{other}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stop = format!(r#"{{"id":"{}"}}"#, ids[1]);
+    let (_, done) = api(addr, Method::POST, "/recordings/stop", Some(&stop), None).await;
+    assert_eq!(done["status"], "complete", "{done}");
+    let path = PathBuf::from(done["files"][0].as_str().expect("file"));
+    let errors = common::ffmpeg_errors(&path);
+    assert!(errors.is_empty(), "{errors}");
+    let (_, sent) = call(sim.http_addr(), Method::GET, "/sim/rooms/roomy/sent", None).await;
+    assert_contiguous_run("video", &common::packets(&path, 0), &sent_hashes(&sent, "video"));
+    assert_contiguous_run("audio", &common::packets(&path, 1), &sent_hashes(&sent, "audio"));
+    let (_, metrics) = api(addr, Method::GET, "/metrics", None, None).await;
+    let text = metrics.as_str().expect("text").to_owned();
+    assert!(text.contains("recorder_storage_failures_total 1\n"), "{text}");
     daemon.shutdown().await;
     sim.stop().await;
 }

@@ -12,6 +12,7 @@
 //! the part, so stopping the actor never loses what was received.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -157,45 +158,16 @@ impl Actor for ParticipantRecorder {
         msg: Self::Msg,
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            ParticipantMsg::Published(tracks) => st.on_published(&me, &tracks).await?,
-            ParticipantMsg::TrackSubscribed { track_sid, codec } => st.on_subscribed(&track_sid, codec)?,
-            ParticipantMsg::Frame { track_sid, frame, synced } => st.on_frame(track_sid, frame, synced)?,
-            ParticipantMsg::Left => {
-                st.flush_writers().await;
-                let _ = me.cast(ParticipantMsg::Finish(None));
-            }
-            ParticipantMsg::Finish(reply) => {
-                st.end(&me, Status::Complete, None)?;
-                if let Some(reply) = reply {
-                    let id = st.args.spec.id.clone();
-                    let _ = st.args.supervisor.cast(SupervisorMsg::ReplyWith { id, reply });
-                }
-            }
-            ParticipantMsg::Tick => st.on_tick()?,
-            ParticipantMsg::StartTimedOut => st.on_start_timeout(&me)?,
-            ParticipantMsg::Stop { reply } => {
-                // everything the room received before the stop is in the writers' mailboxes:
-                // let them hand it over, then finish behind it
-                st.flush_writers().await;
-                let _ = me.cast(ParticipantMsg::Finish(Some(reply)));
-            }
-            ParticipantMsg::Suspend(reply) => {
-                st.close_part()?;
-                st.ended = true;
-                let _ = reply.send(());
-                me.stop(Some("suspended".into()));
-            }
-            #[cfg(feature = "testing")]
-            ParticipantMsg::InjectFailure => return Err("injected failure".into()),
-            #[cfg(feature = "testing")]
-            ParticipantMsg::InjectTrackFailure(kind) => {
-                if let Some(a) = st.tracks.iter().find(|w| w.kind == kind).and_then(|w| w.actor.as_ref()) {
-                    let _ = a.cast(TrackWriterMsg::InjectFailure);
-                }
-            }
+        match st.dispatch(&me, msg).await {
+            Err(e) if st.ended => Err(e),
+            Err(e) => match storage_failure(&*e) {
+                // a restart would hit the same full or unwritable disk: fail this recording
+                // (the files keep what was flushed) and leave the others alone
+                Some(reason) => st.fail_storage(&me, reason),
+                None => Err(e),
+            },
+            Ok(()) => Ok(()),
         }
-        Ok(())
     }
 
     async fn handle_supervisor_evt(
@@ -222,7 +194,91 @@ impl Actor for ParticipantRecorder {
     }
 }
 
+/// Why writing failed, when it is the disk's fault (full, over quota, read-only, no
+/// permission): a restart would not help.
+fn storage_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let io = e.downcast_ref::<std::io::Error>()?;
+    use std::io::ErrorKind as K;
+    let full = matches!(io.kind(), K::StorageFull | K::QuotaExceeded | K::FileTooLarge)
+        || matches!(io.raw_os_error(), Some(28 | 122 | 27));
+    let unwritable = matches!(io.kind(), K::PermissionDenied | K::ReadOnlyFilesystem);
+    match (full, unwritable) {
+        (true, _) => Some(format!("disk full: {io}")),
+        (_, true) => Some(format!("recordings directory not writable: {io}")),
+        _ => None,
+    }
+}
+
 impl ParticipantState {
+    async fn dispatch(
+        &mut self,
+        me: &ActorRef<ParticipantMsg>,
+        msg: ParticipantMsg,
+    ) -> Result<(), ActorProcessingErr> {
+        let (me, st) = (me.clone(), self);
+        match msg {
+            ParticipantMsg::Published(tracks) => st.on_published(&me, &tracks).await?,
+            ParticipantMsg::TrackSubscribed { track_sid, codec } => st.on_subscribed(&track_sid, codec)?,
+            ParticipantMsg::Frame { track_sid, frame, synced } => st.on_frame(track_sid, frame, synced)?,
+            ParticipantMsg::Left => {
+                st.flush_writers().await;
+                let _ = me.cast(ParticipantMsg::Finish(None));
+            }
+            ParticipantMsg::Finish(reply) => {
+                st.end(&me, Status::Complete, None)?;
+                if let Some(reply) = reply {
+                    let id = st.args.spec.id.clone();
+                    let _ = st.args.supervisor.cast(SupervisorMsg::ReplyWith { id, reply });
+                }
+            }
+            ParticipantMsg::Tick => st.on_tick(&me)?,
+            ParticipantMsg::StartTimedOut => st.on_start_timeout(&me)?,
+            ParticipantMsg::Stop { reply } => {
+                // everything the room received before the stop is in the writers' mailboxes:
+                // let them hand it over, then finish behind it
+                st.flush_writers().await;
+                let _ = me.cast(ParticipantMsg::Finish(Some(reply)));
+            }
+            ParticipantMsg::Suspend(reply) => {
+                st.close_part()?;
+                st.ended = true;
+                let _ = reply.send(());
+                me.stop(Some("suspended".into()));
+            }
+            #[cfg(feature = "testing")]
+            ParticipantMsg::InjectFailure => return Err("injected failure".into()),
+            #[cfg(feature = "testing")]
+            ParticipantMsg::InjectTrackFailure(kind) => {
+                if let Some(a) = st.tracks.iter().find(|w| w.kind == kind).and_then(|w| w.actor.as_ref()) {
+                    let _ = a.cast(TrackWriterMsg::InjectFailure);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The disk failed under this recording: count it, give up the open files without
+    /// writing more (they hold everything up to the last flush point) and end `failed`.
+    fn fail_storage(
+        &mut self,
+        me: &ActorRef<ParticipantMsg>,
+        reason: String,
+    ) -> Result<(), ActorProcessingErr> {
+        self.note_storage_failure(&reason);
+        let files: Vec<_> =
+            std::mem::take(&mut self.parts).into_iter().map(|p| p.path().to_owned()).collect();
+        if !files.is_empty() {
+            self.report_final(files, 0);
+        }
+        self.end(me, Status::Failed, Some(reason))
+    }
+
+    fn note_storage_failure(&self, reason: &str) {
+        tracing::error!(recording = %self.args.spec.id, %reason, "recording failed: storage");
+        Metrics::add(&self.metrics().storage_failures, 1);
+        self.metrics().storage_failed_at_ms.store(crate::recording::unix_ms_now(), Ordering::Relaxed);
+    }
+
     fn metrics(&self) -> &Metrics {
         &self.args.settings.metrics
     }
@@ -364,7 +420,7 @@ impl ParticipantState {
         subscribed && synced && self.tracks.iter().any(|w| w.synced)
     }
 
-    fn on_tick(&mut self) -> Result<(), ActorProcessingErr> {
+    fn on_tick(&mut self, me: &ActorRef<ParticipantMsg>) -> Result<(), ActorProcessingErr> {
         if self.parts.is_empty() {
             let grace = self.args.settings.track_grace.max(SR_WAIT);
             let waited = self.first_subscribed.is_some_and(|t| t.elapsed() >= grace);
@@ -380,6 +436,23 @@ impl ParticipantState {
         self.ticks += 1;
         if self.ticks % PROGRESS_EVERY == 0 {
             self.report(None, Vec::new());
+        }
+        self.enforce_limits(me)
+    }
+
+    /// `MAX_FILE_SIZE`: the part rolls over to the next (starting at a keyframe);
+    /// `MAX_RECORDING_DURATION`: the recording ends `complete`.
+    fn enforce_limits(&mut self, me: &ActorRef<ParticipantMsg>) -> Result<(), ActorProcessingErr> {
+        let s = &self.args.settings;
+        let elapsed_ms = crate::recording::unix_ms_now().saturating_sub(self.args.spec.started_unix_ms);
+        if s.max_duration.is_some_and(|max| u128::from(elapsed_ms) >= max.as_millis()) {
+            tracing::info!(recording = %self.args.spec.id, "maximum recording duration reached");
+            return self.end(me, Status::Complete, None);
+        }
+        let size: u64 = self.parts.iter().map(RecordingPart::len).sum();
+        if s.max_file_bytes.is_some_and(|max| size >= max) {
+            tracing::info!(recording = %self.args.spec.id, size, "maximum file size reached; next part");
+            return self.rotate();
         }
         Ok(())
     }
@@ -487,13 +560,21 @@ impl ParticipantState {
         let mut duration_ns = 0;
         let mut size = 0;
         let mut paths = Vec::new();
+        let mut failed = None;
+        // every file is closed and reported even if one fails (it keeps what was flushed)
         for part in std::mem::take(&mut self.parts) {
             duration_ns = duration_ns.max(part.last_written_ns().unwrap_or(0));
-            let (path, stats) = part.finish()?;
-            let dropped =
-                stats.dropped_before_keyframe + stats.dropped_after_loss + stats.dropped_audio_overlap;
-            Metrics::add(&self.metrics().frames_dropped, dropped);
-            size += std::fs::metadata(&path).map_or(stats.bytes, |m| m.len());
+            let path = part.path().to_owned();
+            match part.finish() {
+                Ok((_, stats)) => {
+                    let dropped = stats.dropped_before_keyframe
+                        + stats.dropped_after_loss
+                        + stats.dropped_audio_overlap;
+                    Metrics::add(&self.metrics().frames_dropped, dropped);
+                }
+                Err(e) => failed = failed.or(Some(e)),
+            }
+            size += std::fs::metadata(&path).map_or(0, |m| m.len());
             paths.push(path);
         }
         Metrics::add(&self.metrics().bytes_written, size.saturating_sub(self.reported_bytes));
@@ -502,7 +583,10 @@ impl ParticipantState {
         for w in &mut self.tracks {
             w.slot = None;
         }
-        Ok(())
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 
     /// Finalizes (closing the part) and stops the actor; `status` is the final status.
@@ -517,12 +601,19 @@ impl ParticipantState {
         }
         self.ended = true;
         let had_part = !self.parts.is_empty();
-        self.close_part()?;
-        let (status, error) = match (status, had_part || self.part_no > 1, error) {
-            (Status::Complete, false, None) => {
+        let closed = self.close_part();
+        let (status, error) = match (status, had_part || self.part_no > 1, error, closed) {
+            (_, _, _, Err(e)) => match storage_failure(&*e) {
+                Some(reason) => {
+                    self.note_storage_failure(&reason);
+                    (Status::Failed, Some(reason))
+                }
+                None => (Status::Failed, Some(format!("finalizing the file failed: {e}"))),
+            },
+            (Status::Complete, false, None, Ok(())) => {
                 (Status::Failed, Some("stopped before any media was received".into()))
             }
-            (s, _, e) => (s, e),
+            (s, _, e, Ok(())) => (s, e),
         };
         let mut p = self.progress(Some(status), Vec::new());
         p.error = error;

@@ -63,6 +63,8 @@ async fn record(sim: &sim::SimHandle, duration: Duration, dir: PathBuf) -> Resul
         filename_template: crate::storage::layout::DEFAULT_TEMPLATE.into(),
         api_token: None,
         auto_record_on_join: false,
+        max_file_bytes: None,
+        max_duration: None,
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
     let daemon = Daemon::start(cfg, addr)
