@@ -18,7 +18,16 @@ use serde_json::{json, Value};
 use sim_support::{call, start_sim, KEY, SECRET};
 
 async fn start_daemon(sim: &livekit_recorder::sim::SimHandle, dir: &Path, token: Option<&str>) -> Daemon {
-    let cfg = DaemonConfig {
+    start_daemon_with(sim, dir, token, |_| {}).await
+}
+
+async fn start_daemon_with(
+    sim: &livekit_recorder::sim::SimHandle,
+    dir: &Path,
+    token: Option<&str>,
+    tweak: impl FnOnce(&mut DaemonConfig),
+) -> Daemon {
+    let mut cfg = DaemonConfig {
         livekit_url: sim.ws_url(),
         api_key: KEY.into(),
         api_secret: SECRET.into(),
@@ -30,6 +39,7 @@ async fn start_daemon(sim: &livekit_recorder::sim::SimHandle, dir: &Path, token:
         max_file_bytes: None,
         max_duration: None,
     };
+    tweak(&mut cfg);
     Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("daemon starts")
 }
 
@@ -480,6 +490,61 @@ async fn a_full_disk_fails_only_the_recordings_on_it() {
     let (_, metrics) = api(addr, Method::GET, "/metrics", None, None).await;
     let text = metrics.as_str().expect("text").to_owned();
     assert!(text.contains("recorder_storage_failures_total 1\n"), "{text}");
+    daemon.shutdown().await;
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn size_limit_rolls_parts_and_duration_limit_ends_the_recording() {
+    let sim = start_sim(vec![]).await;
+    let body = json!({ "room": "limits", "identity": "alice", "video": "vp8", "audio": "opus" });
+    assert_eq!(call(sim.http_addr(), Method::POST, "/sim/participants", Some(body)).await.0, 200);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = start_daemon_with(&sim, dir.path(), None, |c| {
+        c.max_file_bytes = Some(60_000);
+        c.max_duration = Some(Duration::from_secs(9));
+    })
+    .await;
+    let addr = daemon.addr();
+    let start = r#"{"room":"limits","participant":"alice"}"#;
+    let t0 = Instant::now();
+    let (_, rec) = api(addr, Method::POST, "/recordings/start", Some(start), None).await;
+    let id = rec["id"].as_str().expect("id").to_owned();
+    // nobody stops it: the duration limit does
+    let done = wait_for(addr, &id, None, Duration::from_secs(20), |r| r["status"] == "complete").await;
+    let files: Vec<PathBuf> = done["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| PathBuf::from(f.as_str().expect("path")))
+        .collect();
+    assert!(files.len() >= 2, "60 kB parts: {done}");
+    let (_, sent) = call(sim.http_addr(), Method::GET, "/sim/rooms/limits/sent", None).await;
+    let (mut audio, mut video) = (Vec::new(), Vec::new());
+    for (n, f) in files.iter().enumerate() {
+        let errors = common::ffmpeg_errors(f);
+        assert!(errors.is_empty(), "{}: {errors}", f.display());
+        if n + 1 < files.len() {
+            // a part closes at the first video keyframe past the limit (at most ~1 s more)
+            let len = std::fs::metadata(f).expect("part").len();
+            assert!(len >= 60_000 && len < 200_000, "{}: {len} bytes", f.display());
+        }
+        let v = common::packets(f, 0);
+        // VP8: bit 0 of the first byte clear = keyframe
+        assert!(v.first().is_some_and(|p| p.data[0] & 1 == 0), "{} starts with a keyframe", f.display());
+        video.extend(v);
+        audio.extend(common::packets(f, 1));
+    }
+    // the parts join without a missing frame
+    assert_contiguous_run("video across parts", &video, &sent_hashes(&sent, "video"));
+    // audio goes on across the parts without a missing frame
+    assert_contiguous_run("audio across parts", &audio, &sent_hashes(&sent, "audio"));
+    let secs = done["duration_s"].as_f64().expect("duration");
+    let wall = t0.elapsed().as_secs_f64();
+    assert!(
+        (8.5..11.5).contains(&wall) && secs > 4.0 && secs < 9.0,
+        "ended by the 9 s limit: {wall} s, media {secs} s"
+    );
     daemon.shutdown().await;
     sim.stop().await;
 }

@@ -40,6 +40,8 @@ const SR_WAIT: Duration = Duration::from_secs(4);
 const MAX_BUFFERED: usize = 2048;
 /// How often the session is polled (interleaving window, flushes).
 const TICK: Duration = Duration::from_millis(200);
+/// How long a size roll-over waits for a video keyframe before it rolls anyway.
+const ROLL_WAIT: Duration = Duration::from_secs(3);
 /// Progress goes to the supervisor every this many ticks.
 const PROGRESS_EVERY: u32 = 5;
 
@@ -117,6 +119,8 @@ pub struct ParticipantState {
     reported_bytes: u64,
     ended: bool,
     writer_budget: RestartBudget,
+    /// A size roll-over is waiting for a video keyframe (since).
+    roll_requested: Option<Instant>,
 }
 
 /// The participant recorder actor.
@@ -149,6 +153,7 @@ impl Actor for ParticipantRecorder {
             reported_bytes: 0,
             ended: false,
             writer_budget: RestartBudget::new(5, Duration::from_secs(60)),
+            roll_requested: None,
         })
     }
 
@@ -378,6 +383,16 @@ impl ParticipantState {
         if self.parts.is_empty() {
             return self.hold(sid, frame, synced);
         }
+        // a size roll-over waits for a video keyframe, so the next part starts with it and
+        // no video is lost at the seam
+        let keyframe = frame.keyframe == Some(true);
+        if keyframe
+            && self.roll_requested.is_some()
+            && self.tracks.iter().any(|w| w.sid == sid && w.slot.is_some())
+        {
+            self.roll_requested = None;
+            self.rotate()?;
+        }
         let Some(w) = self.tracks.iter_mut().find(|w| w.sid == sid) else { return Ok(()) };
         let Some((file, index)) = w.slot else { return Ok(()) };
         w.frames += 1;
@@ -450,11 +465,31 @@ impl ParticipantState {
             return self.end(me, Status::Complete, None);
         }
         let size: u64 = self.parts.iter().map(RecordingPart::len).sum();
-        if s.max_file_bytes.is_some_and(|max| size >= max) {
-            tracing::info!(recording = %self.args.spec.id, size, "maximum file size reached; next part");
-            return self.rotate();
+        if !s.max_file_bytes.is_some_and(|max| size >= max) {
+            return Ok(());
         }
-        Ok(())
+        let videos: Vec<String> = self
+            .tracks
+            .iter()
+            .filter(|w| w.kind == MediaKind::Video && w.slot.is_some())
+            .map(|w| w.sid.clone())
+            .collect();
+        match self.roll_requested {
+            None if !videos.is_empty() => {
+                tracing::info!(recording = %self.args.spec.id, size, "maximum file size reached; next part at the next keyframe");
+                self.roll_requested = Some(Instant::now());
+                for sid in videos {
+                    self.request_keyframe(&sid);
+                }
+                Ok(())
+            }
+            // no video, or no keyframe came: roll now
+            Some(t) if t.elapsed() < ROLL_WAIT => Ok(()),
+            _ => {
+                self.roll_requested = None;
+                self.rotate()
+            }
+        }
     }
 
     fn on_start_timeout(&mut self, me: &ActorRef<ParticipantMsg>) -> Result<(), ActorProcessingErr> {
