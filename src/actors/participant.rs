@@ -465,7 +465,7 @@ impl ParticipantState {
             return self.end(me, Status::Complete, None);
         }
         let size: u64 = self.parts.iter().map(RecordingPart::len).sum();
-        if !s.max_file_bytes.is_some_and(|max| size >= max) {
+        if s.max_file_bytes.is_none_or(|max| size < max) {
             return Ok(());
         }
         let videos: Vec<String> = self
