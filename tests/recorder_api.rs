@@ -527,7 +527,7 @@ async fn size_limit_rolls_parts_and_duration_limit_ends_the_recording() {
         if n + 1 < files.len() {
             // a part closes at the first video keyframe past the limit (at most ~1 s more)
             let len = std::fs::metadata(f).expect("part").len();
-            assert!(len >= 60_000 && len < 200_000, "{}: {len} bytes", f.display());
+            assert!((60_000..200_000).contains(&len), "{}: {len} bytes", f.display());
         }
         let v = common::packets(f, 0);
         // VP8: bit 0 of the first byte clear = keyframe
