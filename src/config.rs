@@ -7,6 +7,9 @@ use std::time::Duration;
 /// Default `START_TIMEOUT`.
 pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Default `DRAIN_TIMEOUT`.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Default HTTP port (`APP_PORT`).
 pub const DEFAULT_PORT: u16 = 8080;
 /// Default directory for recordings (`RECORDINGS_DIR`).
@@ -50,6 +53,9 @@ pub struct Config {
     pub max_file_bytes: Option<u64>,
     /// `MAX_RECORDING_DURATION` (humantime): recordings end `complete` at this age.
     pub max_duration: Option<Duration>,
+    /// `DRAIN_TIMEOUT` (humantime, default 30s): how long SIGTERM/SIGINT waits for recordings
+    /// to be finalized before the process exits anyway.
+    pub drain_timeout: Duration,
 }
 
 /// A secret whose `Debug` prints `***`.
@@ -157,7 +163,15 @@ impl Config {
                 }
             },
         };
+        let drain_timeout = match nonempty("DRAIN_TIMEOUT") {
+            None => DEFAULT_DRAIN_TIMEOUT,
+            Some(v) => match humantime::parse_duration(&v) {
+                Ok(d) if !d.is_zero() => d,
+                _ => return Err(bad("DRAIN_TIMEOUT", v, "expected a positive duration such as 30s")),
+            },
+        };
         Ok(Config {
+            drain_timeout,
             max_file_bytes,
             max_duration,
             auto_record_on_join,

@@ -88,11 +88,20 @@ impl Daemon {
         &self.supervisor
     }
 
-    /// Stops HTTP intake, finalizes every recording, stops the actors.
-    pub async fn shutdown(self) {
+    /// Drains: new starts are refused (503, the HTTP server stays up meanwhile), every
+    /// recording is finalized, then HTTP and the actors stop. Give up after `timeout` (the files
+    /// stay crash-tolerant); returns whether the drain finished in time.
+    pub async fn drain(self, timeout: Duration) -> bool {
+        let call = self.supervisor.call(SupervisorMsg::Shutdown, Some(timeout));
+        let drained = matches!(call.await, Ok(ractor::rpc::CallResult::Success(())));
         self.server.stop(true).await;
-        let _ = self.supervisor.call(SupervisorMsg::Shutdown, Some(Duration::from_secs(30))).await;
         self.supervisor.stop(None);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.root).await;
+        drained
+    }
+
+    /// [`Daemon::drain`] with 30 s.
+    pub async fn shutdown(self) {
+        self.drain(Duration::from_secs(30)).await;
     }
 }

@@ -91,6 +91,7 @@ fn main() -> ExitCode {
 
 fn serve(config: &Config) -> ExitCode {
     let Some(cfg) = daemon_config(config) else { return ExitCode::from(2) };
+    let drain_timeout = config.drain_timeout;
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -108,9 +109,23 @@ fn serve(config: &Config) -> ExitCode {
             }
         };
         wait_for_signal().await;
-        tracing::info!("stopping: finalizing active recordings");
-        daemon.shutdown().await;
-        ExitCode::SUCCESS
+        let timeout = drain_timeout;
+        tracing::info!(?timeout, "stopping: new starts are refused, active recordings are finalized");
+        tokio::select! {
+            drained = daemon.drain(timeout) => {
+                if drained {
+                    tracing::info!("drained");
+                    ExitCode::SUCCESS
+                } else {
+                    tracing::warn!("drain timeout: what is left is recovered at the next start");
+                    ExitCode::FAILURE
+                }
+            }
+            _ = wait_for_signal() => {
+                tracing::warn!("second signal: exiting now; the files stay readable up to their last flush");
+                ExitCode::from(130)
+            }
+        }
     })
 }
 

@@ -217,7 +217,7 @@ impl SupervisorState {
         req: StartRequest,
     ) -> Result<(RecordingInfo, bool), RecorderError> {
         if !self.accepting {
-            return Err(RecorderError::Unavailable("shutting down".into()));
+            return Err(RecorderError::Unavailable("shutting down: no new recordings are accepted".into()));
         }
         if let Some(e) = self.live(&req.room, &req.identity) {
             return Ok((e.info.clone(), false));
