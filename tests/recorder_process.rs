@@ -1,0 +1,197 @@
+//! The recorder as users run it: `livekit-recorder serve` as a child process (configured by
+//! environment variables) against the in-process simulator, stopped by signals.
+//!
+//! - SIGTERM during 5 A/V recordings: the process exits 0 within `DRAIN_TIMEOUT`, and every
+//!   file is complete: ffmpeg decodes it, its frames are a contiguous run of what the simulator
+//!   sent, and it reaches the frames sent just before the signal.
+
+mod common;
+mod sim_support;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use sim_support::{call, start_sim, KEY, SECRET};
+
+/// The daemon child; killed on drop (a failing test never leaves it running).
+struct Serve {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
+}
+
+async fn serve(sim: &livekit_recorder::sim::SimHandle, dir: &Path, env: &[(&str, &str)]) -> Serve {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_livekit-recorder"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LIVEKIT_URL", sim.ws_url())
+        .env("LIVEKIT_API_KEY", KEY)
+        .env("LIVEKIT_API_SECRET", SECRET)
+        .env("APP_PORT", port.to_string())
+        .env("RECORDINGS_DIR", dir)
+        .env("LOG_LEVEL", "warn")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn livekit-recorder serve");
+    let s = Serve { child, addr: SocketAddr::from(([127, 0, 0, 1], port)) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while api(s.addr, Method::GET, "/health-check", None).await.0 != 200 {
+        assert!(Instant::now() < deadline, "serve did not answer /health-check");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s
+}
+
+async fn api(addr: SocketAddr, method: Method, path: &str, body: Option<&str>) -> (u16, Value) {
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let mut req = client.request(method, format!("http://{addr}{path}")).timeout(Duration::from_secs(20));
+    if let Some(b) = body {
+        req = req.header("content-type", "application/json").body(b.to_owned());
+    }
+    match req.send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap_or_default();
+            (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        }
+        Err(e) => (0, Value::String(e.to_string())),
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill").args([sig, &child.id().to_string()]).status().is_ok_and(|s| s.success());
+    assert!(ok, "kill {sig} failed");
+}
+
+/// Waits for the child's exit code.
+fn wait_exit(child: &mut Child, timeout: Duration) -> Option<i32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code();
+        }
+        assert!(Instant::now() < deadline, "the daemon did not exit within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `(sha256, ntp_ns)` of the frames of one kind in a `/sent` answer.
+fn sent_frames(sent: &Value, kind: &str) -> Vec<(String, u64)> {
+    let t = sent["tracks"].as_array().expect("tracks").iter().find(|t| t["kind"] == kind).expect("track");
+    t["frames"]
+        .as_array()
+        .expect("frames")
+        .iter()
+        .map(|f| (f["sha256"].as_str().expect("hash").to_owned(), f["ntp_ns"].as_u64().expect("ntp")))
+        .collect()
+}
+
+/// The packets are a contiguous run of `sent`; returns the sender time of the last one.
+fn contiguous_run_end(what: &str, packets: &[common::Packet], sent: &[(String, u64)]) -> u64 {
+    let mut at: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, (h, _)) in sent.iter().enumerate() {
+        at.entry(h.as_str()).or_default().push(i);
+    }
+    assert!(packets.len() > 20, "{what}: only {} packets", packets.len());
+    let mut cur: Vec<usize> = Vec::new();
+    for (n, p) in packets.iter().enumerate() {
+        let h = sha256_hex(&p.data);
+        let pos = at.get(h.as_str()).unwrap_or_else(|| panic!("{what} packet {n} is not in /sent"));
+        cur = if n == 0 {
+            pos.clone()
+        } else {
+            pos.iter().copied().filter(|i| *i > 0 && cur.contains(&(i - 1))).collect()
+        };
+        assert!(!cur.is_empty(), "{what}: packet {n} does not follow packet {} in /sent", n.max(1) - 1);
+    }
+    cur.iter().map(|&i| sent[i].1).max().unwrap_or(0)
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else if p.extension().is_some_and(|x| x == "webm") {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_finalizes_every_recording_and_exits_zero() {
+    let sim = start_sim(vec![]).await;
+    let rooms: Vec<String> = (0..5).map(|i| format!("drain-{i}")).collect();
+    for room in &rooms {
+        let body = json!({ "room": room, "identity": "alice", "video": "vp8", "audio": "opus", "av_offset_ms": 700 });
+        assert_eq!(call(sim.http_addr(), Method::POST, "/sim/participants", Some(body)).await.0, 200);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut daemon = serve(&sim, dir.path(), &[("DRAIN_TIMEOUT", "20s")]).await;
+    let mut ids = Vec::new();
+    for room in &rooms {
+        let body = format!(r#"{{"room":"{room}","participant":"alice"}}"#);
+        let (status, rec) = api(daemon.addr, Method::POST, "/recordings/start", Some(&body)).await;
+        assert_eq!(status, 201, "{rec}");
+        ids.push(rec["id"].as_str().expect("id").to_owned());
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for id in &ids {
+        loop {
+            let (_, r) = api(daemon.addr, Method::GET, &format!("/recordings/{id}"), None).await;
+            if r["status"] == "active" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "not active: {r}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let signalled_ns = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos() as u64;
+    signal(&daemon.child, "-TERM");
+    let code = tokio::task::block_in_place(|| wait_exit(&mut daemon.child, Duration::from_secs(25)));
+    assert_eq!(code, Some(0), "exit code after SIGTERM");
+    let files = files_under(dir.path());
+    assert_eq!(files.len(), 5, "{files:?}");
+    for (room, file) in rooms.iter().zip(&files) {
+        assert!(file.starts_with(dir.path().join(room)), "{file:?}");
+        let errors = common::ffmpeg_errors(file);
+        assert!(errors.is_empty(), "{}: {errors}", file.display());
+        let (_, sent) = call(sim.http_addr(), Method::GET, &format!("/sim/rooms/{room}/sent"), None).await;
+        for (index, kind) in [(0, "video"), (1, "audio")] {
+            let end = contiguous_run_end(kind, &common::packets(file, index), &sent_frames(&sent, kind));
+            // the file reaches what was sent just before the signal (allowing for the
+            // network path and the interleaving window)
+            let behind_ms = (signalled_ns as i64 - end as i64) / 1_000_000;
+            eprintln!("{room} {kind}: last frame in the file was sent {behind_ms} ms before SIGTERM");
+            assert!(behind_ms < 600, "{}: {kind} ends {behind_ms} ms before SIGTERM", file.display());
+        }
+    }
+    sim.stop().await;
+}
