@@ -7,7 +7,7 @@
 //! calls `sync_data`, so after a crash the file holds everything up to the last flush point.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use std::collections::VecDeque;
@@ -15,6 +15,38 @@ use std::collections::VecDeque;
 use crate::media::mux::Patch;
 use crate::media::session::{Outcome, Session, SessionConfig, SessionStats};
 use crate::media::FrameIn;
+
+/// What [`repair_part_file`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repair {
+    /// Length found.
+    pub before: u64,
+    /// Length kept (a torn last fragment or page is cut off).
+    pub after: u64,
+}
+
+/// Makes a part file that was being written when the process died a valid file: cuts a torn
+/// last MP4 fragment or Ogg page (Matroska is valid at any length). Reads only unit headers,
+/// so a multi-GiB file costs a few reads per fragment. Unknown extensions are left alone.
+pub fn repair_part_file(path: &Path) -> io::Result<Repair> {
+    let mut f = OpenOptions::new().read(true).write(true).open(path)?;
+    let before = f.metadata()?.len();
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
+    let Some(kind) = crate::media::mux::ContainerKind::from_extension(ext) else {
+        return Ok(Repair { before, after: before });
+    };
+    let after = crate::media::mux::recover::walk_units(kind, before, |off| {
+        f.seek(SeekFrom::Start(off))?;
+        let mut head = Vec::with_capacity(crate::media::mux::recover::UNIT_HEADER_MAX);
+        (&mut f).take(crate::media::mux::recover::UNIT_HEADER_MAX as u64).read_to_end(&mut head)?;
+        Ok::<_, io::Error>(head)
+    })?;
+    if after < before {
+        f.set_len(after)?;
+        f.sync_all()?;
+    }
+    Ok(Repair { before, after })
+}
 
 /// An open part file.
 #[derive(Debug)]

@@ -27,7 +27,11 @@ fn check_truncations(kind: ContainerKind, codecs: &[Codec], seed: u64) {
         if kind != ContainerKind::Mp4 {
             assert!(kept + 64 * 1024 > cut as usize, "{kind:?}: recovery would drop more than a page");
         }
-        std::fs::write(&path, &bytes[..kept]).unwrap();
+        // the daemon's start-up repair of a file on disk cuts to the same length
+        std::fs::write(&path, &bytes[..cut as usize]).unwrap();
+        let repair = livekit_recorder::output::repair_part_file(&path).unwrap();
+        assert_eq!((repair.before, repair.after), (cut, kept as u64), "{kind:?} repair of a cut at {cut}");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), kept as u64);
         if kind == ContainerKind::Mp4 && cut_inside_mdat(&bytes, kept, cut as usize) {
             let raw = dir.path().join(format!("raw-{n}.mp4"));
             std::fs::write(&raw, &bytes[..cut as usize]).unwrap();

@@ -106,6 +106,13 @@ impl ContainerKind {
         }
     }
 
+    /// The container a file extension names (`webm`, `mkv`, `mp4`, `ogg`).
+    pub fn from_extension(ext: &str) -> Option<ContainerKind> {
+        [ContainerKind::Webm, ContainerKind::Mkv, ContainerKind::Mp4, ContainerKind::Ogg]
+            .into_iter()
+            .find(|k| k.extension().eq_ignore_ascii_case(ext))
+    }
+
     /// The default container for a set of codecs: WebM for VP8/VP9/AV1, Matroska for H.264,
     /// Ogg for Opus alone.
     pub fn for_codecs(video: Option<Codec>, audio: Option<Codec>) -> ContainerKind {

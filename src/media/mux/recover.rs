@@ -12,57 +12,78 @@
 
 use super::ContainerKind;
 
-/// Length of the longest prefix of `bytes` that is a valid file of `kind`.
-pub fn recoverable_len(kind: ContainerKind, bytes: &[u8]) -> usize {
+/// Header bytes [`unit_at`] needs to size any unit (an Ogg page header with a full segment
+/// table; an MP4 box header with a 64-bit size is 16).
+pub const UNIT_HEADER_MAX: usize = 27 + 255;
+
+/// A whole unit (MP4 top-level box, Ogg page) as sized by its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unit {
+    /// Its length in bytes, header included.
+    pub len: u64,
+    /// Whether the file is valid when it ends after this unit (an MP4 `moof` needs the `mdat`
+    /// that follows it).
+    pub may_end_file: bool,
+}
+
+/// The unit that starts with `head` (up to [`UNIT_HEADER_MAX`] bytes from its start), or
+/// `None` when `head` does not start a unit (garbage, or too short to hold the header).
+/// Always `None` for Matroska, which needs no unit walk (see [`recoverable_len`]).
+pub fn unit_at(kind: ContainerKind, head: &[u8]) -> Option<Unit> {
     match kind {
-        ContainerKind::Webm | ContainerKind::Mkv => bytes.len(),
-        ContainerKind::Ogg => ogg_pages_len(bytes),
-        ContainerKind::Mp4 => mp4_boxes_len(bytes),
+        ContainerKind::Webm | ContainerKind::Mkv => None,
+        ContainerKind::Ogg => {
+            if head.len() < 27 || &head[..4] != b"OggS" {
+                return None;
+            }
+            let segments = usize::from(head[26]);
+            let table = head.get(27..27 + segments)?;
+            let body: u64 = table.iter().map(|&l| u64::from(l)).sum();
+            Some(Unit { len: 27 + segments as u64 + body, may_end_file: true })
+        }
+        ContainerKind::Mp4 => {
+            let small = u32::from_be_bytes(head.get(..4)?.try_into().ok()?);
+            let len = match small {
+                1 => u64::from_be_bytes(head.get(8..16)?.try_into().ok()?),
+                0 => return None,
+                n => u64::from(n),
+            };
+            (len >= 8).then(|| Unit { len, may_end_file: head.get(4..8) != Some(b"moof".as_slice()) })
+        }
     }
 }
 
-/// End of the last complete top-level box, never ending between a `moof` and its `mdat`
-/// (ISO/IEC 14496-12 §4.2: 32-bit size, or 1 = 64-bit size follows; 0 = to end of file, which
-/// we never write and treat as torn).
-fn mp4_boxes_len(bytes: &[u8]) -> usize {
-    let (mut off, mut good) = (0usize, 0usize);
-    while let Some(size) = box_size(&bytes[off..]) {
-        let Some(end) = off.checked_add(size).filter(|&e| e <= bytes.len()) else { break };
-        let kind = &bytes[off + 4..off + 8];
+/// Walks the units of a file of `total` bytes: `read_head(offset)` returns up to
+/// [`UNIT_HEADER_MAX`] bytes from `offset`. Returns the length of the longest valid prefix.
+pub fn walk_units<E>(
+    kind: ContainerKind,
+    total: u64,
+    mut read_head: impl FnMut(u64) -> Result<Vec<u8>, E>,
+) -> Result<u64, E> {
+    if matches!(kind, ContainerKind::Webm | ContainerKind::Mkv) {
+        return Ok(total);
+    }
+    let (mut off, mut good) = (0u64, 0u64);
+    while off < total {
+        let Some(unit) = unit_at(kind, &read_head(off)?) else { break };
+        let Some(end) = off.checked_add(unit.len).filter(|&e| e <= total) else { break };
         off = end;
-        if kind != b"moof" {
+        if unit.may_end_file {
             good = off;
         }
     }
-    good
+    Ok(good)
 }
 
-fn box_size(b: &[u8]) -> Option<usize> {
-    let small = u32::from_be_bytes(b.get(..4)?.try_into().ok()?);
-    let size = match small {
-        1 => u64::from_be_bytes(b.get(8..16)?.try_into().ok()?),
-        0 => return None,
-        n => u64::from(n),
+/// Length of the longest prefix of `bytes` that is a valid file of `kind`.
+pub fn recoverable_len(kind: ContainerKind, bytes: &[u8]) -> usize {
+    let head = |off: u64| -> Result<Vec<u8>, std::convert::Infallible> {
+        let from = usize::try_from(off).unwrap_or(usize::MAX).min(bytes.len());
+        Ok(bytes[from..bytes.len().min(from.saturating_add(UNIT_HEADER_MAX))].to_vec())
     };
-    usize::try_from(size).ok().filter(|&s| s >= 8)
-}
-
-/// End of the last complete Ogg page (RFC 3533 §6: 27-byte header, segment table, body).
-fn ogg_pages_len(bytes: &[u8]) -> usize {
-    let mut off = 0usize;
-    loop {
-        let page = &bytes[off..];
-        if page.len() < 27 || &page[..4] != b"OggS" {
-            return off;
-        }
-        let segments = usize::from(page[26]);
-        let Some(table) = page.get(27..27 + segments) else { return off };
-        let body: usize = table.iter().map(|&l| usize::from(l)).sum();
-        let len = 27 + segments + body;
-        if page.len() < len {
-            return off;
-        }
-        off += len;
+    match walk_units(kind, bytes.len() as u64, head) {
+        Ok(n) => usize::try_from(n).unwrap_or(bytes.len()),
+        Err(never) => match never {},
     }
 }
 
