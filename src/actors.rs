@@ -49,6 +49,9 @@ pub struct RecorderSettings {
     pub max_file_bytes: Option<u64>,
     /// `MAX_RECORDING_DURATION`: a recording this old ends `complete`.
     pub max_duration: Option<Duration>,
+    /// `RESUME_TIMEOUT`: how long a recording resumed after a restart or reconnect waits for
+    /// its participant before it ends `complete` with the parts it has.
+    pub resume_timeout: Duration,
 }
 
 impl std::fmt::Debug for RecorderSettings {

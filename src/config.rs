@@ -7,6 +7,9 @@ use std::time::Duration;
 /// Default `START_TIMEOUT`.
 pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Default `RESUME_TIMEOUT`.
+pub const DEFAULT_RESUME_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// Default `DRAIN_TIMEOUT`.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -53,6 +56,9 @@ pub struct Config {
     pub max_file_bytes: Option<u64>,
     /// `MAX_RECORDING_DURATION` (humantime): recordings end `complete` at this age.
     pub max_duration: Option<Duration>,
+    /// `RESUME_TIMEOUT` (humantime, default 5m): how long a recording resumed after a restart
+    /// or a lost LiveKit connection waits for its participant before it ends `complete`.
+    pub resume_timeout: Duration,
     /// `DRAIN_TIMEOUT` (humantime, default 30s): how long SIGTERM/SIGINT waits for recordings
     /// to be finalized before the process exits anyway.
     pub drain_timeout: Duration,
@@ -170,7 +176,15 @@ impl Config {
                 _ => return Err(bad("DRAIN_TIMEOUT", v, "expected a positive duration such as 30s")),
             },
         };
+        let resume_timeout = match nonempty("RESUME_TIMEOUT") {
+            None => DEFAULT_RESUME_TIMEOUT,
+            Some(v) => match humantime::parse_duration(&v) {
+                Ok(d) if !d.is_zero() => d,
+                _ => return Err(bad("RESUME_TIMEOUT", v, "expected a positive duration such as 5m")),
+            },
+        };
         Ok(Config {
+            resume_timeout,
             drain_timeout,
             max_file_bytes,
             max_duration,

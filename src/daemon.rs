@@ -36,6 +36,8 @@ pub struct DaemonConfig {
     pub max_file_bytes: Option<u64>,
     /// `MAX_RECORDING_DURATION`: recordings end at this age.
     pub max_duration: Option<Duration>,
+    /// `RESUME_TIMEOUT`: how long a resumed recording waits for its participant.
+    pub resume_timeout: Duration,
 }
 
 /// A running daemon.
@@ -63,6 +65,7 @@ impl Daemon {
             metrics: Arc::new(Metrics::default()),
             max_file_bytes: cfg.max_file_bytes,
             max_duration: cfg.max_duration,
+            resume_timeout: cfg.resume_timeout,
         });
         let (supervisor, root) = Actor::spawn(None, RecorderSupervisor, settings)
             .await

@@ -156,6 +156,7 @@ fn daemon_config(config: &Config) -> Option<DaemonConfig> {
         auto_record_on_join: config.auto_record_on_join,
         max_file_bytes: config.max_file_bytes,
         max_duration: config.max_duration,
+        resume_timeout: config.resume_timeout,
     })
 }
 

@@ -38,6 +38,7 @@ async fn start_daemon_with(
         auto_record_on_join: true,
         max_file_bytes: None,
         max_duration: None,
+        resume_timeout: Duration::from_secs(60),
     };
     tweak(&mut cfg);
     Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("daemon starts")

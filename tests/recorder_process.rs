@@ -4,6 +4,10 @@
 //! - SIGTERM during 5 A/V recordings: the process exits 0 within `DRAIN_TIMEOUT`, and every
 //!   file is complete: ffmpeg decodes it, its frames are a contiguous run of what the simulator
 //!   sent, and it reaches the frames sent just before the signal.
+//! - kill -9 at 3 random moments during 5 A/V recordings, each followed by a restart on the
+//!   same directory: every recording resumes in a new part within 3 s, every part decodes and is
+//!   a contiguous run of what was sent, and each killed part holds everything sent until at
+//!   most the last flush interval before the kill.
 
 mod common;
 mod sim_support;
@@ -109,8 +113,10 @@ fn sent_frames(sent: &Value, kind: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// The packets are a contiguous run of `sent`; returns the sender time of the last one.
-fn contiguous_run_end(what: &str, packets: &[common::Packet], sent: &[(String, u64)]) -> u64 {
+/// The packets are a contiguous run of `sent`; returns the sender time of the last one. The
+/// loops repeat every 4 s, so a run can match at several places: the latest one that ended no
+/// later than `not_after` (nothing can be recorded after the process died) is the true one.
+fn contiguous_run_end(what: &str, packets: &[common::Packet], sent: &[(String, u64)], not_after: u64) -> u64 {
     let mut at: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, (h, _)) in sent.iter().enumerate() {
         at.entry(h.as_str()).or_default().push(i);
@@ -127,7 +133,8 @@ fn contiguous_run_end(what: &str, packets: &[common::Packet], sent: &[(String, u
         };
         assert!(!cur.is_empty(), "{what}: packet {n} does not follow packet {} in /sent", n.max(1) - 1);
     }
-    cur.iter().map(|&i| sent[i].1).max().unwrap_or(0)
+    let end = cur.iter().map(|&i| sent[i].1).filter(|&t| t <= not_after).max();
+    end.unwrap_or_else(|| panic!("{what}: the run ends after the process stopped"))
 }
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -173,9 +180,10 @@ async fn sigterm_finalizes_every_recording_and_exits_zero() {
         }
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let signalled_ns = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos() as u64;
+    let signalled_ns = unix_ns();
     signal(&daemon.child, "-TERM");
     let code = tokio::task::block_in_place(|| wait_exit(&mut daemon.child, Duration::from_secs(25)));
+    let exited_ns = unix_ns();
     assert_eq!(code, Some(0), "exit code after SIGTERM");
     let files = files_under(dir.path());
     assert_eq!(files.len(), 5, "{files:?}");
@@ -185,12 +193,120 @@ async fn sigterm_finalizes_every_recording_and_exits_zero() {
         assert!(errors.is_empty(), "{}: {errors}", file.display());
         let (_, sent) = call(sim.http_addr(), Method::GET, &format!("/sim/rooms/{room}/sent"), None).await;
         for (index, kind) in [(0, "video"), (1, "audio")] {
-            let end = contiguous_run_end(kind, &common::packets(file, index), &sent_frames(&sent, kind));
+            let end =
+                contiguous_run_end(kind, &common::packets(file, index), &sent_frames(&sent, kind), exited_ns);
             // the file reaches what was sent just before the signal (allowing for the
             // network path and the interleaving window)
             let behind_ms = (signalled_ns as i64 - end as i64) / 1_000_000;
             eprintln!("{room} {kind}: last frame in the file was sent {behind_ms} ms before SIGTERM");
             assert!(behind_ms < 600, "{}: {kind} ends {behind_ms} ms before SIGTERM", file.display());
+        }
+    }
+    sim.stop().await;
+}
+
+/// `GET /recordings/{id}` until `pred` holds.
+async fn wait_rec(addr: SocketAddr, id: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (_, r) = api(addr, Method::GET, &format!("/recordings/{id}"), None).await;
+        if pred(&r) {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "condition not reached within {timeout:?}: {r}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn unix_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_three_times_loses_at_most_a_flush_interval_and_resumes() {
+    let sim = start_sim(vec![]).await;
+    let rooms: Vec<String> = (0..5).map(|i| format!("crash-{i}")).collect();
+    for room in &rooms {
+        let body = json!({ "room": room, "identity": "alice", "video": "vp8", "audio": "opus", "av_offset_ms": 700 });
+        assert_eq!(call(sim.http_addr(), Method::POST, "/sim/participants", Some(body)).await.0, 200);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut daemon = serve(&sim, dir.path(), &[]).await;
+    let mut ids = Vec::new();
+    for room in &rooms {
+        let body = format!(r#"{{"room":"{room}","participant":"alice"}}"#);
+        let (status, rec) = api(daemon.addr, Method::POST, "/recordings/start", Some(&body)).await;
+        assert_eq!(status, 201, "{rec}");
+        ids.push(rec["id"].as_str().expect("id").to_owned());
+    }
+    for id in &ids {
+        wait_rec(daemon.addr, id, Duration::from_secs(15), |r| r["status"] == "active").await;
+    }
+    let mut rng = common::Lcg(0x5eed_c0de);
+    // (kill time, restart time), UNIX ns
+    let mut crashes = Vec::new();
+    for round in 1..=3u64 {
+        let wait_ms = 1500 + rng.next() % 2000;
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        let killed = unix_ns();
+        signal(&daemon.child, "-KILL");
+        let _ = tokio::task::block_in_place(|| wait_exit(&mut daemon.child, Duration::from_secs(10)));
+        let restarted = unix_ns();
+        daemon = serve(&sim, dir.path(), &[]).await;
+        for id in &ids {
+            let want = (round + 1) as usize;
+            let r = wait_rec(daemon.addr, id, Duration::from_secs(10), |r| {
+                r["files"].as_array().map(Vec::len) == Some(want)
+            })
+            .await;
+            assert_eq!(r["status"], "active", "resumed: {r}");
+        }
+        eprintln!("round {round}: killed after {wait_ms} ms; every recording resumed in part {}", round + 1);
+        crashes.push((killed, restarted));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for id in &ids {
+        let (status, done) =
+            api(daemon.addr, Method::POST, "/recordings/stop", Some(&format!(r#"{{"id":"{id}"}}"#))).await;
+        assert_eq!((status, &done["status"]), (200, &json!("complete")), "{done}");
+        let files: Vec<PathBuf> = done["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .map(|f| PathBuf::from(f.as_str().expect("path")))
+            .collect();
+        assert_eq!(files.len(), 4, "{done}");
+        let room = done["room"].as_str().expect("room");
+        let (_, sent) = call(sim.http_addr(), Method::GET, &format!("/sim/rooms/{room}/sent"), None).await;
+        for (n, file) in files.iter().enumerate() {
+            let errors = common::ffmpeg_errors(file);
+            assert!(errors.is_empty(), "{}: {errors}", file.display());
+            for (index, kind) in [(0, "video"), (1, "audio")] {
+                let packets = common::packets(file, index);
+                let frames = sent_frames(&sent, kind);
+                let not_after = crashes.get(n).map_or(u64::MAX, |c| c.0);
+                let what = format!("{} {kind}", file.display());
+                let end = contiguous_run_end(&what, &packets, &frames, not_after);
+                if let Some(&(killed, _)) = crashes.get(n) {
+                    let lost_ms = (killed as i64 - end as i64) / 1_000_000;
+                    eprintln!("{room} part {} {kind}: last frame sent {lost_ms} ms before the kill", n + 1);
+                    assert!(lost_ms <= 1300, "{}: {kind} lost {lost_ms} ms before the kill", file.display());
+                }
+                if n > 0 {
+                    // the resumed part starts within 3 s of the restart
+                    let first = &packets[0];
+                    let hash = sha256_hex(&first.data);
+                    let restarted = crashes[n - 1].1;
+                    let start =
+                        frames.iter().filter(|(h, _)| *h == hash).map(|(_, t)| *t).find(|&t| t >= restarted);
+                    let start = start.unwrap_or_else(|| {
+                        panic!("{}: first {kind} frame not sent after the restart", file.display())
+                    });
+                    let ms = (start - restarted) / 1_000_000;
+                    eprintln!("{room} part {} {kind}: first frame sent {ms} ms after the restart", n + 1);
+                    assert!(ms <= 3000, "{}: {kind} resumed {ms} ms after the restart", file.display());
+                }
+            }
         }
     }
     sim.stop().await;

@@ -137,9 +137,8 @@ impl Actor for ParticipantRecorder {
         args: ParticipantArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         me.send_interval(TICK, || ParticipantMsg::Tick);
-        if args.part == 1 {
-            me.send_after(args.settings.start_timeout, || ParticipantMsg::StartTimedOut);
-        }
+        let timeout = if args.part == 1 { args.settings.start_timeout } else { args.settings.resume_timeout };
+        me.send_after(timeout, || ParticipantMsg::StartTimedOut);
         let part_no = args.part;
         Ok(ParticipantState {
             args,
@@ -497,6 +496,12 @@ impl ParticipantState {
             return Ok(());
         }
         let who = &self.args.spec.identity;
+        if self.part_no > 1 {
+            // a resumed recording whose participant did not come back: it ends with its parts
+            let secs = self.args.settings.resume_timeout.as_secs_f64();
+            tracing::info!(recording = %self.args.spec.id, "participant {who:?} did not return within {secs} s; recording ends");
+            return self.end(me, Status::Complete, None);
+        }
         let secs = self.args.settings.start_timeout.as_secs_f64();
         let error = if self.tracks.is_empty() {
             format!("participant {who:?} did not join and publish within {secs} s")

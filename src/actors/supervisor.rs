@@ -12,12 +12,14 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 mod hooks;
+mod recovery;
 
 use super::room::{RoomActor, RoomArgs, RoomMsg};
 use super::{Progress, RecorderSettings};
 use crate::http::webhooks::{Hook, SeenIds};
 use crate::metrics::Metrics;
 use crate::recording::{self, Layout, Profile, RecorderError, RecordingInfo, RecordingSpec, Status};
+use crate::storage::journal::{Event, JobLog};
 use crate::supervision::{RestartBudget, Verdict};
 
 /// Webhook event ids remembered for de-duplication.
@@ -112,6 +114,8 @@ pub struct SupervisorState {
     recs: BTreeMap<String, Entry>,
     accepting: bool,
     seen_hooks: SeenIds,
+    /// The durable job log (`None` only in unit tests of the policy).
+    log: Option<JobLog>,
 }
 
 /// The root actor.
@@ -127,7 +131,10 @@ impl Actor for RecorderSupervisor {
         _me: ActorRef<Self::Msg>,
         settings: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
+        // an unusable recordings directory stops the daemon here, with the path and the reason
+        let log = Some(JobLog::open(&settings.recordings_dir)?);
         Ok(SupervisorState {
+            log,
             settings,
             rooms: HashMap::new(),
             room_ids: HashMap::new(),
@@ -136,6 +143,15 @@ impl Actor for RecorderSupervisor {
             accepting: true,
             seen_hooks: SeenIds::new(SEEN_HOOKS),
         })
+    }
+
+    async fn post_start(
+        &self,
+        me: ActorRef<Self::Msg>,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        st.recover(&me).await;
+        Ok(())
     }
 
     async fn handle(
@@ -232,6 +248,7 @@ impl SupervisorState {
             started_unix_ms: recording::unix_ms_now(),
         };
         let info = RecordingInfo::pending(&spec);
+        self.journal(Event::Started { spec: spec.clone() });
         let room = self.room(me, &spec.room, Vec::new()).await?;
         room.cast(RoomMsg::Record(spec.clone()))
             .map_err(|_| RecorderError::Unavailable("room actor is gone".into()))?;
@@ -296,9 +313,11 @@ impl SupervisorState {
         let id = entry.info.id.clone();
         match self.rooms.get(&entry.spec.room) {
             Some(room) => {
+                let room = room.clone();
                 if let Some(e) = self.recs.get_mut(&id) {
                     e.info.status = Status::Finalizing;
                 }
+                self.journal(Event::Status { id: id.clone(), status: Status::Finalizing, error: None });
                 let _ = room.cast(RoomMsg::Stop { id, reply });
             }
             None => {
@@ -321,7 +340,12 @@ impl SupervisorState {
 
     fn on_progress(&mut self, p: Progress) {
         let Some(e) = self.recs.get_mut(&p.id) else { return };
+        let (id, before) = (p.id.clone(), e.info.status);
+        let mut journal = Vec::new();
         if !p.files.is_empty() {
+            if e.parts.get(&p.part).map(|v| &v.0) != Some(&p.files) {
+                journal.push(Event::Part { id: id.clone(), part: p.part, files: p.files.clone() });
+            }
             e.parts.insert(p.part, (p.files, p.bytes, p.duration_s));
         } else if p.status.is_none() {
             if let Some(part) = e.parts.get_mut(&p.part) {
@@ -343,6 +367,16 @@ impl SupervisorState {
                 e.info.ended_at = Some(recording::rfc3339(recording::unix_ms_now()));
                 e.info.error = p.error;
             }
+        }
+        let (status, error) = (e.info.status, e.info.error.clone());
+        if status != before {
+            journal.push(Event::Status { id: id.clone(), status, error });
+            if !status.is_live() {
+                journal.push(Event::Forget { id });
+            }
+        }
+        for ev in journal {
+            self.journal(ev);
         }
     }
 

@@ -65,6 +65,7 @@ async fn record(sim: &sim::SimHandle, duration: Duration, dir: PathBuf) -> Resul
         auto_record_on_join: false,
         max_file_bytes: None,
         max_duration: None,
+        resume_timeout: Duration::from_secs(60),
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
     let daemon = Daemon::start(cfg, addr)

@@ -188,6 +188,52 @@ impl Journal {
     }
 }
 
+/// The journal and the jobs it describes, kept in step: [`JobLog::record`] appends (durably)
+/// and applies; the file is compacted to the unfinished jobs every [`COMPACT_EVERY`] records.
+#[derive(Debug)]
+pub struct JobLog {
+    journal: Journal,
+    jobs: BTreeMap<String, Job>,
+}
+
+/// Records between compactions.
+pub const COMPACT_EVERY: usize = 4096;
+
+impl JobLog {
+    /// Opens the journal in `dir`. A journal damaged in the middle is moved aside (to
+    /// `<name>.damaged-<unix ms>`, with an error logged) and a new one started: the daemon must
+    /// come up; the files themselves are untouched.
+    pub fn open(dir: &Path) -> Result<JobLog, JournalError> {
+        match Journal::open(dir) {
+            Ok((journal, jobs)) => Ok(JobLog { journal, jobs }),
+            Err(JournalError::Corrupt { path, line, reason }) => {
+                let aside = path.with_extension(format!("damaged-{}", crate::recording::unix_ms_now()));
+                tracing::error!(path = %path.display(), line, %reason, aside = %aside.display(), "recording journal damaged; moved aside, starting a new one");
+                std::fs::rename(&path, &aside)
+                    .map_err(|source| JournalError::Io { path: path.clone(), source })?;
+                let (journal, jobs) = Journal::open(dir)?;
+                Ok(JobLog { journal, jobs })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The jobs as replayed and recorded since.
+    pub fn jobs(&self) -> &BTreeMap<String, Job> {
+        &self.jobs
+    }
+
+    /// Appends `ev` durably, then applies it.
+    pub fn record(&mut self, ev: Event) -> Result<(), JournalError> {
+        self.journal.append(&ev)?;
+        apply(&mut self.jobs, ev);
+        if self.journal.appended() >= COMPACT_EVERY {
+            self.journal.compact(&self.jobs)?;
+        }
+        Ok(())
+    }
+}
+
 /// The records that recreate `job`.
 fn job_events(job: &Job) -> Vec<Event> {
     let id = job.spec.id.clone();

@@ -1,0 +1,88 @@
+//! The supervisor's durable side: every accepted recording, opened part and status change goes
+//! to the [`JobLog`] before the supervisor acts on it, and at start-up the log is reconciled
+//! with the disk and with LiveKit:
+//!
+//! - a recording that was `pending` or `active` when the process died: its part files are
+//!   repaired ([`repair_part_file`]: a torn MP4 fragment or Ogg page is cut) and it resumes
+//!   in a new part as soon as the room actor has reconnected and the participant is (still
+//!   or again) there; if the participant does not come back within `RESUME_TIMEOUT`, it ends
+//!   `complete` with the parts it has;
+//! - a recording that was `finalizing`: its files are repaired and it is `complete`;
+//! - a recording that had ended: shown again (`GET /recordings/{id}`) and forgotten.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use ractor::ActorRef;
+
+use super::{Entry, SupervisorMsg, SupervisorState};
+use crate::output::repair_part_file;
+use crate::recording::{self, RecordingInfo, RecordingSpec, Status};
+use crate::storage::journal::{Event, Job};
+
+impl SupervisorState {
+    /// Appends to the job log (if there is one). A failed append is logged: the recording
+    /// goes on, but a crash before the next good append could not recover it.
+    pub(super) fn journal(&mut self, ev: Event) {
+        if let Some(log) = self.log.as_mut() {
+            if let Err(e) = log.record(ev) {
+                tracing::error!("{e}");
+            }
+        }
+    }
+
+    /// Start-up: reconciles the jobs the log knows with the disk; resumes live recordings.
+    pub(super) async fn recover(&mut self, me: &ActorRef<SupervisorMsg>) {
+        let Some(log) = self.log.as_ref() else { return };
+        let jobs: Vec<Job> = log.jobs().values().cloned().collect();
+        let mut resume: BTreeMap<String, Vec<(RecordingSpec, u32)>> = BTreeMap::new();
+        for job in jobs {
+            let id = job.spec.id.clone();
+            let files: Vec<PathBuf> = job.parts.values().flatten().cloned().collect();
+            let mut bytes = 0;
+            for f in &files {
+                match repair_part_file(f) {
+                    Ok(r) => {
+                        bytes += r.after;
+                        if r.after < r.before {
+                            tracing::warn!(recording = %id, file = %f.display(), cut = r.before - r.after, "torn end of a part file cut off");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(recording = %id, file = %f.display(), "cannot repair part file: {e}")
+                    }
+                }
+            }
+            let mut info = RecordingInfo::pending(&job.spec);
+            info.files = files;
+            info.bytes = bytes;
+            info.error = job.error.clone();
+            info.status = job.status;
+            let parts = job.parts.iter().map(|(n, f)| (*n, (f.clone(), 0, 0.0))).collect();
+            let next_part = job.parts.keys().max().map_or(1, |p| p + 1);
+            match job.status {
+                Status::Pending | Status::Active => {
+                    tracing::info!(recording = %id, room = %job.spec.room, part = next_part, "resuming after a restart");
+                    if !job.parts.is_empty() {
+                        info.status = Status::Active;
+                    }
+                    resume.entry(job.spec.room.clone()).or_default().push((job.spec.clone(), next_part));
+                }
+                Status::Finalizing => {
+                    info.status = Status::Complete;
+                    info.ended_at = Some(recording::rfc3339(recording::unix_ms_now()));
+                    self.journal(Event::Status { id: id.clone(), status: Status::Complete, error: None });
+                    self.journal(Event::Forget { id: id.clone() });
+                }
+                Status::Complete | Status::Failed => self.journal(Event::Forget { id: id.clone() }),
+            }
+            self.recs.insert(id, Entry { info, spec: job.spec, parts });
+        }
+        for (room, list) in resume {
+            if let Err(e) = self.room(me, &room, list).await {
+                tracing::error!(%room, "cannot resume recordings: {e}");
+                self.fail_room(&room, &e.to_string());
+            }
+        }
+    }
+}
