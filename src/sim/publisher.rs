@@ -43,6 +43,10 @@ pub enum PubCmd {
     Mute(MediaKind, bool),
     /// Send nothing on `track` (or all tracks) until the instant; time keeps running.
     Pause(Option<String>, Instant),
+    /// Publish one more track on the participant's clock.
+    AddTrack(PubTrack),
+    /// Unpublish a track: its frames stop.
+    RemoveTrack(String),
     /// Leave: the task ends.
     Stop,
 }
@@ -126,6 +130,20 @@ impl PubTrack {
         }
     }
 
+    /// A track published while its participant is already sending: it starts at `elapsed` on
+    /// the participant clock (so SR-based sync with the other tracks stays exact), video at the
+    /// loop's next keyframe, as a real encoder's first frame is.
+    pub fn late(sid: &str, shared: Arc<SharedLoop>, log: Arc<TrackLog>, elapsed: Duration) -> PubTrack {
+        let mut t = PubTrack::new(sid, shared, log, elapsed);
+        if t.kind() == MediaKind::Video {
+            let next = t.synth.clone().next_frame().loop_index;
+            if let Some(k) = t.shared.next_keyframe(next) {
+                t.synth.skip_to(k);
+            }
+        }
+        t
+    }
+
     fn kind(&self) -> MediaKind {
         self.synth.codec().kind()
     }
@@ -167,7 +185,7 @@ async fn run(mut tracks: Vec<PubTrack>, fanout: Arc<Fanout>, clock: Clock, mut r
     }
 }
 
-fn handle(tracks: &mut [PubTrack], cmd: PubCmd) {
+fn handle(tracks: &mut Vec<PubTrack>, cmd: PubCmd) {
     match cmd {
         PubCmd::Keyframe(sid) => {
             if let Some(t) = tracks.iter_mut().find(|t| *t.sid == *sid && t.kind() == MediaKind::Video) {
@@ -182,6 +200,8 @@ fn handle(tracks: &mut [PubTrack], cmd: PubCmd) {
                 t.paused_until = Some(until);
             }
         }
+        PubCmd::AddTrack(t) => tracks.push(t),
+        PubCmd::RemoveTrack(sid) => tracks.retain(|t| *t.sid != *sid),
         PubCmd::Stop => {}
     }
 }
