@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
+mod loss;
 mod progress;
 
 use super::room::RoomMsg;
@@ -103,6 +104,12 @@ pub struct ParticipantState {
     ticks: u32,
     reported_bytes: u64,
     ended: bool,
+    /// Loss estimate per track sid (frames never received).
+    loss: std::collections::HashMap<String, loss::LossCounter>,
+    /// Frames lost so far: never received, plus dropped after loss in closed parts.
+    frames_lost: u64,
+    /// How much of the loss the supervisor has been told about.
+    reported_lost: u64,
 }
 
 /// The participant recorder actor.
@@ -134,6 +141,9 @@ impl Actor for ParticipantRecorder {
             ticks: 0,
             reported_bytes: 0,
             ended: false,
+            loss: std::collections::HashMap::new(),
+            frames_lost: 0,
+            reported_lost: 0,
         })
     }
 
@@ -214,6 +224,12 @@ impl ParticipantState {
         let Some(w) = self.tracks.iter_mut().find(|w| w.sid == sid) else { return Ok(()) };
         let Some(index) = w.index else { return Ok(()) };
         w.frames += 1;
+        let lost = self.loss.entry(sid.clone()).or_default().observe(frame.rtp_time, frame.contiguous);
+        if lost > 0 {
+            tracing::info!(recording = %self.args.spec.id, track = %sid, lost, "frames lost");
+            Metrics::add(&self.args.settings.metrics.frames_lost, lost);
+            self.frames_lost += lost;
+        }
         let outcome = part.push(index, &frame.as_frame_in(self.epoch))?;
         if outcome.request_keyframe {
             self.request_keyframe(&sid);
@@ -344,6 +360,7 @@ impl ParticipantState {
         let (path, stats) = part.finish()?;
         let dropped = stats.dropped_before_keyframe + stats.dropped_after_loss + stats.dropped_audio_overlap;
         Metrics::add(&self.metrics().frames_dropped, dropped);
+        self.frames_lost += stats.dropped_after_loss;
         let size = std::fs::metadata(&path).map_or(stats.bytes, |m| m.len());
         Metrics::add(&self.metrics().bytes_written, size.saturating_sub(self.reported_bytes));
         self.reported_bytes = size;
@@ -375,6 +392,7 @@ impl ParticipantState {
         };
         let mut p = self.progress(Some(status), None);
         p.error = error;
+        p.frames_lost = self.take_lost();
         let _ = self.args.supervisor.cast(SupervisorMsg::Progress(p));
         me.stop(None);
         Ok(())

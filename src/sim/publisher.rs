@@ -111,7 +111,6 @@ pub struct PubTrack {
     pub log: Arc<TrackLog>,
     muted: bool,
     paused_until: Option<Instant>,
-    last_index: usize,
 }
 
 impl PubTrack {
@@ -119,15 +118,7 @@ impl PubTrack {
     pub fn new(sid: &str, shared: Arc<SharedLoop>, log: Arc<TrackLog>, offset: Duration) -> PubTrack {
         let mut synth = SyntheticTrack::new(shared.source.clone(), super::ids::random_u32(), 0);
         synth.skip_to_time(offset.as_nanos() as u64);
-        PubTrack {
-            sid: sid.into(),
-            shared,
-            synth,
-            log,
-            muted: false,
-            paused_until: None,
-            last_index: usize::MAX,
-        }
+        PubTrack { sid: sid.into(), shared, synth, log, muted: false, paused_until: None }
     }
 
     /// A track published while its participant is already sending: it starts at `elapsed` on
@@ -207,8 +198,9 @@ fn handle(tracks: &mut Vec<PubTrack>, cmd: PubCmd) {
 }
 
 fn jump_to_keyframe(t: &mut PubTrack) {
-    let n = t.shared.frames.len();
-    let next = t.last_index.wrapping_add(1) % n;
+    // the loop index of the next frame due (a track published late may not have sent anything
+    // yet: it must not jump a whole loop ahead to index 0)
+    let next = t.synth.clone().next_frame().loop_index;
     if let Some(k) = t.shared.next_keyframe(next) {
         t.synth.skip_to(k);
         tracing::debug!(track = %t.sid, keyframe = k, "keyframe requested");
@@ -221,7 +213,6 @@ fn emit_due(tracks: &mut [PubTrack], fanout: &Fanout, clock: &Clock, now: Instan
         while t.synth.next_sender_ns() <= elapsed {
             let f = t.synth.next_frame();
             let (idx, sender_ns, rtp_ts) = (f.loop_index, f.sender_ns, f.rtp_time);
-            t.last_index = idx;
             let paused = t.paused_until.is_some_and(|u| now < u);
             if t.muted || paused {
                 continue;

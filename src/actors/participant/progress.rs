@@ -25,11 +25,22 @@ impl ParticipantState {
             bytes,
             duration_s,
             error: None,
+            frames_lost: 0,
         }
     }
 
+    /// Frames lost not reported yet (the current part's drops after loss included).
+    pub(super) fn take_lost(&mut self) -> u64 {
+        let current = self.part.as_ref().map_or(0, |p| p.stats().dropped_after_loss);
+        let total = self.frames_lost + current;
+        let new = total.saturating_sub(self.reported_lost);
+        self.reported_lost = self.reported_lost.max(total);
+        new
+    }
+
     pub(super) fn report(&mut self, status: Option<Status>, file: Option<PathBuf>) {
-        let p = self.progress(status, file);
+        let mut p = self.progress(status, file);
+        p.frames_lost = self.take_lost();
         let delta = p.bytes.saturating_sub(self.reported_bytes);
         Metrics::add(&self.metrics().bytes_written, delta);
         self.reported_bytes = self.reported_bytes.max(p.bytes);
@@ -38,6 +49,7 @@ impl ParticipantState {
 
     pub(super) fn report_final(&mut self, path: PathBuf, duration_ns: u64) {
         let mut p = self.progress(None, Some(path));
+        p.frames_lost = self.take_lost();
         p.duration_s = duration_ns as f64 / 1e9;
         p.bytes = self.reported_bytes;
         let _ = self.args.supervisor.cast(SupervisorMsg::Progress(p));
