@@ -5,8 +5,11 @@
 //! It waits (event-driven, no polling of LiveKit) until the participant has published and the
 //! tracks are subscribed, then opens the part; frames that arrive before are buffered (bounded).
 //! A track subscribed after the part is open closes that part and continues in the next one
-//! with all tracks (the media session's track set is fixed per file). `post_stop` finalizes
-//! the part, so stopping the actor never loses what was received.
+//! with all tracks (the media session's track set is fixed per file); an unpublished track
+//! simply stops sending into the current part. `post_stop` finalizes the part, so stopping the
+//! actor never loses what was received. Frames lost to unrepaired network loss (never received,
+//! from RTP gaps, see `loss`; or dropped until the next keyframe) go to the recording's
+//! `frames_lost`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
