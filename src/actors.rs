@@ -85,4 +85,7 @@ pub struct Progress {
     pub duration_s: f64,
     /// Why it failed.
     pub error: Option<String>,
+    /// Frames lost (never received, or dropped after loss until the next keyframe) since the
+    /// previous report; the supervisor adds them up.
+    pub frames_lost: u64,
 }

@@ -40,6 +40,30 @@ pub struct DaemonConfig {
     pub resume_timeout: Duration,
 }
 
+impl DaemonConfig {
+    /// The defaults of every optional setting (as `serve` has them with no variable set).
+    pub fn new(
+        livekit_url: &str,
+        api_key: &str,
+        api_secret: &str,
+        recordings_dir: &std::path::Path,
+    ) -> DaemonConfig {
+        DaemonConfig {
+            livekit_url: livekit_url.to_owned(),
+            api_key: api_key.to_owned(),
+            api_secret: api_secret.to_owned(),
+            recordings_dir: recordings_dir.to_path_buf(),
+            start_timeout: crate::config::DEFAULT_START_TIMEOUT,
+            filename_template: crate::storage::layout::DEFAULT_TEMPLATE.into(),
+            api_token: None,
+            auto_record_on_join: true,
+            max_file_bytes: None,
+            max_duration: None,
+            resume_timeout: crate::config::DEFAULT_RESUME_TIMEOUT,
+        }
+    }
+}
+
 /// A running daemon.
 pub struct Daemon {
     addr: SocketAddr,

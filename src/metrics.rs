@@ -13,6 +13,8 @@ pub struct Metrics {
     pub bytes_written: AtomicU64,
     /// Frames dropped (connection channel full, waiting for a keyframe, after loss, ...).
     pub frames_dropped: AtomicU64,
+    /// Frames lost to unrepaired network loss (never received, counted from RTP gaps).
+    pub frames_lost: AtomicU64,
     /// Keyframe requests (PLIs) asked of the connection (it rate-limits them further).
     pub plis_requested: AtomicU64,
     /// Room actors restarted.
@@ -60,6 +62,12 @@ impl Metrics {
             "counter",
             "Frames dropped.",
             &[(String::new(), get(&self.frames_dropped))],
+        );
+        metric(
+            "recorder_frames_lost_total",
+            "counter",
+            "Frames lost to unrepaired network loss (never received).",
+            &[(String::new(), get(&self.frames_lost))],
         );
         metric(
             "recorder_plis_requested_total",

@@ -112,6 +112,9 @@ pub struct RecordingInfo {
     pub files: Vec<PathBuf>,
     /// Why it failed.
     pub error: Option<String>,
+    /// Frames lost to network loss that retransmission could not repair: never received, or
+    /// dropped until the next keyframe (all parts).
+    pub frames_lost: u64,
 }
 
 /// What a start asks for.
@@ -148,6 +151,7 @@ impl RecordingInfo {
             bytes: 0,
             files: Vec::new(),
             error: None,
+            frames_lost: 0,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! participant recorder continuing in a part 2 file.
 
 mod common;
+mod recorder_support;
 mod sim_support;
 
 use std::collections::{HashMap, HashSet};
@@ -12,119 +13,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use livekit_recorder::daemon::{Daemon, DaemonConfig};
+use recorder_support::{
+    api, assert_contiguous_run, sent_hashes, sha256_hex, start_daemon, start_daemon_with, wait_for, walk,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
 use sim_support::{call, start_sim, KEY, SECRET};
-
-async fn start_daemon(sim: &livekit_recorder::sim::SimHandle, dir: &Path, token: Option<&str>) -> Daemon {
-    start_daemon_with(sim, dir, token, |_| {}).await
-}
-
-async fn start_daemon_with(
-    sim: &livekit_recorder::sim::SimHandle,
-    dir: &Path,
-    token: Option<&str>,
-    tweak: impl FnOnce(&mut DaemonConfig),
-) -> Daemon {
-    let mut cfg = DaemonConfig {
-        livekit_url: sim.ws_url(),
-        api_key: KEY.into(),
-        api_secret: SECRET.into(),
-        recordings_dir: dir.to_path_buf(),
-        start_timeout: Duration::from_secs(4),
-        filename_template: "{room_name}/{publisher_identity}-{time}".into(),
-        api_token: token.map(str::to_owned),
-        auto_record_on_join: true,
-        max_file_bytes: None,
-        max_duration: None,
-        resume_timeout: Duration::from_secs(60),
-    };
-    tweak(&mut cfg);
-    Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("daemon starts")
-}
-
-/// `(status, body)` with an optional bearer token.
-async fn api(
-    addr: SocketAddr,
-    method: Method,
-    path: &str,
-    body: Option<&str>,
-    token: Option<&str>,
-) -> (u16, Value) {
-    let client = reqwest::Client::builder().no_proxy().build().expect("client");
-    let mut req = client.request(method, format!("http://{addr}{path}")).timeout(Duration::from_secs(20));
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    if let Some(b) = body {
-        req = req.header("content-type", "application/json").body(b.to_owned());
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
-
-/// Polls `GET /recordings/{id}` until `pred` holds (or panics after `timeout`).
-async fn wait_for(
-    addr: SocketAddr,
-    id: &str,
-    token: Option<&str>,
-    timeout: Duration,
-    pred: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let (_, r) = api(addr, Method::GET, &format!("/recordings/{id}"), None, token).await;
-        if pred(&r) {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "condition not reached: {r}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Checks that the packets are a contiguous run of the sent frames (loops repeat frames, so a
-/// hash may sit at several positions: track every position the run could be at).
-fn assert_contiguous_run(what: &str, packets: &[common::Packet], sent: &[String]) {
-    let mut at: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, h) in sent.iter().enumerate() {
-        at.entry(h.as_str()).or_default().push(i);
-    }
-    assert!(packets.len() > 20, "{what}: only {} packets", packets.len());
-    let mut cur: HashSet<usize> = HashSet::new();
-    for (n, p) in packets.iter().enumerate() {
-        let h = sha256_hex(&p.data);
-        let pos = at.get(h.as_str()).unwrap_or_else(|| panic!("{what} packet {n} is not in /sent"));
-        cur = if n == 0 {
-            pos.iter().copied().collect()
-        } else {
-            pos.iter().copied().filter(|i| *i > 0 && cur.contains(&(i - 1))).collect()
-        };
-        assert!(
-            !cur.is_empty(),
-            "{what}: packet {n} does not follow packet {} in /sent (frame missing)",
-            n.max(1) - 1
-        );
-    }
-}
-
-fn sent_hashes(sent: &Value, kind: &str) -> Vec<String> {
-    let t =
-        sent["tracks"].as_array().expect("tracks").iter().find(|t| t["kind"] == kind).expect("track of kind");
-    t["frames"]
-        .as_array()
-        .expect("frames")
-        .iter()
-        .map(|f| f["sha256"].as_str().expect("hash").to_owned())
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn late_join_records_every_frame_in_sync() {
@@ -212,19 +106,6 @@ async fn only_the_requested_participant_is_recorded_and_errors_are_json() {
     assert!(files[0].contains("alice") && !files[0].contains("bob"), "{files:?}");
     daemon.shutdown().await;
     sim.stop().await;
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).expect("read dir").flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[cfg(feature = "testing")]

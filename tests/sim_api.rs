@@ -146,3 +146,58 @@ async fn control_api_rejects_bad_input_with_json_errors() {
     assert_eq!(status, 404);
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracks_are_published_and_unpublished_on_existing_participants() {
+    let sim = start_sim(vec![]).await;
+    let addr = sim.http_addr();
+    let (post, del) = (reqwest::Method::POST, reqwest::Method::DELETE);
+    // a participant may join without publishing
+    let (status, v) = call(
+        addr,
+        post.clone(),
+        "/sim/participants",
+        Some(serde_json::json!({"room": "t", "identity": "a", "video": null, "audio": null})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["tracks"].as_array().map(Vec::len), Some(0), "{v}");
+    let publish = |who: &'static str, body: serde_json::Value| {
+        call(
+            addr,
+            post.clone(),
+            if who == "a" { "/sim/participants/t/a/tracks" } else { "/sim/participants/t/zed/tracks" },
+            Some(body),
+        )
+    };
+    let (status, v) = publish("zed", serde_json::json!({"kind": "video", "codec": "vp8"})).await;
+    assert_eq!((status, v["error"].is_string()), (404, true), "{v}");
+    let (status, v) = publish("a", serde_json::json!({"kind": "video", "codec": "opus"})).await;
+    assert_eq!((status, v["error"].is_string()), (400, true), "{v}");
+    let (status, v) = publish("a", serde_json::json!({"kind": "audio", "codec": "aac"})).await;
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = publish("a", serde_json::json!({"kind": "screen", "codec": "vp8"})).await;
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = publish("a", serde_json::json!({"kind": "video", "codec": "vp9"})).await;
+    assert_eq!(status, 200, "{v}");
+    let video = v["sid"].as_str().expect("sid").to_owned();
+    assert!(video.starts_with("TR_"), "{v}");
+    let (status, v) = publish("a", serde_json::json!({"kind": "video", "codec": "vp8"})).await;
+    assert_eq!((status, v["error"].is_string()), (409, true), "{v}");
+    let (status, v) = publish("a", serde_json::json!({"kind": "audio", "codec": "opus"})).await;
+    assert_eq!(status, 200, "{v}");
+    let (_, sent) = call(addr, reqwest::Method::GET, "/sim/rooms/t/sent", None).await;
+    assert_eq!(sent["tracks"].as_array().map(Vec::len), Some(2), "{sent}");
+    let (status, _) = call(addr, del.clone(), "/sim/participants/t/a/tracks/TR_nope", None).await;
+    assert_eq!(status, 404);
+    let (status, _) = call(addr, del.clone(), &format!("/sim/participants/t/zed/tracks/{video}"), None).await;
+    assert_eq!(status, 404);
+    let (status, v) = call(addr, del.clone(), &format!("/sim/participants/t/a/tracks/{video}"), None).await;
+    assert_eq!(status, 200, "{v}");
+    let (status, _) = call(addr, del, &format!("/sim/participants/t/a/tracks/{video}"), None).await;
+    assert_eq!(status, 404, "already unpublished");
+    // the kind is free again
+    let (status, v) = publish("a", serde_json::json!({"kind": "video", "codec": "h264"})).await;
+    assert_eq!(status, 200, "{v}");
+    sim.stop().await;
+}

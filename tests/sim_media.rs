@@ -220,3 +220,76 @@ async fn sender_reports_map_frames_to_the_participant_clock() {
     assert!((offset_ms - 300.0).abs() < 25.0, "audio starts {offset_ms} ms after video");
     sim.stop().await;
 }
+
+/// A track published while a subscriber is connected is announced, offered on subscription,
+/// starts at a keyframe, and every frame matches `/sent`; unpublishing it makes its m-line
+/// inactive while the other track keeps flowing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_published_track_is_offered_and_matches_sent() {
+    let sim = start_sim(vec![]).await;
+    let addr = sim.http_addr();
+    let p = add_participant(addr, "late", "alice", None, true).await;
+    let audio = p["tracks"][0]["sid"].as_str().expect("audio sid").to_owned();
+    let mut bot = Bot::join(&sim.ws_url(), &recorder_token("late", "rec"), false).await;
+    bot.subscribe(std::slice::from_ref(&audio), true).await;
+    let ok = bot.run_until(Duration::from_secs(10), |b| b.frames.iter().any(|f| f.track == audio)).await;
+    assert!(ok, "audio flows before the video is published");
+    let (status, v) = call(
+        addr,
+        reqwest::Method::POST,
+        "/sim/participants/late/alice/tracks",
+        Some(serde_json::json!({"kind": "video", "codec": "vp8"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let video = v["sid"].as_str().expect("video sid").to_owned();
+    let announced =
+        |b: &Bot| b.updates.iter().any(|u| u.identity == "alice" && u.tracks.iter().any(|t| t.sid == video));
+    assert!(bot.run_until(Duration::from_secs(5), announced).await, "ParticipantUpdate with the new track");
+    bot.subscribe(std::slice::from_ref(&video), true).await;
+    let got = bot
+        .run_until(Duration::from_secs(10), |b| {
+            b.mid_track.values().any(|t| *t == video)
+                && b.frames.iter().filter(|f| f.track == video).count() >= 40
+        })
+        .await;
+    assert!(got, "video frames received: {}", bot.frames.iter().filter(|f| f.track == video).count());
+    let (_, sent) = call(addr, reqwest::Method::GET, "/sim/rooms/late/sent", None).await;
+    let index = sent_index(&sent);
+    let (_, by_ts) = index.get(&video).expect("the late track is in /sent");
+    let vt = sent["tracks"]
+        .as_array()
+        .expect("tracks")
+        .iter()
+        .find(|t| t["sid"] == video.as_str())
+        .expect("video");
+    assert_eq!(vt["frames"][0]["keyframe"], true, "a late video track starts at a keyframe");
+    for f in &bot.frames {
+        let (codec, by_ts) = index.get(&f.track).expect("received track is in /sent");
+        let hash = by_ts.get(&f.rtp_ts).unwrap_or_else(|| panic!("{codec} RTP {} not in /sent", f.rtp_ts));
+        assert_eq!(*hash, stored_hash(*codec, &f.data), "{codec} frame at {}", f.rtp_ts);
+    }
+    let n_video = bot.frames.iter().filter(|f| f.track == video).count();
+    assert!(by_ts.len() >= n_video, "sent {} video frames, received {n_video}", by_ts.len());
+    // unpublish: the update drops the track, the m-line goes inactive, audio continues
+    let offers = bot.offers.len();
+    let (status, _) =
+        call(addr, reqwest::Method::DELETE, &format!("/sim/participants/late/alice/tracks/{video}"), None)
+            .await;
+    assert_eq!(status, 200);
+    let audio_before = bot.frames.iter().filter(|f| f.track == audio).count();
+    let gone = |b: &Bot| {
+        let last_update = b.updates.iter().rev().find(|u| u.identity == "alice");
+        let removed = last_update.is_some_and(|u| u.tracks.iter().all(|t| t.sid != video));
+        let inactive = b.offers.len() > offers
+            && b.offers.last().is_some_and(|o| {
+                o.sdp.split("\r\nm=").filter(|m| m.starts_with("video")).all(|m| m.contains("a=inactive"))
+            });
+        removed && inactive && b.frames.iter().filter(|f| f.track == audio).count() > audio_before + 25
+    };
+    assert!(
+        bot.run_until(Duration::from_secs(10), gone).await,
+        "update, inactive video m-line, audio goes on"
+    );
+    sim.stop().await;
+}

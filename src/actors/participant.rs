@@ -8,8 +8,11 @@
 //! It waits (event-driven, no polling of LiveKit) until the participant has published and the
 //! tracks are subscribed, then opens the part; frames that arrive before are buffered (bounded).
 //! A track subscribed after the part is open closes that part and continues in the next one
-//! with all tracks (the media session's track set is fixed per file). `post_stop` finalizes
-//! the part, so stopping the actor never loses what was received.
+//! with all tracks (the media session's track set is fixed per file); an unpublished track
+//! simply stops sending into the current part. `post_stop` finalizes the part, so stopping the
+//! actor never loses what was received. Frames lost to unrepaired network loss (never received,
+//! from RTP gaps, see `loss`; or dropped until the next keyframe) go to the recording's
+//! `frames_lost`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -18,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
+mod loss;
 mod progress;
 
 use super::room::RoomMsg;
@@ -121,6 +125,12 @@ pub struct ParticipantState {
     writer_budget: RestartBudget,
     /// A size roll-over is waiting for a video keyframe (since).
     roll_requested: Option<Instant>,
+    /// Loss estimate per track sid (frames never received).
+    loss: std::collections::HashMap<String, loss::LossCounter>,
+    /// Frames lost so far: never received, plus dropped after loss in closed parts.
+    frames_lost: u64,
+    /// How much of the loss the supervisor has been told about.
+    reported_lost: u64,
 }
 
 /// The participant recorder actor.
@@ -153,6 +163,9 @@ impl Actor for ParticipantRecorder {
             ended: false,
             writer_budget: RestartBudget::new(5, Duration::from_secs(60)),
             roll_requested: None,
+            loss: std::collections::HashMap::new(),
+            frames_lost: 0,
+            reported_lost: 0,
         })
     }
 
@@ -395,6 +408,12 @@ impl ParticipantState {
         let Some(w) = self.tracks.iter_mut().find(|w| w.sid == sid) else { return Ok(()) };
         let Some((file, index)) = w.slot else { return Ok(()) };
         w.frames += 1;
+        let lost = self.loss.entry(sid.clone()).or_default().observe(frame.rtp_time, frame.contiguous);
+        if lost > 0 {
+            tracing::info!(recording = %self.args.spec.id, track = %sid, lost, "frames lost");
+            Metrics::add(&self.args.settings.metrics.frames_lost, lost);
+            self.frames_lost += lost;
+        }
         let outcome = self.parts[file].push(index, &frame.as_frame_in(self.epoch))?;
         if outcome.request_keyframe {
             self.request_keyframe(&sid);
@@ -611,6 +630,7 @@ impl ParticipantState {
                         + stats.dropped_after_loss
                         + stats.dropped_audio_overlap;
                     Metrics::add(&self.metrics().frames_dropped, dropped);
+                    self.frames_lost += stats.dropped_after_loss;
                 }
                 Err(e) => failed = failed.or(Some(e)),
             }
@@ -657,6 +677,7 @@ impl ParticipantState {
         };
         let mut p = self.progress(Some(status), Vec::new());
         p.error = error;
+        p.frames_lost = self.take_lost();
         let _ = self.args.supervisor.cast(SupervisorMsg::Progress(p));
         me.stop(None);
         Ok(())

@@ -358,6 +358,7 @@ impl SupervisorState {
         e.info.files = e.parts.values().flat_map(|v| v.0.iter().cloned()).collect();
         e.info.bytes = e.parts.values().map(|v| v.1).sum();
         e.info.duration_s = e.parts.values().fold(0.0, |a, v| a + v.2);
+        e.info.frames_lost += p.frames_lost;
         if let Some(s) = p.status {
             // a late `active` must not undo a stop in progress
             if !(s == Status::Active && e.info.status == Status::Finalizing) {
@@ -428,6 +429,7 @@ impl SupervisorState {
                 bytes: 0,
                 duration_s: 0.0,
                 error: Some(err.to_owned()),
+                frames_lost: 0,
             };
             self.on_progress(p);
         }

@@ -54,19 +54,9 @@ pub async fn run(duration: Duration, dir: PathBuf) -> Result<LiveReport, LiveDem
 async fn record(sim: &sim::SimHandle, duration: Duration, dir: PathBuf) -> Result<LiveReport, LiveDemoError> {
     let body = serde_json::json!({ "room": ROOM, "identity": IDENTITY, "video": "vp8", "audio": "opus", "av_offset_ms": 700 });
     call(sim.http_addr(), "POST", "/sim/participants", Some(body)).await?;
-    let cfg = DaemonConfig {
-        livekit_url: sim.ws_url(),
-        api_key: KEY.into(),
-        api_secret: SECRET.into(),
-        recordings_dir: dir,
-        start_timeout: Duration::from_secs(15),
-        filename_template: crate::storage::layout::DEFAULT_TEMPLATE.into(),
-        api_token: None,
-        auto_record_on_join: false,
-        max_file_bytes: None,
-        max_duration: None,
-        resume_timeout: Duration::from_secs(60),
-    };
+    let mut cfg = DaemonConfig::new(&sim.ws_url(), KEY, SECRET, &dir);
+    cfg.start_timeout = Duration::from_secs(15);
+    cfg.auto_record_on_join = false;
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
     let daemon = Daemon::start(cfg, addr)
         .await

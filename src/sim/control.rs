@@ -69,9 +69,6 @@ fn check(p: &NewParticipant) -> Result<(Option<Codec>, bool, Duration), OpError>
         Some(a) if a.eq_ignore_ascii_case("opus") => true,
         Some(a) => return Err(OpError::Invalid(format!("unsupported audio codec {a:?} (opus or null)"))),
     };
-    if video.is_none() && !audio {
-        return Err(OpError::Invalid("a participant needs video, audio or both".into()));
-    }
     if !(0..=10_000).contains(&p.av_offset_ms) {
         return Err(OpError::Invalid("av_offset_ms must be within 0..=10000".into()));
     }
@@ -108,6 +105,42 @@ pub async fn delete(path: web::Path<(String, String)>, sim: web::Data<Arc<Sim>>)
         HttpResponse::Ok().json(serde_json::json!({}))
     } else {
         error(StatusCode::NOT_FOUND, &format!("no participant {identity:?} in room {room:?}"))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTrack {
+    kind: MediaKind,
+    codec: String,
+}
+
+/// `POST /sim/participants/{room}/{identity}/tracks`.
+pub async fn publish(
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    sim: web::Data<Arc<Sim>>,
+) -> HttpResponse {
+    let (room, identity) = path.into_inner();
+    let r = parse::<NewTrack>(&body).and_then(|t| match Codec::parse(&t.codec) {
+        Some(c) if c.kind() == t.kind => sim.publish_track(&room, &identity, c),
+        _ => Err(OpError::Invalid(format!(
+            "unsupported {:?} codec {:?} (video: vp8, vp9, h264, av1; audio: opus)",
+            t.kind, t.codec
+        ))),
+    });
+    match r {
+        Ok(t) => HttpResponse::Ok().json(serde_json::json!({ "sid": t.sid })),
+        Err(e) => op_error(e),
+    }
+}
+
+/// `DELETE /sim/participants/{room}/{identity}/tracks/{sid}`.
+pub async fn unpublish(path: web::Path<(String, String, String)>, sim: web::Data<Arc<Sim>>) -> HttpResponse {
+    let (room, identity, sid) = path.into_inner();
+    match sim.unpublish_track(&room, &identity, &sid) {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({})),
+        Err(e) => op_error(e),
     }
 }
 

@@ -121,7 +121,7 @@ impl Sim {
         r.members.push(Member {
             info: info.clone(),
             hidden: false,
-            role: Role::Synthetic(Synth { cmd, fanout, codecs }),
+            role: Role::Synthetic(Synth { cmd, fanout, codecs, clock }),
         });
         let idx = r.members.len() - 1;
         r.announce(idx);
@@ -132,6 +132,82 @@ impl Sim {
         r.auto_subscribe_to(idx);
         tracing::info!(room, identity, %sid, tracks = infos.len(), "synthetic participant joined");
         Ok((sid, infos))
+    }
+
+    /// Publishes a `codec` track on synthetic participant `identity` (at most one per kind), on
+    /// its clock: ParticipantUpdate, `track_published`, auto-subscribers get it offered.
+    pub(super) fn publish_track(
+        &self,
+        room: &str,
+        identity: &str,
+        codec: Codec,
+    ) -> Result<proto::TrackInfo, OpError> {
+        let mut rooms = self.lock();
+        let r = rooms.get_mut(room).ok_or_else(|| OpError::NotFound(format!("no room {room:?}")))?;
+        let i = r.find(identity).ok_or_else(|| OpError::NotFound(format!("no participant {identity:?}")))?;
+        let shared = SharedLoop::get(codec).map_err(OpError::Internal)?;
+        let info = track_info(codec, &shared);
+        let m = &mut r.members[i];
+        let Role::Synthetic(s) = &mut m.role else {
+            return Err(OpError::Invalid("only synthetic participants publish here".into()));
+        };
+        if m.info.tracks.iter().any(|t| t.r#type == info.r#type) {
+            return Err(OpError::Exists(format!(
+                "participant {identity:?} already publishes a {:?} track",
+                codec.kind()
+            )));
+        }
+        let log = Arc::new(TrackLog::new(&info.sid, identity, codec));
+        let track = PubTrack::late(&info.sid, shared, log.clone(), s.clock.start.elapsed());
+        s.cmd.try_send(PubCmd::AddTrack(track)).map_err(|e| OpError::Internal(format!("publisher: {e}")))?;
+        s.codecs.insert(info.sid.clone(), codec);
+        m.info.tracks.push(info.clone());
+        m.info.is_publisher = true;
+        r.logs.push(log);
+        r.announce(i);
+        let who = short(&r.members[i].info);
+        self.webhooks.emit("track_published", Some(r.info()), Some(who), Some(info.clone()));
+        for j in 0..r.members.len() {
+            if matches!(&r.members[j].role, Role::Client(c) if c.auto_subscribe) {
+                r.subscribe(j, &info.sid, true);
+            }
+        }
+        tracing::info!(room, identity, track = %info.sid, %codec, "track published");
+        Ok(info)
+    }
+
+    /// Unpublishes track `sid` of synthetic participant `identity`: its frames stop, its
+    /// subscribers' m-lines go inactive, ParticipantUpdate, `track_unpublished`.
+    pub(super) fn unpublish_track(&self, room: &str, identity: &str, sid: &str) -> Result<(), OpError> {
+        let mut rooms = self.lock();
+        let r = rooms.get_mut(room).ok_or_else(|| OpError::NotFound(format!("no room {room:?}")))?;
+        let i = r.find(identity).ok_or_else(|| OpError::NotFound(format!("no participant {identity:?}")))?;
+        let m = &mut r.members[i];
+        let Role::Synthetic(s) = &mut m.role else {
+            return Err(OpError::Invalid("only synthetic participants unpublish here".into()));
+        };
+        let pos = m
+            .info
+            .tracks
+            .iter()
+            .position(|t| t.sid == sid)
+            .ok_or_else(|| OpError::NotFound(format!("participant {identity:?} has no track {sid:?}")))?;
+        let _ = s.cmd.try_send(PubCmd::RemoveTrack(sid.to_owned()));
+        s.codecs.remove(sid);
+        let subs = s.fanout.subscribers(sid);
+        subs.iter().for_each(|sub| s.fanout.remove(Some(sid), sub));
+        let track = m.info.tracks.remove(pos);
+        m.info.is_publisher = !m.info.tracks.is_empty();
+        for sub in subs {
+            if let Some(j) = r.find_sid(&sub) {
+                r.drop_track(j, sid);
+            }
+        }
+        r.announce(i);
+        let who = short(&r.members[i].info);
+        self.webhooks.emit("track_unpublished", Some(r.info()), Some(who), Some(track));
+        tracing::info!(room, identity, track = sid, "track unpublished");
+        Ok(())
     }
 
     /// A client joins over `/rtc` (a client with the same identity is replaced).

@@ -43,6 +43,10 @@ pub enum PubCmd {
     Mute(MediaKind, bool),
     /// Send nothing on `track` (or all tracks) until the instant; time keeps running.
     Pause(Option<String>, Instant),
+    /// Publish one more track on the participant's clock.
+    AddTrack(PubTrack),
+    /// Unpublish a track: its frames stop.
+    RemoveTrack(String),
     /// Leave: the task ends.
     Stop,
 }
@@ -107,7 +111,6 @@ pub struct PubTrack {
     pub log: Arc<TrackLog>,
     muted: bool,
     paused_until: Option<Instant>,
-    last_index: usize,
 }
 
 impl PubTrack {
@@ -115,15 +118,21 @@ impl PubTrack {
     pub fn new(sid: &str, shared: Arc<SharedLoop>, log: Arc<TrackLog>, offset: Duration) -> PubTrack {
         let mut synth = SyntheticTrack::new(shared.source.clone(), super::ids::random_u32(), 0);
         synth.skip_to_time(offset.as_nanos() as u64);
-        PubTrack {
-            sid: sid.into(),
-            shared,
-            synth,
-            log,
-            muted: false,
-            paused_until: None,
-            last_index: usize::MAX,
+        PubTrack { sid: sid.into(), shared, synth, log, muted: false, paused_until: None }
+    }
+
+    /// A track published while its participant is already sending: it starts at `elapsed` on
+    /// the participant clock (so SR-based sync with the other tracks stays exact), video at the
+    /// loop's next keyframe, as a real encoder's first frame is.
+    pub fn late(sid: &str, shared: Arc<SharedLoop>, log: Arc<TrackLog>, elapsed: Duration) -> PubTrack {
+        let mut t = PubTrack::new(sid, shared, log, elapsed);
+        if t.kind() == MediaKind::Video {
+            let next = t.synth.clone().next_frame().loop_index;
+            if let Some(k) = t.shared.next_keyframe(next) {
+                t.synth.skip_to(k);
+            }
         }
+        t
     }
 
     fn kind(&self) -> MediaKind {
@@ -167,7 +176,7 @@ async fn run(mut tracks: Vec<PubTrack>, fanout: Arc<Fanout>, clock: Clock, mut r
     }
 }
 
-fn handle(tracks: &mut [PubTrack], cmd: PubCmd) {
+fn handle(tracks: &mut Vec<PubTrack>, cmd: PubCmd) {
     match cmd {
         PubCmd::Keyframe(sid) => {
             if let Some(t) = tracks.iter_mut().find(|t| *t.sid == *sid && t.kind() == MediaKind::Video) {
@@ -182,13 +191,16 @@ fn handle(tracks: &mut [PubTrack], cmd: PubCmd) {
                 t.paused_until = Some(until);
             }
         }
+        PubCmd::AddTrack(t) => tracks.push(t),
+        PubCmd::RemoveTrack(sid) => tracks.retain(|t| *t.sid != *sid),
         PubCmd::Stop => {}
     }
 }
 
 fn jump_to_keyframe(t: &mut PubTrack) {
-    let n = t.shared.frames.len();
-    let next = t.last_index.wrapping_add(1) % n;
+    // the loop index of the next frame due (a track published late may not have sent anything
+    // yet: it must not jump a whole loop ahead to index 0)
+    let next = t.synth.clone().next_frame().loop_index;
     if let Some(k) = t.shared.next_keyframe(next) {
         t.synth.skip_to(k);
         tracing::debug!(track = %t.sid, keyframe = k, "keyframe requested");
@@ -201,7 +213,6 @@ fn emit_due(tracks: &mut [PubTrack], fanout: &Fanout, clock: &Clock, now: Instan
         while t.synth.next_sender_ns() <= elapsed {
             let f = t.synth.next_frame();
             let (idx, sender_ns, rtp_ts) = (f.loop_index, f.sender_ns, f.rtp_time);
-            t.last_index = idx;
             let paused = t.paused_until.is_some_and(|u| now < u);
             if t.muted || paused {
                 continue;

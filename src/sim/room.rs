@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::ids::{new_id, unix_ms, unix_secs};
 use super::peer::{PeerCmd, PeerHandle, TrackSpec};
-use super::publisher::{Fanout, PubCmd};
+use super::publisher::{Clock, Fanout, PubCmd};
 use super::truth::TrackLog;
 use crate::media::Codec;
 
@@ -63,6 +63,8 @@ pub struct Synth {
     pub fanout: Arc<Fanout>,
     /// Codec per track sid.
     pub codecs: HashMap<String, Codec>,
+    /// The participant clock (tracks published later start on it).
+    pub clock: Clock,
 }
 
 /// A signalling client's handles.

@@ -41,6 +41,8 @@ pub fn run(sim: Arc<Sim>, addr: SocketAddr) -> std::io::Result<(SocketAddr, acti
             .route("/sim/participants/{room}/{identity}", web::delete().to(control::delete))
             .route("/sim/participants/{room}/{identity}/faults", web::post().to(control::faults))
             .route("/sim/participants/{room}/{identity}/mute", web::post().to(control::mute))
+            .route("/sim/participants/{room}/{identity}/tracks", web::post().to(control::publish))
+            .route("/sim/participants/{room}/{identity}/tracks/{sid}", web::delete().to(control::unpublish))
             .route("/sim/rooms/{room}/sent", web::get().to(control::sent))
             .default_service(web::to(control::not_found))
     })

@@ -27,11 +27,22 @@ impl ParticipantState {
             bytes,
             duration_s,
             error: None,
+            frames_lost: 0,
         }
     }
 
+    /// Frames lost not reported yet (the current part's drops after loss included).
+    pub(super) fn take_lost(&mut self) -> u64 {
+        let current: u64 = self.parts.iter().map(|p| p.stats().dropped_after_loss).sum();
+        let total = self.frames_lost + current;
+        let new = total.saturating_sub(self.reported_lost);
+        self.reported_lost = self.reported_lost.max(total);
+        new
+    }
+
     pub(super) fn report(&mut self, status: Option<Status>, files: Vec<PathBuf>) {
-        let p = self.progress(status, files);
+        let mut p = self.progress(status, files);
+        p.frames_lost = self.take_lost();
         let delta = p.bytes.saturating_sub(self.reported_bytes);
         Metrics::add(&self.metrics().bytes_written, delta);
         self.reported_bytes = self.reported_bytes.max(p.bytes);
@@ -40,6 +51,7 @@ impl ParticipantState {
 
     pub(super) fn report_final(&mut self, paths: Vec<PathBuf>, duration_ns: u64) {
         let mut p = self.progress(None, paths);
+        p.frames_lost = self.take_lost();
         p.duration_s = duration_ns as f64 / 1e9;
         p.bytes = self.reported_bytes;
         let _ = self.args.supervisor.cast(SupervisorMsg::Progress(p));

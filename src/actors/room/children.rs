@@ -50,6 +50,7 @@ impl RoomState {
                     bytes: 0,
                     duration_s: 0.0,
                     error,
+                    frames_lost: 0,
                 };
                 let _ = self.args.supervisor.cast(SupervisorMsg::Progress(p));
                 self.unsubscribe(&identity).await;

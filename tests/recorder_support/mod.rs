@@ -1,0 +1,137 @@
+//! Shared by the recorder end-to-end tests (`recorder_api`, `recorder_tracks`): the daemon
+//! against the in-process simulator, its REST API, bounded waits, and the comparison of the
+//! packets ffmpeg reads back from a file with the simulator's `/sent` log.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use livekit_recorder::daemon::{Daemon, DaemonConfig};
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::common;
+use crate::sim_support::{KEY, SECRET};
+
+/// The daemon on `127.0.0.1:0` with a 4 s start timeout.
+pub async fn start_daemon(sim: &livekit_recorder::sim::SimHandle, dir: &Path, token: Option<&str>) -> Daemon {
+    start_daemon_with(sim, dir, token, |_| {}).await
+}
+
+/// The daemon on `127.0.0.1:0` with a 4 s start timeout and the settings `tweak` changes.
+pub async fn start_daemon_with(
+    sim: &livekit_recorder::sim::SimHandle,
+    dir: &Path,
+    token: Option<&str>,
+    tweak: impl FnOnce(&mut DaemonConfig),
+) -> Daemon {
+    let mut cfg = DaemonConfig::new(&sim.ws_url(), KEY, SECRET, dir);
+    cfg.start_timeout = Duration::from_secs(4);
+    cfg.filename_template = "{room_name}/{publisher_identity}-{time}".into();
+    cfg.api_token = token.map(str::to_owned);
+    tweak(&mut cfg);
+    Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("daemon starts")
+}
+
+/// `(status, body)` with an optional bearer token.
+pub async fn api(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> (u16, Value) {
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let mut req = client.request(method, format!("http://{addr}{path}")).timeout(Duration::from_secs(20));
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    if let Some(b) = body {
+        req = req.header("content-type", "application/json").body(b.to_owned());
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// Polls `GET /recordings/{id}` until `pred` holds (or panics after `timeout`).
+pub async fn wait_for(
+    addr: SocketAddr,
+    id: &str,
+    token: Option<&str>,
+    timeout: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (_, r) = api(addr, Method::GET, &format!("/recordings/{id}"), None, token).await;
+        if pred(&r) {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "condition not reached: {r}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks that the packets are a contiguous run of the sent frames (loops repeat frames, so a
+/// hash may sit at several positions: track every position the run could be at).
+pub fn assert_contiguous_run(what: &str, packets: &[common::Packet], sent: &[String]) {
+    let mut at: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, h) in sent.iter().enumerate() {
+        at.entry(h.as_str()).or_default().push(i);
+    }
+    assert!(packets.len() > 20, "{what}: only {} packets", packets.len());
+    let mut cur: HashSet<usize> = HashSet::new();
+    for (n, p) in packets.iter().enumerate() {
+        let h = sha256_hex(&p.data);
+        let pos = at.get(h.as_str()).unwrap_or_else(|| panic!("{what} packet {n} is not in /sent"));
+        cur = if n == 0 {
+            pos.iter().copied().collect()
+        } else {
+            pos.iter().copied().filter(|i| *i > 0 && cur.contains(&(i - 1))).collect()
+        };
+        assert!(
+            !cur.is_empty(),
+            "{what}: packet {n} does not follow packet {} in /sent (frame missing)",
+            n.max(1) - 1
+        );
+    }
+}
+
+/// The hashes of the first sent track of `kind`.
+pub fn sent_hashes(sent: &Value, kind: &str) -> Vec<String> {
+    let t =
+        sent["tracks"].as_array().expect("tracks").iter().find(|t| t["kind"] == kind).expect("track of kind");
+    t["frames"]
+        .as_array()
+        .expect("frames")
+        .iter()
+        .map(|f| f["sha256"].as_str().expect("hash").to_owned())
+        .collect()
+}
+
+/// Every file under `dir`.
+/// The recording files under `dir` (the daemon's own dot-files, such as its journal, left out).
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let p = e.path();
+        if e.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
