@@ -118,7 +118,6 @@ pub fn sent_hashes(sent: &Value, kind: &str) -> Vec<String> {
         .collect()
 }
 
-/// Every file under `dir`.
 /// The recording files under `dir` (the daemon's own dot-files, such as its journal, left out).
 pub fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
