@@ -9,12 +9,16 @@
 //!                                restart = a NEW part file (-part2, ...)
 //!       └─ TrackWriter ×K        per-track bookkeeping inside the participant (not an actor,
 //!                                see track_writer.rs)
+//! └─ uploader pool (S3 only)     ractor factory of UPLOAD_WORKERS UploadWorkers; a dead
+//!                                worker is replaced by the factory, a dead factory by the
+//!                                supervisor (see uploader.rs)
 //! ```
 
 pub mod participant;
 pub mod room;
 pub mod supervisor;
 pub mod track_writer;
+pub mod uploader;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -44,6 +48,10 @@ pub struct RecorderSettings {
     pub filename_template: String,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// S3 uploads (`S3_BUCKET` set).
+    pub uploader: Option<Arc<crate::upload::Uploader>>,
+    /// Result callbacks (`WEBHOOK_URLS` set).
+    pub callbacks: Option<Arc<crate::callbacks::Callbacks>>,
 }
 
 impl std::fmt::Debug for RecorderSettings {
@@ -54,6 +62,8 @@ impl std::fmt::Debug for RecorderSettings {
             .field("api_secret", &"***")
             .field("recordings_dir", &self.recordings_dir)
             .field("start_timeout", &self.start_timeout)
+            .field("uploader", &self.uploader)
+            .field("callbacks", &self.callbacks)
             .finish_non_exhaustive()
     }
 }

@@ -11,7 +11,9 @@ use ractor::{Actor, ActorRef};
 use crate::actors::supervisor::{RecorderSupervisor, SupervisorMsg};
 use crate::actors::RecorderSettings;
 use crate::http::{self, AppState};
+use crate::callbacks::Callbacks;
 use crate::metrics::Metrics;
+use crate::upload::{S3Settings, Uploader};
 
 /// What the daemon needs.
 #[derive(Clone)]
@@ -32,6 +34,10 @@ pub struct DaemonConfig {
     pub api_token: Option<String>,
     /// `AUTO_RECORD_ON_JOIN`: start recording on a `participant_joined` webhook.
     pub auto_record_on_join: bool,
+    /// `S3_*`, `UPLOAD_*`: upload finished recordings (None: files stay local, no `uploading`).
+    pub s3: Option<S3Settings>,
+    /// `WEBHOOK_URLS`: result callbacks.
+    pub webhook_urls: Vec<String>,
 }
 
 /// A running daemon.
@@ -47,6 +53,20 @@ impl Daemon {
     pub async fn start(cfg: DaemonConfig, addr: SocketAddr) -> std::io::Result<Daemon> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let webhooks = http::webhooks::receiver(&cfg.api_key, &cfg.api_secret);
+        let metrics = Arc::new(Metrics::default());
+        let uploader = match cfg.s3 {
+            Some(s3) => {
+                Some(Arc::new(Uploader::new(s3, cfg.recordings_dir.clone(), metrics.clone()).await))
+            }
+            None => None,
+        };
+        let callbacks = match cfg.webhook_urls.is_empty() {
+            true => None,
+            false => Some(Arc::new(
+                Callbacks::new(cfg.webhook_urls, &cfg.api_key, &cfg.api_secret, metrics.clone())
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+            )),
+        };
         let settings = Arc::new(RecorderSettings {
             livekit_url: cfg.livekit_url,
             api_key: cfg.api_key,
@@ -56,7 +76,9 @@ impl Daemon {
             track_grace: Duration::from_millis(1500),
             auto_record_on_join: cfg.auto_record_on_join,
             filename_template: cfg.filename_template.clone(),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
+            uploader,
+            callbacks,
         });
         let (supervisor, root) = Actor::spawn(None, RecorderSupervisor, settings)
             .await

@@ -14,11 +14,14 @@
 //! - [`storage`]: file layout (names from the template, sanitized).
 //! - [`daemon`]: starting and stopping the actor tree and the HTTP server.
 //! - [`metrics`]: counters for `GET /metrics`.
+//! - [`upload`]: S3 upload of finished files (the pool of workers is [`actors::uploader`]).
+//! - [`callbacks`]: signed result callbacks (`WEBHOOK_URLS`).
 //! - [`config`], [`telemetry`], [`http`]: the daemon's settings, logging and HTTP surface.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, clippy::mod_module_files)]
 
 pub mod actors;
+pub mod callbacks;
 pub mod config;
 pub mod daemon;
 pub mod demo;
@@ -33,3 +36,4 @@ pub mod storage;
 pub mod supervision;
 pub mod synth;
 pub mod telemetry;
+pub mod upload;

@@ -139,6 +139,8 @@ fn daemon_config(config: &Config) -> Option<DaemonConfig> {
         filename_template: config.filename_template.clone(),
         api_token: config.api_token.as_ref().map(|t| t.0.clone()),
         auto_record_on_join: config.auto_record_on_join,
+        s3: config.s3.clone(),
+        webhook_urls: config.webhook_urls.clone(),
     })
 }
 

@@ -27,6 +27,8 @@ async fn start_daemon(sim: &livekit_recorder::sim::SimHandle, dir: &Path, token:
         filename_template: "{room_name}/{publisher_identity}-{time}".into(),
         api_token: token.map(str::to_owned),
         auto_record_on_join: true,
+        s3: None,
+        webhook_urls: Vec::new(),
     };
     Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("daemon starts")
 }

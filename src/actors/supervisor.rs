@@ -3,6 +3,11 @@
 //! 3 restarts / 60 s per room. A failed room is restarted with its live recordings (they
 //! continue in new part files); over budget, that room's recordings fail. Other rooms are never
 //! touched. Spawned from the main runtime, never from an HTTP handler.
+//!
+//! With S3 configured it also owns the uploader pool ([`super::uploader`], linked): a recording
+//! that ends `complete` with files becomes `uploading`, its files are queued as one job, and
+//! [`SupervisorMsg::UploadFinished`] makes it `complete` (or `failed`). A recording that reaches
+//! `complete` or `failed` triggers the result callbacks once (tasks, off this loop).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -14,11 +19,13 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, Supervi
 mod hooks;
 
 use super::room::{RoomActor, RoomArgs, RoomMsg};
+use super::uploader::{self, UploadJob, UploaderPool};
 use super::{Progress, RecorderSettings};
 use crate::http::webhooks::{Hook, SeenIds};
 use crate::metrics::Metrics;
 use crate::recording::{self, Profile, RecorderError, RecordingInfo, RecordingSpec, Status};
 use crate::supervision::{RestartBudget, Verdict};
+use crate::upload::UploadReport;
 
 /// Webhook event ids remembered for de-duplication.
 const SEEN_HOOKS: usize = 4096;
@@ -81,6 +88,13 @@ pub enum SupervisorMsg {
     },
     /// A verified LiveKit webhook; replies with what was done.
     Webhook(Hook, RpcReplyPort<String>),
+    /// A recording's upload ended (from an uploader worker).
+    UploadFinished {
+        /// Recording id.
+        id: String,
+        /// What was uploaded and what failed.
+        report: UploadReport,
+    },
     /// Stop intake and finalize everything; replies when done.
     Shutdown(RpcReplyPort<()>),
     /// Test hook: make a recording's participant recorder fail.
@@ -96,6 +110,21 @@ struct Entry {
     spec: RecordingSpec,
     /// part -> (file, bytes, duration_s)
     parts: BTreeMap<u32, (PathBuf, u64, f64)>,
+    /// Local files removed after their verified upload.
+    removed: Vec<PathBuf>,
+    /// The result callbacks were started.
+    notified: bool,
+}
+
+impl Entry {
+    fn new(info: RecordingInfo, spec: RecordingSpec) -> Entry {
+        Entry { info, spec, parts: BTreeMap::new(), removed: Vec::new(), notified: false }
+    }
+
+    /// The part files still on disk.
+    fn local_files(&self) -> Vec<PathBuf> {
+        self.parts.values().map(|v| v.0.clone()).filter(|f| !self.removed.contains(f)).collect()
+    }
 }
 
 /// State of the supervisor.
@@ -107,6 +136,8 @@ pub struct SupervisorState {
     recs: BTreeMap<String, Entry>,
     accepting: bool,
     seen_hooks: SeenIds,
+    /// The uploader pool (S3 configured).
+    uploads: Option<UploaderPool>,
 }
 
 /// The root actor.
@@ -119,9 +150,13 @@ impl Actor for RecorderSupervisor {
 
     async fn pre_start(
         &self,
-        _me: ActorRef<Self::Msg>,
+        me: ActorRef<Self::Msg>,
         settings: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
+        let uploads = match &settings.uploader {
+            Some(up) => Some(uploader::spawn_pool(up.clone(), up.settings().workers, me.get_cell()).await?),
+            None => None,
+        };
         Ok(SupervisorState {
             settings,
             rooms: HashMap::new(),
@@ -130,6 +165,7 @@ impl Actor for RecorderSupervisor {
             recs: BTreeMap::new(),
             accepting: true,
             seen_hooks: SeenIds::new(SEEN_HOOKS),
+            uploads,
         })
     }
 
@@ -154,7 +190,8 @@ impl Actor for RecorderSupervisor {
                 let active = st.recs.values().filter(|e| e.info.status.is_live()).count();
                 let _ = reply.send(st.settings.metrics.render(active));
             }
-            SupervisorMsg::Progress(p) => st.on_progress(p),
+            SupervisorMsg::Progress(p) => st.on_progress(&me, p),
+            SupervisorMsg::UploadFinished { id, report } => st.on_upload_finished(&id, report),
             SupervisorMsg::ReplyWith { id, reply } => {
                 let _ = reply.send(st.get(&id));
             }
@@ -184,7 +221,14 @@ impl Actor for RecorderSupervisor {
         evt: SupervisionEvent,
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        let pool_id = st.uploads.as_ref().map(|p| p.get_id());
         match evt {
+            SupervisionEvent::ActorTerminated(cell, _, reason) if Some(cell.get_id()) == pool_id => {
+                st.on_pool_died(&me, &format!("stopped: {reason:?}")).await
+            }
+            SupervisionEvent::ActorFailed(cell, err) if Some(cell.get_id()) == pool_id => {
+                st.on_pool_died(&me, &err.to_string()).await
+            }
             SupervisionEvent::ActorTerminated(cell, _, _) => {
                 if let Some(room) = st.room_ids.remove(&cell.get_id()) {
                     st.rooms.remove(&room);
@@ -224,7 +268,7 @@ impl SupervisorState {
         room.cast(RoomMsg::Record(spec.clone()))
             .map_err(|_| RecorderError::Unavailable("room actor is gone".into()))?;
         tracing::info!(recording = %spec.id, room = %spec.room, "recording requested");
-        self.recs.insert(spec.id.clone(), Entry { info: info.clone(), spec, parts: BTreeMap::new() });
+        self.recs.insert(spec.id.clone(), Entry::new(info.clone(), spec));
         Ok((info, true))
     }
 
@@ -307,8 +351,9 @@ impl SupervisorState {
             .collect()
     }
 
-    fn on_progress(&mut self, p: Progress) {
+    fn on_progress(&mut self, me: &ActorRef<SupervisorMsg>, p: Progress) {
         let Some(e) = self.recs.get_mut(&p.id) else { return };
+        let was_live = e.info.status.is_live();
         if let Some(file) = p.file {
             e.parts.insert(p.part, (file, p.bytes, p.duration_s));
         } else if p.status.is_none() {
@@ -319,19 +364,106 @@ impl SupervisorState {
         if !p.tracks.is_empty() {
             e.info.tracks = p.tracks;
         }
-        e.info.files = e.parts.values().map(|v| v.0.clone()).collect();
+        e.info.files = e.local_files();
         e.info.bytes = e.parts.values().map(|v| v.1).sum();
         e.info.duration_s = e.parts.values().fold(0.0, |a, v| a + v.2);
-        if let Some(s) = p.status {
-            // a late `active` must not undo a stop in progress
-            if !(s == Status::Active && e.info.status == Status::Finalizing) {
-                e.info.status = s;
-            }
-            if !s.is_live() {
-                e.info.ended_at = Some(recording::rfc3339(recording::unix_ms_now()));
-                e.info.error = p.error;
+        let Some(s) = p.status else { return };
+        if !was_live {
+            return; // ended already (uploading, complete, failed): a late report changes nothing
+        }
+        // a late `active` must not undo a stop in progress
+        if !(s == Status::Active && e.info.status == Status::Finalizing) {
+            e.info.status = s;
+        }
+        if s.is_live() {
+            return;
+        }
+        e.info.ended_at = Some(recording::rfc3339(recording::unix_ms_now()));
+        e.info.error = p.error;
+        if s == Status::Complete && !e.info.files.is_empty() {
+            if let Some(pool) = &self.uploads {
+                e.info.status = Status::Uploading;
+                let job = UploadJob { files: e.info.files.clone(), reply_to: me.clone() };
+                if let Err(err) = pool.dispatch(p.id.clone(), job) {
+                    e.info.status = Status::Failed;
+                    e.info.error = Some(format!("cannot queue the upload: {err}"));
+                }
             }
         }
+        self.notify_if_ended(&p.id);
+    }
+
+    fn on_upload_finished(&mut self, id: &str, report: UploadReport) {
+        let Some(e) = self.recs.get_mut(id) else { return };
+        if e.info.status != Status::Uploading {
+            return;
+        }
+        for u in &report.uploaded {
+            if !e.info.outputs.contains(&u.url) {
+                e.info.outputs.push(u.url.clone());
+            }
+            if !u.local_kept {
+                e.removed.push(u.path.clone());
+            }
+        }
+        e.info.files = e.local_files();
+        if report.failed.is_empty() {
+            e.info.status = Status::Complete;
+            tracing::info!(recording = %id, outputs = ?e.info.outputs, "recording uploaded");
+        } else {
+            let errors: Vec<String> = report.failed.iter().map(ToString::to_string).collect();
+            e.info.status = Status::Failed;
+            e.info.error = Some(errors.join("; "));
+            tracing::error!(recording = %id, "upload failed: {}", errors.join("; "));
+        }
+        self.notify_if_ended(id);
+    }
+
+    /// Starts the result callbacks once the recording is `complete` or `failed`.
+    fn notify_if_ended(&mut self, id: &str) {
+        let Some(e) = self.recs.get_mut(id) else { return };
+        if !e.info.status.is_terminal() || e.notified {
+            return;
+        }
+        e.notified = true;
+        if let Some(cb) = &self.settings.callbacks {
+            cb.send(&e.info);
+        }
+    }
+
+    /// The uploader pool died: a new one takes over every recording still `uploading`.
+    async fn on_pool_died(&mut self, me: &ActorRef<SupervisorMsg>, why: &str) {
+        self.uploads = None;
+        let Some(up) = self.settings.uploader.clone() else { return };
+        if !self.accepting {
+            return;
+        }
+        tracing::error!("uploader pool ended ({why}); starting a new one");
+        let pool = match uploader::spawn_pool(up.clone(), up.settings().workers, me.get_cell()).await {
+            Ok(p) => p,
+            Err(spawn_err) => {
+                tracing::error!("cannot restart the uploader pool: {spawn_err}");
+                let ids: Vec<String> = self
+                    .recs
+                    .values()
+                    .filter(|e| e.info.status == Status::Uploading)
+                    .map(|e| e.info.id.clone())
+                    .collect();
+                for id in ids {
+                    if let Some(e) = self.recs.get_mut(&id) {
+                        e.info.status = Status::Failed;
+                        e.info.error = Some(format!("upload not done: the uploader pool is gone ({spawn_err})"));
+                    }
+                    self.notify_if_ended(&id);
+                }
+                return;
+            }
+        };
+        for e in self.recs.values().filter(|e| e.info.status == Status::Uploading) {
+            let job = UploadJob { files: e.info.files.clone(), reply_to: me.clone() };
+            let _ = pool.dispatch(e.info.id.clone(), job);
+        }
+        self.uploads = Some(pool);
     }
 
     async fn on_room_failed(&mut self, me: &ActorRef<SupervisorMsg>, id: ActorId, err: &str) {
@@ -355,17 +487,17 @@ impl SupervisorState {
                 tracing::warn!(%room, error = %err, "room actor failed; reconnecting");
                 Metrics::add(&self.settings.metrics.restarts_room, 1);
                 if let Err(e) = self.room(me, &room, live).await {
-                    self.fail_room(&room, &e.to_string());
+                    self.fail_room(me, &room, &e.to_string());
                 }
             }
             Verdict::Escalate => {
                 tracing::error!(%room, error = %err, "room exceeded its restart budget; its recordings fail");
-                self.fail_room(&room, err);
+                self.fail_room(me, &room, err);
             }
         }
     }
 
-    fn fail_room(&mut self, room: &str, err: &str) {
+    fn fail_room(&mut self, me: &ActorRef<SupervisorMsg>, room: &str, err: &str) {
         let ids: Vec<String> = self
             .recs
             .values()
@@ -383,7 +515,7 @@ impl SupervisorState {
                 duration_s: 0.0,
                 error: Some(err.to_owned()),
             };
-            self.on_progress(p);
+            self.on_progress(me, p);
         }
     }
 

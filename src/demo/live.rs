@@ -63,6 +63,8 @@ async fn record(sim: &sim::SimHandle, duration: Duration, dir: PathBuf) -> Resul
         filename_template: crate::storage::layout::DEFAULT_TEMPLATE.into(),
         api_token: None,
         auto_record_on_join: false,
+        s3: None,
+        webhook_urls: Vec::new(),
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
     let daemon = Daemon::start(cfg, addr)
