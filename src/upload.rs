@@ -115,7 +115,7 @@ pub struct UploadedFile {
 }
 
 /// Why a file could not be uploaded.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum UploadError {
     /// The file is missing or unreadable before any attempt.
     #[error("cannot upload {path}: {reason}")]
@@ -150,7 +150,7 @@ pub enum UploadError {
 }
 
 /// What uploading a recording's files gave.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct UploadReport {
     /// Files now in S3.
     pub uploaded: Vec<UploadedFile>,

@@ -524,6 +524,11 @@ impl SupervisorState {
         for (_, room) in self.rooms.drain() {
             let _ = room.call(RoomMsg::Shutdown, Some(Duration::from_secs(10))).await;
         }
+        // uploads still running are abandoned (their files stay local); not awaited: a worker
+        // finishes its current file first
+        if let Some(pool) = self.uploads.take() {
+            pool.stop(Some("shutdown".into()));
+        }
         let _ = reply.send(());
     }
 }
