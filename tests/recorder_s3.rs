@@ -49,6 +49,7 @@ struct Moto {
 impl Moto {
     /// Starts moto on `port` and waits until it answers.
     async fn start(port: u16) -> Moto {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let child = Command::new(moto_binary())
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
