@@ -73,7 +73,13 @@ impl Callbacks {
             .timeout(ATTEMPT_TIMEOUT)
             .build()
             .map_err(|e| CallbackError::Client(e.to_string()))?;
-        Ok(Callbacks { urls, api_key: api_key.to_owned(), api_secret: api_secret.to_owned(), client, metrics })
+        Ok(Callbacks {
+            urls,
+            api_key: api_key.to_owned(),
+            api_secret: api_secret.to_owned(),
+            client,
+            metrics,
+        })
     }
 
     /// Whether there is any URL.
@@ -169,8 +175,9 @@ mod tests {
         let secret = "a-long-enough-secret-for-hs256-0123";
         let body = br#"{"id":"RC_1"}"#;
         let jwt = sign("key", secret, body).expect("jwt");
-        let claims =
-            livekit_api::access_token::TokenVerifier::with_api_key("key", secret).verify(&jwt).expect("verifies");
+        let claims = livekit_api::access_token::TokenVerifier::with_api_key("key", secret)
+            .verify(&jwt)
+            .expect("verifies");
         let want = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(body));
         assert_eq!(claims.sha256, want);
         assert_eq!(claims.iss, "key");

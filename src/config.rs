@@ -173,7 +173,9 @@ fn parse_bool(name: &'static str, v: Option<String>, default: bool) -> Result<bo
 }
 
 /// `S3_*` and `UPLOAD_*`; `None` without `S3_BUCKET` (then no other `S3_` variable may be set).
-fn s3_settings(get: &impl Fn(&str) -> Option<String>) -> Result<Option<crate::upload::S3Settings>, ConfigError> {
+fn s3_settings(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<crate::upload::S3Settings>, ConfigError> {
     use crate::upload::{S3Settings, DEFAULT_GIVE_UP, DEFAULT_WORKERS};
     let bad = |name, value: String, reason| ConfigError { name, value, reason };
     let nonempty = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
@@ -272,7 +274,10 @@ mod tests {
         ])
         .unwrap();
         let s3 = c.s3.expect("s3");
-        assert_eq!((s3.bucket.as_str(), s3.region.as_str(), s3.directory.as_str()), ("rec", "us-east-1", "lk/"));
+        assert_eq!(
+            (s3.bucket.as_str(), s3.region.as_str(), s3.directory.as_str()),
+            ("rec", "us-east-1", "lk/")
+        );
         assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
         assert!(s3.force_path_style && !s3.keep_local);
         assert_eq!((s3.workers, s3.give_up), (4, Duration::from_secs(90)));

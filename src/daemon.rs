@@ -10,8 +10,8 @@ use ractor::{Actor, ActorRef};
 
 use crate::actors::supervisor::{RecorderSupervisor, SupervisorMsg};
 use crate::actors::RecorderSettings;
-use crate::http::{self, AppState};
 use crate::callbacks::Callbacks;
+use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::upload::{S3Settings, Uploader};
 
@@ -55,9 +55,7 @@ impl Daemon {
         let webhooks = http::webhooks::receiver(&cfg.api_key, &cfg.api_secret);
         let metrics = Arc::new(Metrics::default());
         let uploader = match cfg.s3 {
-            Some(s3) => {
-                Some(Arc::new(Uploader::new(s3, cfg.recordings_dir.clone(), metrics.clone()).await))
-            }
+            Some(s3) => Some(Arc::new(Uploader::new(s3, cfg.recordings_dir.clone(), metrics.clone()).await)),
             None => None,
         };
         let callbacks = match cfg.webhook_urls.is_empty() {

@@ -108,7 +108,8 @@ impl Metrics {
             ("{result=\"failed\"}".to_owned(), get(&self.callbacks_failed)),
         ];
         let name = "recorder_callbacks_total";
-        let _ = writeln!(s, "# HELP {name} Result callbacks (WEBHOOK_URLS) by result.\n# TYPE {name} counter");
+        let _ =
+            writeln!(s, "# HELP {name} Result callbacks (WEBHOOK_URLS) by result.\n# TYPE {name} counter");
         for (labels, v) in callbacks {
             let _ = writeln!(s, "{name}{labels} {v}");
         }

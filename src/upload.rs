@@ -195,18 +195,27 @@ impl Uploader {
     pub async fn new(settings: S3Settings, recordings_dir: PathBuf, metrics: Arc<Metrics>) -> Uploader {
         let region = Region::new(settings.region.clone());
         let mut b = match &settings.credentials {
-            Some(c) => aws_sdk_s3::Config::builder().behavior_version(BehaviorVersion::latest()).credentials_provider(
-                Credentials::new(&c.access_key_id, &c.secret_access_key, None, None, "livekit-recorder"),
-            ),
+            Some(c) => aws_sdk_s3::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .credentials_provider(Credentials::new(
+                    &c.access_key_id,
+                    &c.secret_access_key,
+                    None,
+                    None,
+                    "livekit-recorder",
+                )),
             None => {
-                let shared = aws_config::defaults(BehaviorVersion::latest()).region(region.clone()).load().await;
+                let shared =
+                    aws_config::defaults(BehaviorVersion::latest()).region(region.clone()).load().await;
                 aws_sdk_s3::config::Builder::from(&shared)
             }
         };
         b = b
             .region(region)
             .force_path_style(settings.force_path_style)
-            .retry_config(aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(SDK_MAX_ATTEMPTS))
+            .retry_config(
+                aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(SDK_MAX_ATTEMPTS),
+            )
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))
@@ -352,8 +361,14 @@ impl Uploader {
         };
         let result = self.parts(path, key, size, &upload_id).await;
         if result.is_err() {
-            if let Err(e) =
-                self.client.abort_multipart_upload().bucket(bucket).key(key).upload_id(&upload_id).send().await
+            if let Err(e) = self
+                .client
+                .abort_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await
             {
                 tracing::warn!(key, "could not abort the multipart upload: {}", DisplayErrorContext(&e));
             }
@@ -382,7 +397,12 @@ impl Uploader {
                 .send()
                 .await
                 .map_err(s3_err("UploadPart"))?;
-            parts.push(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag().map(str::to_owned)).build());
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(out.e_tag().map(str::to_owned))
+                    .build(),
+            );
             offset += len;
             number += 1;
         }

@@ -116,7 +116,9 @@ async fn get_object(endpoint: &str, key: &str) -> Vec<u8> {
 }
 
 fn key_of(url: &str) -> String {
-    url.strip_prefix(&format!("s3://{BUCKET}/")).unwrap_or_else(|| panic!("not in the bucket: {url}")).to_owned()
+    url.strip_prefix(&format!("s3://{BUCKET}/"))
+        .unwrap_or_else(|| panic!("not in the bucket: {url}"))
+        .to_owned()
 }
 
 fn s3_settings(endpoint: &str, keep_local: bool, give_up: Duration) -> S3Settings {
@@ -161,8 +163,11 @@ struct Receiver {
 impl Receiver {
     fn start(fail_first: usize, s3_endpoint: Option<String>) -> Receiver {
         use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-        let state =
-            Arc::new(ReceiverState { fail_first, s3_endpoint: Mutex::new(s3_endpoint), ..Default::default() });
+        let state = Arc::new(ReceiverState {
+            fail_first,
+            s3_endpoint: Mutex::new(s3_endpoint),
+            ..Default::default()
+        });
         let data = web::Data::from(state.clone());
         async fn receive(req: HttpRequest, body: web::Bytes, st: web::Data<ReceiverState>) -> HttpResponse {
             let n = st.attempts.fetch_add(1, Ordering::SeqCst);
@@ -190,13 +195,12 @@ impl Receiver {
             st.accepted.lock().expect("lock").push(Accepted { body, authorization, objects_existed });
             HttpResponse::Ok().finish()
         }
-        let server = HttpServer::new(move || {
-            App::new().app_data(data.clone()).route("/cb", web::post().to(receive))
-        })
-        .workers(1)
-        .disable_signals()
-        .bind("127.0.0.1:0")
-        .expect("bind receiver");
+        let server =
+            HttpServer::new(move || App::new().app_data(data.clone()).route("/cb", web::post().to(receive)))
+                .workers(1)
+                .disable_signals()
+                .bind("127.0.0.1:0")
+                .expect("bind receiver");
         let addr = server.addrs()[0];
         let running = server.run();
         let handle = running.handle();
@@ -319,8 +323,9 @@ async fn recording_is_uploaded_then_complete_and_local_file_removed() {
     create_bucket(&moto.endpoint()).await;
     let sim = start_sim(vec![]).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let daemon = start_daemon(&sim, dir.path(), s3_settings(&moto.endpoint(), false, Duration::from_secs(60)), vec![])
-        .await;
+    let daemon =
+        start_daemon(&sim, dir.path(), s3_settings(&moto.endpoint(), false, Duration::from_secs(60)), vec![])
+            .await;
     let addr = daemon.addr();
     let stopped = record(&sim, addr, "up", 4.0).await;
     assert_eq!(stopped["status"], "uploading", "{stopped}");
@@ -328,7 +333,8 @@ async fn recording_is_uploaded_then_complete_and_local_file_removed() {
     assert_eq!(local.len(), 1, "{stopped}");
     let id = stopped["id"].as_str().expect("id");
     // uploading is not live: a new start for the same participant is a new recording
-    let (s, again) = api(addr, Method::POST, "/recordings/start", Some(r#"{"room":"up","participant":"alice"}"#)).await;
+    let (s, again) =
+        api(addr, Method::POST, "/recordings/start", Some(r#"{"room":"up","participant":"alice"}"#)).await;
     assert_eq!(s, 201, "{again}");
     assert_ne!(again["id"].as_str(), Some(id));
 

@@ -452,7 +452,8 @@ impl SupervisorState {
                 for id in ids {
                     if let Some(e) = self.recs.get_mut(&id) {
                         e.info.status = Status::Failed;
-                        e.info.error = Some(format!("upload not done: the uploader pool is gone ({spawn_err})"));
+                        e.info.error =
+                            Some(format!("upload not done: the uploader pool is gone ({spawn_err})"));
                     }
                     self.notify_if_ended(&id);
                 }
