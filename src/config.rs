@@ -49,8 +49,9 @@ pub struct Config {
     /// S3 upload (`S3_BUCKET` set; `S3_*`, `UPLOAD_*`). Credentials come from the standard AWS
     /// chain, so `credentials` is always `None` here.
     pub s3: Option<crate::upload::S3Settings>,
-    /// Result callback URLs (`WEBHOOK_URLS`, comma-separated).
-    pub webhook_urls: Vec<String>,
+    /// Result callback URLs (`WEBHOOK_URLS`, comma-separated; they may carry credentials, so
+    /// `Debug` prints `***`).
+    pub webhook_urls: Vec<Secret>,
 }
 
 /// A secret whose `Debug` prints `***`.
@@ -143,7 +144,7 @@ impl Config {
                     "expected comma-separated http:// or https:// URLs",
                 ));
             }
-            webhook_urls.push(u.to_owned());
+            webhook_urls.push(Secret(u.to_owned()));
         }
         Ok(Config {
             s3,
@@ -281,7 +282,8 @@ mod tests {
         assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
         assert!(s3.force_path_style && !s3.keep_local);
         assert_eq!((s3.workers, s3.give_up), (4, Duration::from_secs(90)));
-        assert_eq!(c.webhook_urls, vec!["http://a/x".to_owned(), "https://b/y".to_owned()]);
+        let urls: Vec<&str> = c.webhook_urls.iter().map(|u| u.0.as_str()).collect();
+        assert_eq!(urls, ["http://a/x", "https://b/y"]);
         let s3 = load(&[("S3_BUCKET", "rec")]).unwrap().s3.expect("s3");
         assert_eq!((s3.workers, s3.give_up), (2, Duration::from_secs(600)));
     }

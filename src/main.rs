@@ -140,7 +140,7 @@ fn daemon_config(config: &Config) -> Option<DaemonConfig> {
         api_token: config.api_token.as_ref().map(|t| t.0.clone()),
         auto_record_on_join: config.auto_record_on_join,
         s3: config.s3.clone(),
-        webhook_urls: config.webhook_urls.clone(),
+        webhook_urls: config.webhook_urls.iter().map(|u| u.0.clone()).collect(),
     })
 }
 

@@ -379,7 +379,9 @@ async fn large_file_goes_up_as_multipart() {
         metrics,
     )
     .await;
+    let t0 = Instant::now();
     let up = uploader.upload_file(&path).await.expect("upload");
+    eprintln!("measured: 17 MiB multipart upload + verify to moto in {:.2} s", t0.elapsed().as_secs_f64());
     assert_eq!(up.key, "lk/room/big.webm");
     assert_eq!(up.size, data.len() as u64);
     let etag = up.etag.clone().unwrap_or_default();
@@ -415,7 +417,9 @@ async fn upload_waits_for_s3_and_callbacks_arrive_once_signed() {
     assert!(rx_ok.accepted().is_empty() && rx_flaky.state.attempts.load(Ordering::SeqCst) == 0);
     let moto = Moto::start(port).await;
     create_bucket(&moto.endpoint()).await;
+    let up_at = Instant::now();
     let done = wait_for(addr, &id, Duration::from_secs(60), |r| r["status"] != "uploading").await;
+    eprintln!("measured: complete {:.2} s after the bucket existed", up_at.elapsed().as_secs_f64());
     assert_eq!(done["status"], "complete", "{done}");
     let local = files_of(&done);
     assert_eq!(local.len(), 1, "S3_KEEP_LOCAL=true keeps the file: {done}");
@@ -460,7 +464,9 @@ async fn upload_gives_up_and_recording_fails_with_file_kept() {
     assert_eq!(stopped["status"], "uploading", "{stopped}");
     let id = stopped["id"].as_str().expect("id").to_owned();
     let local = files_of(&stopped);
+    let t0 = Instant::now();
     let failed = wait_for(addr, &id, Duration::from_secs(30), |r| r["status"] != "uploading").await;
+    eprintln!("measured: failed {:.2} s after the stop (UPLOAD_GIVE_UP=2s)", t0.elapsed().as_secs_f64());
     assert_eq!(failed["status"], "failed", "{failed}");
     let error = failed["error"].as_str().unwrap_or_default();
     assert!(error.contains("upload of") && error.contains("s3://recordings/lk/nos3/"), "{failed}");

@@ -380,13 +380,20 @@ impl SupervisorState {
         }
         e.info.ended_at = Some(recording::rfc3339(recording::unix_ms_now()));
         e.info.error = p.error;
-        if s == Status::Complete && !e.info.files.is_empty() {
-            if let Some(pool) = &self.uploads {
-                e.info.status = Status::Uploading;
-                let job = UploadJob { files: e.info.files.clone(), reply_to: me.clone() };
-                if let Err(err) = pool.dispatch(p.id.clone(), job) {
+        if s == Status::Complete && !e.info.files.is_empty() && self.settings.uploader.is_some() {
+            match &self.uploads {
+                Some(pool) => {
+                    e.info.status = Status::Uploading;
+                    let job = UploadJob { files: e.info.files.clone(), reply_to: me.clone() };
+                    if let Err(err) = pool.dispatch(p.id.clone(), job) {
+                        e.info.status = Status::Failed;
+                        e.info.error = Some(format!("cannot queue the upload (files kept): {err}"));
+                    }
+                }
+                None => {
                     e.info.status = Status::Failed;
-                    e.info.error = Some(format!("cannot queue the upload: {err}"));
+                    e.info.error =
+                        Some("not uploaded: the uploader pool is stopped (shutdown); files kept".into());
                 }
             }
         }
