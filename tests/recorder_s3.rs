@@ -460,6 +460,10 @@ async fn upload_gives_up_and_recording_fails_with_file_kept() {
     )
     .await;
     let addr = daemon.addr();
+    // a recording that fails before any media (nobody joins) is reported too
+    let (s, ghost) =
+        api(addr, Method::POST, "/recordings/start", Some(r#"{"room":"nos3","participant":"ghost"}"#)).await;
+    assert_eq!(s, 201, "{ghost}");
     let stopped = record(&sim, addr, "nos3", 2.0).await;
     assert_eq!(stopped["status"], "uploading", "{stopped}");
     let id = stopped["id"].as_str().expect("id").to_owned();
@@ -469,16 +473,25 @@ async fn upload_gives_up_and_recording_fails_with_file_kept() {
     eprintln!("measured: failed {:.2} s after the stop (UPLOAD_GIVE_UP=2s)", t0.elapsed().as_secs_f64());
     assert_eq!(failed["status"], "failed", "{failed}");
     let error = failed["error"].as_str().unwrap_or_default();
+    eprintln!("error: {error}");
     assert!(error.contains("upload of") && error.contains("s3://recordings/lk/nos3/"), "{failed}");
     assert_eq!(files_of(&failed), local, "the local file stays listed");
     assert!(local[0].exists(), "the local file stays on disk");
     assert_eq!(outputs_of(&failed).len(), 0);
-    let got = rx.wait_accepted(1, Duration::from_secs(10)).await;
-    assert_eq!(got.len(), 1, "{got:?}");
-    assert_signed(&got[0]);
-    let body: Value = serde_json::from_str(&got[0].body).expect("json");
-    assert_eq!(body["status"], "failed");
-    assert_eq!(body, failed);
+    let got = rx.wait_accepted(2, Duration::from_secs(15)).await;
+    assert_eq!(got.len(), 2, "one callback per recording: {got:?}");
+    let bodies: Vec<Value> = got
+        .iter()
+        .map(|a| {
+            assert_signed(a);
+            serde_json::from_str(&a.body).expect("json")
+        })
+        .collect();
+    let upload = bodies.iter().find(|b| b["id"] == id).expect("callback of the upload");
+    assert_eq!(upload, &failed);
+    let nobody = bodies.iter().find(|b| b["id"] == ghost["id"]).expect("callback of the ghost");
+    assert_eq!(nobody["status"], "failed", "{nobody}");
+    assert!(nobody["error"].as_str().unwrap_or_default().contains("ghost"), "{nobody}");
     let (_, metrics) = api(addr, Method::GET, "/metrics", None).await;
     let text = metrics.as_str().expect("text").to_owned();
     assert!(text.contains("recorder_uploads_total{result=\"failed\"} 1\n"), "{text}");
