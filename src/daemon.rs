@@ -102,10 +102,14 @@ impl Daemon {
         &self.supervisor
     }
 
-    /// Stops HTTP intake, finalizes every recording, stops the actors.
+    /// Stops HTTP intake, finalizes every recording, waits for the uploads (at most
+    /// [`SHUTDOWN_UPLOAD_WAIT`](crate::actors::supervisor::SHUTDOWN_UPLOAD_WAIT)), stops the
+    /// actors.
     pub async fn shutdown(self) {
         self.server.stop(true).await;
-        let _ = self.supervisor.call(SupervisorMsg::Shutdown, Some(Duration::from_secs(30))).await;
+        // rooms finalize (10 s each at most), then uploads get SHUTDOWN_UPLOAD_WAIT
+        let wait = Duration::from_secs(40) + crate::actors::supervisor::SHUTDOWN_UPLOAD_WAIT;
+        let _ = self.supervisor.call(SupervisorMsg::Shutdown, Some(wait)).await;
         self.supervisor.stop(None);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.root).await;
     }

@@ -358,7 +358,25 @@ async fn recording_is_uploaded_then_complete_and_local_file_removed() {
     let text = metrics.as_str().expect("text").to_owned();
     assert!(text.contains("recorder_uploads_total{result=\"ok\"} 1\n"), "{text}");
     assert!(text.contains("recorder_upload_duration_seconds_count 1\n"), "{text}");
+    // shutdown finalizes the second recording and waits for its upload
+    let second = again["id"].as_str().expect("id");
+    wait_for(addr, second, Duration::from_secs(10), |r| r["status"] == "active").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t0 = Instant::now();
     daemon.shutdown().await;
+    eprintln!("measured: shutdown with one upload to drain took {:.2} s", t0.elapsed().as_secs_f64());
+    let listed = s3_client(&moto.endpoint())
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("lk/up/")
+        .send()
+        .await
+        .expect("list objects");
+    assert_eq!(
+        listed.contents().len(),
+        2,
+        "the recording finalized by the shutdown was uploaded: {listed:?}"
+    );
     sim.stop().await;
 }
 

@@ -29,6 +29,9 @@ use crate::upload::UploadReport;
 
 /// Webhook event ids remembered for de-duplication.
 const SEEN_HOOKS: usize = 4096;
+/// How long a shutdown waits for the uploads of the recordings it finalized (and of those
+/// already uploading) before it abandons them (their files stay local).
+pub const SHUTDOWN_UPLOAD_WAIT: Duration = Duration::from_secs(25);
 
 /// A start request, validated by the HTTP layer.
 #[derive(Debug, Clone)]
@@ -95,8 +98,11 @@ pub enum SupervisorMsg {
         /// What was uploaded and what failed.
         report: UploadReport,
     },
-    /// Stop intake and finalize everything; replies when done.
+    /// Stop intake, finalize everything and wait (at most [`SHUTDOWN_UPLOAD_WAIT`]) for the
+    /// uploads; replies when done.
     Shutdown(RpcReplyPort<()>),
+    /// The shutdown stops waiting for uploads.
+    ShutdownDeadline,
     /// Test hook: make a recording's participant recorder fail.
     #[cfg(feature = "testing")]
     InjectFailure(String),
@@ -138,6 +144,8 @@ pub struct SupervisorState {
     seen_hooks: SeenIds,
     /// The uploader pool (S3 configured).
     uploads: Option<UploaderPool>,
+    /// A shutdown waiting for the last uploads.
+    draining: Option<RpcReplyPort<()>>,
 }
 
 /// The root actor.
@@ -166,6 +174,7 @@ impl Actor for RecorderSupervisor {
             accepting: true,
             seen_hooks: SeenIds::new(SEEN_HOOKS),
             uploads,
+            draining: None,
         })
     }
 
@@ -190,15 +199,22 @@ impl Actor for RecorderSupervisor {
                 let active = st.recs.values().filter(|e| e.info.status.is_live()).count();
                 let _ = reply.send(st.settings.metrics.render(active));
             }
-            SupervisorMsg::Progress(p) => st.on_progress(&me, p),
-            SupervisorMsg::UploadFinished { id, report } => st.on_upload_finished(&id, report),
+            SupervisorMsg::Progress(p) => {
+                st.on_progress(&me, p);
+                st.finish_shutdown(false);
+            }
+            SupervisorMsg::UploadFinished { id, report } => {
+                st.on_upload_finished(&id, report);
+                st.finish_shutdown(false);
+            }
             SupervisorMsg::ReplyWith { id, reply } => {
                 let _ = reply.send(st.get(&id));
             }
             SupervisorMsg::Webhook(hook, reply) => {
                 let _ = reply.send(st.on_hook(&me, hook).await);
             }
-            SupervisorMsg::Shutdown(reply) => st.shutdown(reply).await,
+            SupervisorMsg::Shutdown(reply) => st.shutdown(&me, reply).await,
+            SupervisorMsg::ShutdownDeadline => st.finish_shutdown(true),
             #[cfg(feature = "testing")]
             SupervisorMsg::InjectFailure(id) => {
                 if let Some(room) = st.recs.get(&id).and_then(|e| st.rooms.get(&e.spec.room)) {
@@ -527,16 +543,44 @@ impl SupervisorState {
         }
     }
 
-    async fn shutdown(&mut self, reply: RpcReplyPort<()>) {
+    async fn shutdown(&mut self, me: &ActorRef<SupervisorMsg>, reply: RpcReplyPort<()>) {
         self.accepting = false;
         for (_, room) in self.rooms.drain() {
             let _ = room.call(RoomMsg::Shutdown, Some(Duration::from_secs(10))).await;
         }
-        // uploads still running are abandoned (their files stay local); not awaited: a worker
-        // finishes its current file first
+        // the finalized recordings' last reports are queued behind this message: they start
+        // their uploads, and the reply goes out once nothing is live or uploading any more
+        self.draining = Some(reply);
+        if self.uploads.is_some() {
+            me.send_after(SHUTDOWN_UPLOAD_WAIT, || SupervisorMsg::ShutdownDeadline);
+        }
+        self.finish_shutdown(false);
+    }
+
+    /// Answers a waiting shutdown once no recording is live or uploading (or at the deadline:
+    /// uploads still running are abandoned, their files stay local), and stops the pool.
+    fn finish_shutdown(&mut self, deadline: bool) {
+        if self.draining.is_none() {
+            return;
+        }
+        let busy: Vec<&str> = self
+            .recs
+            .values()
+            .filter(|e| e.info.status.is_live() || e.info.status == Status::Uploading)
+            .map(|e| e.info.id.as_str())
+            .collect();
+        if !busy.is_empty() && !deadline && self.uploads.is_some() {
+            return;
+        }
+        if !busy.is_empty() {
+            tracing::warn!(recordings = ?busy, "shutdown: not waiting any longer; their files stay local");
+        }
         if let Some(pool) = self.uploads.take() {
+            // not awaited: a worker finishes its current file first
             pool.stop(Some("shutdown".into()));
         }
-        let _ = reply.send(());
+        if let Some(reply) = self.draining.take() {
+            let _ = reply.send(());
+        }
     }
 }
