@@ -49,7 +49,7 @@ pub struct RecorderSettings {
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
     /// S3 uploads (`S3_BUCKET` set).
-    pub uploader: Option<Arc<crate::upload::Uploader>>,
+    pub uploader: Option<Arc<crate::storage::s3::Uploader>>,
     /// Result callbacks (`WEBHOOK_URLS` set).
     pub callbacks: Option<Arc<crate::callbacks::Callbacks>>,
 }

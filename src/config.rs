@@ -48,7 +48,7 @@ pub struct Config {
     pub auto_record_on_join: bool,
     /// S3 upload (`S3_BUCKET` set; `S3_*`, `UPLOAD_*`). Credentials come from the standard AWS
     /// chain, so `credentials` is always `None` here.
-    pub s3: Option<crate::upload::S3Settings>,
+    pub s3: Option<crate::storage::s3::S3Settings>,
     /// Result callback URLs (`WEBHOOK_URLS`, comma-separated; they may carry credentials, so
     /// `Debug` prints `***`).
     pub webhook_urls: Vec<Secret>,
@@ -176,8 +176,8 @@ fn parse_bool(name: &'static str, v: Option<String>, default: bool) -> Result<bo
 /// `S3_*` and `UPLOAD_*`; `None` without `S3_BUCKET` (then no other `S3_` variable may be set).
 fn s3_settings(
     get: &impl Fn(&str) -> Option<String>,
-) -> Result<Option<crate::upload::S3Settings>, ConfigError> {
-    use crate::upload::{S3Settings, DEFAULT_GIVE_UP, DEFAULT_WORKERS};
+) -> Result<Option<crate::storage::s3::S3Settings>, ConfigError> {
+    use crate::storage::s3::{S3Settings, DEFAULT_GIVE_UP, DEFAULT_WORKERS};
     let bad = |name, value: String, reason| ConfigError { name, value, reason };
     let nonempty = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
     let Some(bucket) = nonempty("S3_BUCKET") else {

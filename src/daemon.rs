@@ -13,7 +13,7 @@ use crate::actors::RecorderSettings;
 use crate::callbacks::Callbacks;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
-use crate::upload::{S3Settings, Uploader};
+use crate::storage::s3::{S3Settings, Uploader};
 
 /// What the daemon needs.
 #[derive(Clone)]

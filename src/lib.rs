@@ -11,10 +11,10 @@
 //! - [`actors`]: the recorder's actor tree (supervisor -> room -> participant recorder).
 //! - [`supervision`]: restart budgets (OTP intensity), pure.
 //! - [`recording`]: the recording as the API shows it, and the daemon's errors.
-//! - [`storage`]: file layout (names from the template, sanitized).
+//! - [`storage`]: file layout (names from the template, sanitized) and S3 upload of finished
+//!   files ([`storage::s3`]; the pool of workers is [`actors::uploader`]).
 //! - [`daemon`]: starting and stopping the actor tree and the HTTP server.
 //! - [`metrics`]: counters for `GET /metrics`.
-//! - [`upload`]: S3 upload of finished files (the pool of workers is [`actors::uploader`]).
 //! - [`callbacks`]: signed result callbacks (`WEBHOOK_URLS`).
 //! - [`config`], [`telemetry`], [`http`]: the daemon's settings, logging and HTTP surface.
 #![forbid(unsafe_code)]
@@ -36,4 +36,3 @@ pub mod storage;
 pub mod supervision;
 pub mod synth;
 pub mod telemetry;
-pub mod upload;

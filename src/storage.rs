@@ -1,4 +1,5 @@
-//! Where recordings go. For now only the local layout ([`layout`]): file names from a template,
-//! sanitized so they always stay under `RECORDINGS_DIR`. S3 uploads are not built yet.
+//! Where recordings go: the local layout ([`layout`]: file names from a template, sanitized
+//! so they always stay under `RECORDINGS_DIR`) and the S3 upload of finished files ([`s3`]).
 
 pub mod layout;
+pub mod s3;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use livekit_recorder::daemon::{Daemon, DaemonConfig};
-use livekit_recorder::upload::{S3Settings, StaticCredentials, Uploader};
+use livekit_recorder::storage::s3::{S3Settings, StaticCredentials, Uploader};
 use reqwest::Method;
 use serde_json::Value;
 use sim_support::{start_sim, KEY, SECRET};

@@ -24,8 +24,8 @@ use super::{Progress, RecorderSettings};
 use crate::http::webhooks::{Hook, SeenIds};
 use crate::metrics::Metrics;
 use crate::recording::{self, Profile, RecorderError, RecordingInfo, RecordingSpec, Status};
+use crate::storage::s3::UploadReport;
 use crate::supervision::{RestartBudget, Verdict};
-use crate::upload::UploadReport;
 
 /// Webhook event ids remembered for de-duplication.
 const SEEN_HOOKS: usize = 4096;

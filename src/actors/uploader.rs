@@ -2,7 +2,7 @@
 //! linked by the [`RecorderSupervisor`](super::supervisor::RecorderSupervisor). A job is one
 //! recording's finished part files (key: the recording id); any free worker takes the next job
 //! (queuer routing, jobs wait in the factory's queue). The worker runs
-//! [`Uploader::upload_all`](crate::upload::Uploader::upload_all) and tells the supervisor
+//! [`Uploader::upload_all`](crate::storage::s3::Uploader::upload_all) and tells the supervisor
 //! [`SupervisorMsg::UploadFinished`].
 //!
 //! Restart policy: the upload runs in its own task, so a panic in it is caught by the worker
@@ -21,7 +21,7 @@ use ractor::factory::{
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
 
 use super::supervisor::SupervisorMsg;
-use crate::upload::{UploadError, UploadReport, Uploader};
+use crate::storage::s3::{UploadError, UploadReport, Uploader};
 
 /// Upload a recording's files.
 pub struct UploadJob {

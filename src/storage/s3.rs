@@ -5,7 +5,8 @@
 //! local size; only then is the local file removed (unless `S3_KEEP_LOCAL`). Failed attempts are
 //! retried with capped exponential backoff ([`BACKOFF_START`] doubling to [`BACKOFF_CAP`]) until
 //! `UPLOAD_GIVE_UP` has passed since the first attempt; then the file stays on disk and the
-//! upload fails with the last S3 error. The SDK's own retries are limited to
+//! upload fails with the last S3 error (a local file that vanished or cannot be read fails at
+//! once: retrying cannot help). The SDK's own retries are limited to
 //! [`SDK_MAX_ATTEMPTS`] so this loop stays in control of timing.
 //!
 //! The actor side (a pool of workers that run these uploads) is
@@ -117,7 +118,7 @@ pub struct UploadedFile {
 /// Why a file could not be uploaded.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum UploadError {
-    /// The file is missing or unreadable before any attempt.
+    /// The file is missing or unreadable (retrying cannot help).
     #[error("cannot upload {path}: {reason}")]
     Unreadable {
         /// The local file.
@@ -167,6 +168,15 @@ enum AttemptError {
     S3 { op: &'static str, detail: String },
     #[error("verification: the object has {got:?} bytes, the file {want}")]
     Verify { want: u64, got: Option<i64> },
+}
+
+impl AttemptError {
+    /// Retrying cannot help: the local file is gone or unreadable. An S3 error is never
+    /// permanent before `UPLOAD_GIVE_UP`: a missing bucket or a denied request is usually
+    /// configuration being fixed while the file waits safely on disk.
+    fn is_permanent(&self) -> bool {
+        matches!(self, AttemptError::Io(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied))
+    }
 }
 
 fn s3_err<E: std::error::Error>(op: &'static str) -> impl FnOnce(E) -> AttemptError {
@@ -263,10 +273,13 @@ impl Uploader {
     pub async fn upload_file(&self, path: &Path) -> Result<UploadedFile, UploadError> {
         let key = self.key_for(path);
         let url = self.url_for(&key);
-        let size = tokio::fs::metadata(path)
-            .await
-            .map_err(|e| UploadError::Unreadable { path: path.to_owned(), reason: e.to_string() })?
-            .len();
+        let size = match tokio::fs::metadata(path).await {
+            Ok(m) => m.len(),
+            Err(e) => {
+                self.metrics.record_upload(false, 0.0);
+                return Err(UploadError::Unreadable { path: path.to_owned(), reason: e.to_string() });
+            }
+        };
         let started = Instant::now();
         let deadline = started + self.settings.give_up;
         let mut backoff = BACKOFF_START;
@@ -280,6 +293,12 @@ impl Uploader {
                     let local_kept = self.settings.keep_local || !self.remove_local(path).await;
                     tracing::info!(file = %path.display(), %url, size, attempts, secs, "uploaded");
                     return Ok(UploadedFile { path: path.to_owned(), key, url, size, etag, local_kept });
+                }
+                Err(e) if e.is_permanent() => {
+                    self.metrics.record_upload(false, 0.0);
+                    let err = UploadError::Unreadable { path: path.to_owned(), reason: e.to_string() };
+                    tracing::error!("{err}");
+                    return Err(err);
                 }
                 Err(e) => {
                     let now = Instant::now();
@@ -450,6 +469,20 @@ mod tests {
         assert_eq!(object_key("/x/y/", root, Path::new("/rec/room/a.webm")), "x/y/room/a.webm");
         assert_eq!(object_key("p", root, Path::new("/elsewhere/b.ogg")), "p/b.ogg");
         assert_eq!(object_key("", Path::new("./recordings"), Path::new("./recordings/r/c.mkv")), "r/c.mkv");
+    }
+
+    #[tokio::test]
+    async fn a_missing_file_fails_at_once() {
+        let mut s = S3Settings::new("b");
+        s.endpoint = Some("http://127.0.0.1:1".into());
+        s.credentials = Some(StaticCredentials { access_key_id: "a".into(), secret_access_key: "b".into() });
+        let metrics = Arc::new(Metrics::default());
+        let up = Uploader::new(s, PathBuf::from("/nonexistent"), metrics.clone()).await;
+        let t0 = Instant::now();
+        let e = up.upload_file(Path::new("/nonexistent/r/x.webm")).await.unwrap_err();
+        assert!(matches!(e, UploadError::Unreadable { .. }), "{e}");
+        assert!(t0.elapsed() < Duration::from_secs(1));
+        assert!(metrics.render(0).contains("recorder_uploads_total{result=\"failed\"} 1\n"));
     }
 
     #[test]
