@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 mod hooks;
+mod uploads;
 
 use super::room::{RoomActor, RoomArgs, RoomMsg};
 use super::uploader::{self, UploadJob, UploaderPool};
@@ -416,80 +417,6 @@ impl SupervisorState {
         self.notify_if_ended(&p.id);
     }
 
-    fn on_upload_finished(&mut self, id: &str, report: UploadReport) {
-        let Some(e) = self.recs.get_mut(id) else { return };
-        if e.info.status != Status::Uploading {
-            return;
-        }
-        for u in &report.uploaded {
-            if !e.info.outputs.contains(&u.url) {
-                e.info.outputs.push(u.url.clone());
-            }
-            if !u.local_kept {
-                e.removed.push(u.path.clone());
-            }
-        }
-        e.info.files = e.local_files();
-        if report.failed.is_empty() {
-            e.info.status = Status::Complete;
-            tracing::info!(recording = %id, outputs = ?e.info.outputs, "recording uploaded");
-        } else {
-            let errors: Vec<String> = report.failed.iter().map(ToString::to_string).collect();
-            e.info.status = Status::Failed;
-            e.info.error = Some(errors.join("; "));
-            tracing::error!(recording = %id, "upload failed: {}", errors.join("; "));
-        }
-        self.notify_if_ended(id);
-    }
-
-    /// Starts the result callbacks once the recording is `complete` or `failed`.
-    fn notify_if_ended(&mut self, id: &str) {
-        let Some(e) = self.recs.get_mut(id) else { return };
-        if !e.info.status.is_terminal() || e.notified {
-            return;
-        }
-        e.notified = true;
-        if let Some(cb) = &self.settings.callbacks {
-            cb.send(&e.info);
-        }
-    }
-
-    /// The uploader pool died: a new one takes over every recording still `uploading`.
-    async fn on_pool_died(&mut self, me: &ActorRef<SupervisorMsg>, why: &str) {
-        self.uploads = None;
-        let Some(up) = self.settings.uploader.clone() else { return };
-        if !self.accepting {
-            return;
-        }
-        tracing::error!("uploader pool ended ({why}); starting a new one");
-        let pool = match uploader::spawn_pool(up.clone(), up.settings().workers, me.get_cell()).await {
-            Ok(p) => p,
-            Err(spawn_err) => {
-                tracing::error!("cannot restart the uploader pool: {spawn_err}");
-                let ids: Vec<String> = self
-                    .recs
-                    .values()
-                    .filter(|e| e.info.status == Status::Uploading)
-                    .map(|e| e.info.id.clone())
-                    .collect();
-                for id in ids {
-                    if let Some(e) = self.recs.get_mut(&id) {
-                        e.info.status = Status::Failed;
-                        e.info.error =
-                            Some(format!("upload not done: the uploader pool is gone ({spawn_err})"));
-                    }
-                    self.notify_if_ended(&id);
-                }
-                return;
-            }
-        };
-        for e in self.recs.values().filter(|e| e.info.status == Status::Uploading) {
-            let job = UploadJob { files: e.info.files.clone(), reply_to: me.clone() };
-            let _ = pool.dispatch(e.info.id.clone(), job);
-        }
-        self.uploads = Some(pool);
-    }
-
     async fn on_room_failed(&mut self, me: &ActorRef<SupervisorMsg>, id: ActorId, err: &str) {
         let Some(room) = self.room_ids.remove(&id) else { return };
         self.rooms.remove(&room);
@@ -555,32 +482,5 @@ impl SupervisorState {
             me.send_after(SHUTDOWN_UPLOAD_WAIT, || SupervisorMsg::ShutdownDeadline);
         }
         self.finish_shutdown(false);
-    }
-
-    /// Answers a waiting shutdown once no recording is live or uploading (or at the deadline:
-    /// uploads still running are abandoned, their files stay local), and stops the pool.
-    fn finish_shutdown(&mut self, deadline: bool) {
-        if self.draining.is_none() {
-            return;
-        }
-        let busy: Vec<&str> = self
-            .recs
-            .values()
-            .filter(|e| e.info.status.is_live() || e.info.status == Status::Uploading)
-            .map(|e| e.info.id.as_str())
-            .collect();
-        if !busy.is_empty() && !deadline && self.uploads.is_some() {
-            return;
-        }
-        if !busy.is_empty() {
-            tracing::warn!(recordings = ?busy, "shutdown: not waiting any longer; their files stay local");
-        }
-        if let Some(pool) = self.uploads.take() {
-            // not awaited: a worker finishes its current file first
-            pool.stop(Some("shutdown".into()));
-        }
-        if let Some(reply) = self.draining.take() {
-            let _ = reply.send(());
-        }
     }
 }
