@@ -7,8 +7,9 @@
 //! on connection errors and non-2xx answers, and nothing more once a 2xx came back. The tasks
 //! run off the supervisor's message loop.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use sha2::Digest as _;
@@ -49,6 +50,8 @@ pub struct Callbacks {
     api_secret: String,
     client: reqwest::Client,
     metrics: Arc<Metrics>,
+    /// Deliveries not finished yet (a shutdown waits for them).
+    in_flight: AtomicUsize,
 }
 
 impl std::fmt::Debug for Callbacks {
@@ -73,13 +76,8 @@ impl Callbacks {
             .timeout(ATTEMPT_TIMEOUT)
             .build()
             .map_err(|e| CallbackError::Client(e.to_string()))?;
-        Ok(Callbacks {
-            urls,
-            api_key: api_key.to_owned(),
-            api_secret: api_secret.to_owned(),
-            client,
-            metrics,
-        })
+        let (api_key, api_secret) = (api_key.to_owned(), api_secret.to_owned());
+        Ok(Callbacks { urls, api_key, api_secret, client, metrics, in_flight: AtomicUsize::new(0) })
     }
 
     /// Whether there is any URL.
@@ -99,8 +97,24 @@ impl Callbacks {
         for url in &self.urls {
             let me = self.clone();
             let (url, body, id) = (url.clone(), body.clone(), info.id.clone());
-            tokio::spawn(async move { me.deliver(&url, &body, &id).await });
+            self.in_flight.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                me.deliver(&url, &body, &id).await;
+                me.in_flight.fetch_sub(1, Ordering::SeqCst);
+            });
         }
+    }
+
+    /// Waits until every delivery ended, at most `timeout`; true when none is left.
+    pub async fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.in_flight.load(Ordering::SeqCst) > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        true
     }
 
     async fn deliver(&self, url: &str, body: &[u8], id: &str) {
@@ -191,5 +205,24 @@ mod tests {
         assert!(Callbacks::new(vec!["http://127.0.0.1:1/x".into()], "k", "s", m).is_ok());
         assert_eq!(redact("https://u:p@host/a@b"), "https://***@host/a@b");
         assert_eq!(redact("https://host/a"), "https://host/a");
+    }
+
+    #[tokio::test]
+    async fn deliveries_are_tracked_until_they_end() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let m = Arc::new(Metrics::default());
+        let cb = Arc::new(Callbacks::new(vec!["http://127.0.0.1:1/x".into()], "k", "s", m).expect("cb"));
+        assert!(cb.wait_idle(Duration::ZERO).await);
+        let spec = crate::recording::RecordingSpec {
+            id: "RC_1".into(),
+            room: "r".into(),
+            identity: "a".into(),
+            profile: crate::recording::Profile::Av,
+            template: String::new(),
+            started_unix_ms: 0,
+        };
+        cb.send(&RecordingInfo::pending(&spec));
+        // nothing listens on port 1: the delivery is still retrying
+        assert!(!cb.wait_idle(Duration::from_millis(200)).await);
     }
 }

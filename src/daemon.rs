@@ -15,6 +15,9 @@ use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::storage::s3::{S3Settings, Uploader};
 
+/// How long a shutdown waits for result callbacks still being delivered.
+pub const CALLBACK_WAIT: Duration = Duration::from_secs(10);
+
 /// What the daemon needs.
 #[derive(Clone)]
 pub struct DaemonConfig {
@@ -46,6 +49,7 @@ pub struct Daemon {
     server: actix_web::dev::ServerHandle,
     supervisor: ActorRef<SupervisorMsg>,
     root: tokio::task::JoinHandle<()>,
+    callbacks: Option<Arc<Callbacks>>,
 }
 
 impl Daemon {
@@ -76,7 +80,7 @@ impl Daemon {
             filename_template: cfg.filename_template.clone(),
             metrics,
             uploader,
-            callbacks,
+            callbacks: callbacks.clone(),
         });
         let (supervisor, root) = Actor::spawn(None, RecorderSupervisor, settings)
             .await
@@ -89,7 +93,7 @@ impl Daemon {
         };
         let (addr, server) = http::start(state, addr)?;
         tracing::info!(%addr, "recorder listening");
-        Ok(Daemon { addr, server, supervisor, root })
+        Ok(Daemon { addr, server, supervisor, root, callbacks })
     }
 
     /// The bound HTTP address.
@@ -104,7 +108,7 @@ impl Daemon {
 
     /// Stops HTTP intake, finalizes every recording, waits for the uploads (at most
     /// [`SHUTDOWN_UPLOAD_WAIT`](crate::actors::supervisor::SHUTDOWN_UPLOAD_WAIT)), stops the
-    /// actors.
+    /// actors, and waits for result callbacks still in flight (at most [`CALLBACK_WAIT`]).
     pub async fn shutdown(self) {
         self.server.stop(true).await;
         // rooms finalize (10 s each at most), then uploads get SHUTDOWN_UPLOAD_WAIT
@@ -112,5 +116,10 @@ impl Daemon {
         let _ = self.supervisor.call(SupervisorMsg::Shutdown, Some(wait)).await;
         self.supervisor.stop(None);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.root).await;
+        if let Some(cb) = &self.callbacks {
+            if !cb.wait_idle(CALLBACK_WAIT).await {
+                tracing::warn!("shutdown: result callbacks still being retried are dropped");
+            }
+        }
     }
 }
