@@ -28,7 +28,9 @@ const BUCKET: &str = "recordings";
 /// The moto server binary, or a failure telling how to install it.
 fn moto_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("MOTO_SERVER") {
-        return PathBuf::from(p);
+        let p = PathBuf::from(p);
+        assert!(p.exists(), "MOTO_SERVER={} does not exist: run .ci/test (it installs moto)", p.display());
+        return p;
     }
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-moto/bin/moto_server");
     assert!(
