@@ -10,12 +10,16 @@
 //!       │                        one_for_one over track writers, 5 / 60 s
 //!       └─ TrackWriterActor ×K   per track: frames routed to it by the room; restart = a
 //!                                short gap in the same file (see track_writer.rs)
+//! └─ uploader pool (S3 only)     ractor factory of UPLOAD_WORKERS UploadWorkers; a dead
+//!                                worker is replaced by the factory, a dead factory by the
+//!                                supervisor (see uploader.rs)
 //! ```
 
 pub mod participant;
 pub mod room;
 pub mod supervisor;
 pub mod track_writer;
+pub mod uploader;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -52,6 +56,10 @@ pub struct RecorderSettings {
     /// `RESUME_TIMEOUT`: how long a recording resumed after a restart or reconnect waits for
     /// its participant before it ends `complete` with the parts it has.
     pub resume_timeout: Duration,
+    /// S3 uploads (`S3_BUCKET` set).
+    pub uploader: Option<Arc<crate::storage::s3::Uploader>>,
+    /// Result callbacks (`WEBHOOK_URLS` set).
+    pub callbacks: Option<Arc<crate::callbacks::Callbacks>>,
 }
 
 impl std::fmt::Debug for RecorderSettings {
@@ -62,6 +70,8 @@ impl std::fmt::Debug for RecorderSettings {
             .field("api_secret", &"***")
             .field("recordings_dir", &self.recordings_dir)
             .field("start_timeout", &self.start_timeout)
+            .field("uploader", &self.uploader)
+            .field("callbacks", &self.callbacks)
             .finish_non_exhaustive()
     }
 }

@@ -62,6 +62,12 @@ pub struct Config {
     /// `DRAIN_TIMEOUT` (humantime, default 30s): how long SIGTERM/SIGINT waits for recordings
     /// to be finalized before the process exits anyway.
     pub drain_timeout: Duration,
+    /// S3 upload (`S3_BUCKET` set; `S3_*`, `UPLOAD_*`). Credentials come from the standard AWS
+    /// chain, so `credentials` is always `None` here.
+    pub s3: Option<crate::storage::s3::S3Settings>,
+    /// Result callback URLs (`WEBHOOK_URLS`, comma-separated; they may carry credentials, so
+    /// `Debug` prints `***`).
+    pub webhook_urls: Vec<Secret>,
 }
 
 /// A secret whose `Debug` prints `***`.
@@ -183,11 +189,26 @@ impl Config {
                 _ => return Err(bad("RESUME_TIMEOUT", v, "expected a positive duration such as 5m")),
             },
         };
+        let s3 = s3_settings(&get)?;
+        let mut webhook_urls = Vec::new();
+        for u in get("WEBHOOK_URLS").unwrap_or_default().split(',').map(str::trim).filter(|u| !u.is_empty()) {
+            let host = u.split_once("://").map_or("", |(_, rest)| rest);
+            if !(u.starts_with("http://") || u.starts_with("https://")) || host.is_empty() {
+                return Err(bad(
+                    "WEBHOOK_URLS",
+                    crate::callbacks::redact(u),
+                    "expected comma-separated http:// or https:// URLs",
+                ));
+            }
+            webhook_urls.push(Secret(u.to_owned()));
+        }
         Ok(Config {
             resume_timeout,
             drain_timeout,
             max_file_bytes,
             max_duration,
+            s3,
+            webhook_urls,
             auto_record_on_join,
             app_port,
             log_level,
@@ -227,6 +248,60 @@ pub fn parse_size(s: &str) -> Option<u64> {
     n.checked_mul(mult)
 }
 
+fn parse_bool(name: &'static str, v: Option<String>, default: bool) -> Result<bool, ConfigError> {
+    match v.as_deref().map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("") => Ok(default),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some("false" | "0" | "no") => Ok(false),
+        Some(other) => Err(ConfigError { name, value: other.to_owned(), reason: "expected true or false" }),
+    }
+}
+
+/// `S3_*` and `UPLOAD_*`; `None` without `S3_BUCKET` (then no other `S3_` variable may be set).
+fn s3_settings(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<crate::storage::s3::S3Settings>, ConfigError> {
+    use crate::storage::s3::{S3Settings, DEFAULT_GIVE_UP, DEFAULT_WORKERS};
+    let bad = |name, value: String, reason| ConfigError { name, value, reason };
+    let nonempty = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let Some(bucket) = nonempty("S3_BUCKET") else {
+        for name in ["S3_REGION", "S3_DIRECTORY", "S3_ENDPOINT", "S3_FORCE_PATH_STYLE", "S3_KEEP_LOCAL"] {
+            if let Some(v) = nonempty(name) {
+                return Err(bad(name, v, "is set but S3_BUCKET is not (S3_BUCKET enables uploads)"));
+            }
+        }
+        return Ok(None);
+    };
+    let mut s = S3Settings::new(&bucket);
+    if let Some(r) = nonempty("S3_REGION") {
+        s.region = r;
+    }
+    s.directory = nonempty("S3_DIRECTORY").unwrap_or_default();
+    if let Some(e) = nonempty("S3_ENDPOINT") {
+        if !(e.starts_with("http://") || e.starts_with("https://")) {
+            return Err(bad("S3_ENDPOINT", e, "expected an http:// or https:// URL"));
+        }
+        s.endpoint = Some(e);
+    }
+    s.force_path_style = parse_bool("S3_FORCE_PATH_STYLE", get("S3_FORCE_PATH_STYLE"), false)?;
+    s.keep_local = parse_bool("S3_KEEP_LOCAL", get("S3_KEEP_LOCAL"), false)?;
+    s.workers = match nonempty("UPLOAD_WORKERS") {
+        None => DEFAULT_WORKERS,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=64).contains(&n) => n,
+            _ => return Err(bad("UPLOAD_WORKERS", v, "expected a number of workers from 1 to 64")),
+        },
+    };
+    s.give_up = match nonempty("UPLOAD_GIVE_UP") {
+        None => DEFAULT_GIVE_UP,
+        Some(v) => match humantime::parse_duration(&v) {
+            Ok(d) if !d.is_zero() => d,
+            _ => return Err(bad("UPLOAD_GIVE_UP", v, "expected a positive duration such as 10m or 90s")),
+        },
+    };
+    Ok(Some(s))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,6 +335,44 @@ mod tests {
         assert_eq!(load(&[("MAX_FILE_SIZE", "12 parsecs")]).unwrap_err().name, "MAX_FILE_SIZE");
         assert_eq!(load(&[("MAX_FILE_SIZE", "10KB")]).unwrap_err().name, "MAX_FILE_SIZE");
         assert_eq!(load(&[("MAX_RECORDING_DURATION", "0s")]).unwrap_err().name, "MAX_RECORDING_DURATION");
+        let b = ("S3_BUCKET", "rec");
+        assert_eq!(load(&[b, ("S3_ENDPOINT", "minio:9000")]).unwrap_err().name, "S3_ENDPOINT");
+        assert_eq!(load(&[b, ("S3_FORCE_PATH_STYLE", "sure")]).unwrap_err().name, "S3_FORCE_PATH_STYLE");
+        assert_eq!(load(&[b, ("S3_KEEP_LOCAL", "2")]).unwrap_err().name, "S3_KEEP_LOCAL");
+        assert_eq!(load(&[b, ("UPLOAD_WORKERS", "0")]).unwrap_err().name, "UPLOAD_WORKERS");
+        assert_eq!(load(&[b, ("UPLOAD_GIVE_UP", "never")]).unwrap_err().name, "UPLOAD_GIVE_UP");
+        assert_eq!(load(&[("S3_ENDPOINT", "http://x")]).unwrap_err().name, "S3_ENDPOINT");
+        assert_eq!(load(&[("WEBHOOK_URLS", "http://a/x, ftp://b")]).unwrap_err().name, "WEBHOOK_URLS");
+        let e = load(&[("WEBHOOK_URLS", "ftp://user:pw@b")]).unwrap_err();
+        assert!(!e.to_string().contains("pw"), "{e}");
+    }
+
+    #[test]
+    fn s3_and_callbacks_are_read() {
+        let c = load(&[]).unwrap();
+        assert_eq!((c.s3, c.webhook_urls.len()), (None, 0));
+        let c = load(&[
+            ("S3_BUCKET", "rec"),
+            ("S3_DIRECTORY", "lk/"),
+            ("S3_ENDPOINT", "http://127.0.0.1:9000"),
+            ("S3_FORCE_PATH_STYLE", "true"),
+            ("UPLOAD_WORKERS", "4"),
+            ("UPLOAD_GIVE_UP", "90s"),
+            ("WEBHOOK_URLS", "http://a/x, https://b/y"),
+        ])
+        .unwrap();
+        let s3 = c.s3.expect("s3");
+        assert_eq!(
+            (s3.bucket.as_str(), s3.region.as_str(), s3.directory.as_str()),
+            ("rec", "us-east-1", "lk/")
+        );
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert!(s3.force_path_style && !s3.keep_local);
+        assert_eq!((s3.workers, s3.give_up), (4, Duration::from_secs(90)));
+        let urls: Vec<&str> = c.webhook_urls.iter().map(|u| u.0.as_str()).collect();
+        assert_eq!(urls, ["http://a/x", "https://b/y"]);
+        let s3 = load(&[("S3_BUCKET", "rec")]).unwrap().s3.expect("s3");
+        assert_eq!((s3.workers, s3.give_up), (2, Duration::from_secs(600)));
     }
 
     #[test]

@@ -10,8 +10,13 @@ use ractor::{Actor, ActorRef};
 
 use crate::actors::supervisor::{RecorderSupervisor, SupervisorMsg};
 use crate::actors::RecorderSettings;
+use crate::callbacks::Callbacks;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
+use crate::storage::s3::{S3Settings, Uploader};
+
+/// How long a shutdown waits for result callbacks still being delivered.
+pub const CALLBACK_WAIT: Duration = Duration::from_secs(10);
 
 /// What the daemon needs.
 #[derive(Clone)]
@@ -38,6 +43,10 @@ pub struct DaemonConfig {
     pub max_duration: Option<Duration>,
     /// `RESUME_TIMEOUT`: how long a resumed recording waits for its participant.
     pub resume_timeout: Duration,
+    /// `S3_*`, `UPLOAD_*`: upload finished recordings (None: files stay local, no `uploading`).
+    pub s3: Option<S3Settings>,
+    /// `WEBHOOK_URLS`: result callbacks.
+    pub webhook_urls: Vec<String>,
 }
 
 impl DaemonConfig {
@@ -60,6 +69,8 @@ impl DaemonConfig {
             max_file_bytes: None,
             max_duration: None,
             resume_timeout: crate::config::DEFAULT_RESUME_TIMEOUT,
+            s3: None,
+            webhook_urls: Vec::new(),
         }
     }
 }
@@ -70,6 +81,7 @@ pub struct Daemon {
     server: actix_web::dev::ServerHandle,
     supervisor: ActorRef<SupervisorMsg>,
     root: tokio::task::JoinHandle<()>,
+    callbacks: Option<Arc<Callbacks>>,
 }
 
 impl Daemon {
@@ -77,6 +89,18 @@ impl Daemon {
     pub async fn start(cfg: DaemonConfig, addr: SocketAddr) -> std::io::Result<Daemon> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let webhooks = http::webhooks::receiver(&cfg.api_key, &cfg.api_secret);
+        let metrics = Arc::new(Metrics::default());
+        let uploader = match cfg.s3 {
+            Some(s3) => Some(Arc::new(Uploader::new(s3, cfg.recordings_dir.clone(), metrics.clone()).await)),
+            None => None,
+        };
+        let callbacks = match cfg.webhook_urls.is_empty() {
+            true => None,
+            false => Some(Arc::new(
+                Callbacks::new(cfg.webhook_urls, &cfg.api_key, &cfg.api_secret, metrics.clone())
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+            )),
+        };
         let settings = Arc::new(RecorderSettings {
             livekit_url: cfg.livekit_url,
             api_key: cfg.api_key,
@@ -86,7 +110,9 @@ impl Daemon {
             track_grace: Duration::from_millis(1500),
             auto_record_on_join: cfg.auto_record_on_join,
             filename_template: cfg.filename_template.clone(),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
+            uploader,
+            callbacks: callbacks.clone(),
             max_file_bytes: cfg.max_file_bytes,
             max_duration: cfg.max_duration,
             resume_timeout: cfg.resume_timeout,
@@ -102,7 +128,7 @@ impl Daemon {
         };
         let (addr, server) = http::start(state, addr)?;
         tracing::info!(%addr, "recorder listening");
-        Ok(Daemon { addr, server, supervisor, root })
+        Ok(Daemon { addr, server, supervisor, root, callbacks })
     }
 
     /// The bound HTTP address.
@@ -115,20 +141,30 @@ impl Daemon {
         &self.supervisor
     }
 
-    /// Drains: new starts are refused (503, the HTTP server stays up meanwhile), every
-    /// recording is finalized, then HTTP and the actors stop. Give up after `timeout` (the files
-    /// stay crash-tolerant); returns whether the drain finished in time.
+    /// Drains: new starts are refused (503; the HTTP server stays up meanwhile), every
+    /// recording is finalized, its uploads finish (S3) and result callbacks are sent, then HTTP
+    /// and the actors stop. Gives up at `timeout` (files stay crash-tolerant and the journal
+    /// keeps what is left for the next start); returns whether everything finished in time.
     pub async fn drain(self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
         let call = self.supervisor.call(SupervisorMsg::Shutdown, Some(timeout));
-        let drained = matches!(call.await, Ok(ractor::rpc::CallResult::Success(())));
+        let mut drained = matches!(call.await, Ok(ractor::rpc::CallResult::Success(())));
         self.server.stop(true).await;
         self.supervisor.stop(None);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.root).await;
+        if let Some(cb) = &self.callbacks {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if !cb.wait_idle(left.min(CALLBACK_WAIT)).await {
+                tracing::warn!("drain: result callbacks still being retried are left for the next start");
+                drained = false;
+            }
+        }
         drained
     }
 
-    /// [`Daemon::drain`] with 30 s.
+    /// [`Daemon::drain`] with room for the uploads
+    /// ([`SHUTDOWN_UPLOAD_WAIT`](crate::actors::supervisor::SHUTDOWN_UPLOAD_WAIT)) and callbacks.
     pub async fn shutdown(self) {
-        self.drain(Duration::from_secs(30)).await;
+        self.drain(Duration::from_secs(40) + crate::actors::supervisor::SHUTDOWN_UPLOAD_WAIT).await;
     }
 }

@@ -11,14 +11,17 @@
 //! - [`actors`]: the recorder's actor tree (supervisor -> room -> participant recorder).
 //! - [`supervision`]: restart budgets (OTP intensity), pure.
 //! - [`recording`]: the recording as the API shows it, and the daemon's errors.
-//! - [`storage`]: file layout (names from the template, sanitized).
+//! - [`storage`]: file layout (names from the template, sanitized) and S3 upload of finished
+//!   files ([`storage::s3`]; the pool of workers is [`actors::uploader`]).
 //! - [`daemon`]: starting and stopping the actor tree and the HTTP server.
 //! - [`metrics`]: counters for `GET /metrics`.
+//! - [`callbacks`]: signed result callbacks (`WEBHOOK_URLS`).
 //! - [`config`], [`telemetry`], [`http`]: the daemon's settings, logging and HTTP surface.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, clippy::mod_module_files)]
 
 pub mod actors;
+pub mod callbacks;
 pub mod config;
 pub mod daemon;
 pub mod demo;

@@ -27,12 +27,37 @@ pub struct Metrics {
     pub storage_failures: AtomicU64,
     /// When a recording last failed for that reason (ms since the UNIX epoch; 0 = never).
     pub storage_failed_at_ms: AtomicU64,
+    /// Files uploaded to S3 (verified).
+    pub uploads_ok: AtomicU64,
+    /// Files whose upload failed for good (`UPLOAD_GIVE_UP` passed).
+    pub uploads_failed: AtomicU64,
+    /// Sum of the successful uploads' durations (first attempt to verified), microseconds.
+    pub upload_micros: AtomicU64,
+    /// Result callbacks accepted (2xx) by their URL.
+    pub callbacks_ok: AtomicU64,
+    /// Result callbacks given up on after every attempt failed.
+    pub callbacks_failed: AtomicU64,
 }
 
 impl Metrics {
     /// Adds `n` to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts one file upload that ended, and its duration when it succeeded.
+    pub fn record_upload(&self, ok: bool, seconds: f64) {
+        if ok {
+            Metrics::add(&self.uploads_ok, 1);
+            Metrics::add(&self.upload_micros, (seconds * 1e6) as u64);
+        } else {
+            Metrics::add(&self.uploads_failed, 1);
+        }
+    }
+
+    /// Counts one result callback that ended (delivered, or given up).
+    pub fn record_callback(&self, ok: bool) {
+        Metrics::add(if ok { &self.callbacks_ok } else { &self.callbacks_failed }, 1);
     }
 
     /// The Prometheus exposition, with the live gauge `active` (recordings not ended).
@@ -87,6 +112,28 @@ impl Metrics {
             "Recordings failed because the disk was full or not writable.",
             &[(String::new(), get(&self.storage_failures))],
         );
+        let uploads = [
+            ("{result=\"ok\"}".to_owned(), get(&self.uploads_ok)),
+            ("{result=\"failed\"}".to_owned(), get(&self.uploads_failed)),
+        ];
+        metric("recorder_uploads_total", "counter", "Files uploaded to S3 by result.", &uploads);
+        let name = "recorder_upload_duration_seconds";
+        let _ = writeln!(
+            s,
+            "# HELP {name} Time from a file's first upload attempt to its verified object.\n# TYPE {name} summary"
+        );
+        let _ = writeln!(s, "{name}_sum {:.6}", get(&self.upload_micros) as f64 / 1e6);
+        let _ = writeln!(s, "{name}_count {}", get(&self.uploads_ok));
+        let callbacks = [
+            ("{result=\"ok\"}".to_owned(), get(&self.callbacks_ok)),
+            ("{result=\"failed\"}".to_owned(), get(&self.callbacks_failed)),
+        ];
+        let name = "recorder_callbacks_total";
+        let _ =
+            writeln!(s, "# HELP {name} Result callbacks (WEBHOOK_URLS) by result.\n# TYPE {name} counter");
+        for (labels, v) in callbacks {
+            let _ = writeln!(s, "{name}{labels} {v}");
+        }
         s
     }
 }
@@ -103,5 +150,14 @@ mod tests {
         assert!(text.contains("recorder_active_recordings 3\n"), "{text}");
         assert!(text.contains("recorder_actor_restarts_total{actor=\"participant\"} 2\n"), "{text}");
         assert!(text.contains("# TYPE recorder_bytes_written_total counter\n"), "{text}");
+        m.record_upload(true, 1.5);
+        m.record_upload(false, 0.0);
+        m.record_callback(true);
+        let text = m.render(0);
+        assert!(text.contains("recorder_uploads_total{result=\"ok\"} 1\n"), "{text}");
+        assert!(text.contains("recorder_uploads_total{result=\"failed\"} 1\n"), "{text}");
+        assert!(text.contains("recorder_upload_duration_seconds_sum 1.500000\n"), "{text}");
+        assert!(text.contains("recorder_upload_duration_seconds_count 1\n"), "{text}");
+        assert!(text.contains("recorder_callbacks_total{result=\"ok\"} 1\n"), "{text}");
     }
 }

@@ -52,8 +52,8 @@ pub enum Layout {
     Track,
 }
 
-/// Lifecycle of a recording. `uploading` comes with S3 (not built yet): a recording is
-/// `complete` as soon as its local file is finalized.
+/// Lifecycle of a recording: `pending` → `active` → `finalizing` → (`uploading`, when S3 is
+/// configured) → `complete`, or `failed` from any of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -63,16 +63,24 @@ pub enum Status {
     Active,
     /// Stop requested; the file is being closed.
     Finalizing,
-    /// The file is closed.
+    /// The files are closed and being uploaded to S3 (only with `S3_BUCKET`).
+    Uploading,
+    /// The files are closed (and uploaded, with S3).
     Complete,
     /// Ended with an error (see `error`).
     Failed,
 }
 
 impl Status {
-    /// Not ended yet (`pending`, `active`, `finalizing`).
+    /// Still recording (`pending`, `active`, `finalizing`). An `uploading` recording is not
+    /// live: a new start for the same participant creates a new recording.
     pub fn is_live(self) -> bool {
         matches!(self, Status::Pending | Status::Active | Status::Finalizing)
+    }
+
+    /// Ended for good (`complete`, `failed`): result callbacks are sent.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Status::Complete | Status::Failed)
     }
 }
 
@@ -108,8 +116,11 @@ pub struct RecordingInfo {
     pub duration_s: f64,
     /// Bytes written (all parts).
     pub bytes: u64,
-    /// Files written, oldest first (a restart continues in a new part).
+    /// Local files, oldest first (a restart continues in a new part). A file removed after its
+    /// verified upload (S3 without `S3_KEEP_LOCAL`) leaves this list; see `outputs`.
     pub files: Vec<PathBuf>,
+    /// Uploaded objects (`s3://bucket/key`), oldest first; empty without S3.
+    pub outputs: Vec<String>,
     /// Why it failed.
     pub error: Option<String>,
     /// Frames lost to network loss that retransmission could not repair: never received, or
@@ -150,6 +161,7 @@ impl RecordingInfo {
             duration_s: 0.0,
             bytes: 0,
             files: Vec::new(),
+            outputs: Vec::new(),
             error: None,
             frames_lost: 0,
         }

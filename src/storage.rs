@@ -1,6 +1,7 @@
 //! Where recordings go: the local layout ([`layout`]: file names from a template, sanitized so
-//! they always stay under `RECORDINGS_DIR`) and the durable journal of recording jobs
-//! ([`journal`]).
+//! they always stay under `RECORDINGS_DIR`), the durable journal of recording jobs
+//! ([`journal`]) and the S3 upload of finished files ([`s3`]).
 
 pub mod journal;
 pub mod layout;
+pub mod s3;

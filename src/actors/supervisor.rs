@@ -3,6 +3,11 @@
 //! 3 restarts / 60 s per room. A failed room is restarted with its live recordings (they
 //! continue in new part files); over budget, that room's recordings fail. Other rooms are never
 //! touched. Spawned from the main runtime, never from an HTTP handler.
+//!
+//! With S3 configured it also owns the uploader pool ([`super::uploader`], linked): a recording
+//! that ends `complete` with files becomes `uploading`, its files are queued as one job, and
+//! [`SupervisorMsg::UploadFinished`] makes it `complete` (or `failed`). A recording that reaches
+//! `complete` or `failed` triggers the result callbacks once (tasks, off this loop).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -13,17 +18,23 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, Supervi
 
 mod hooks;
 mod recovery;
+mod uploads;
 
 use super::room::{RoomActor, RoomArgs, RoomMsg};
+use super::uploader::{self, UploadJob, UploaderPool};
 use super::{Progress, RecorderSettings};
 use crate::http::webhooks::{Hook, SeenIds};
 use crate::metrics::Metrics;
 use crate::recording::{self, Layout, Profile, RecorderError, RecordingInfo, RecordingSpec, Status};
 use crate::storage::journal::{Event, JobLog};
+use crate::storage::s3::UploadReport;
 use crate::supervision::{RestartBudget, Verdict};
 
 /// Webhook event ids remembered for de-duplication.
 const SEEN_HOOKS: usize = 4096;
+/// How long a shutdown waits for the uploads of the recordings it finalized (and of those
+/// already uploading) before it abandons them (their files stay local).
+pub const SHUTDOWN_UPLOAD_WAIT: Duration = Duration::from_secs(25);
 
 /// A start request, validated by the HTTP layer.
 #[derive(Debug, Clone)]
@@ -85,8 +96,27 @@ pub enum SupervisorMsg {
     },
     /// A verified LiveKit webhook; replies with what was done.
     Webhook(Hook, RpcReplyPort<String>),
-    /// Stop intake and finalize everything; replies when done.
+    /// A result callback ended (from its delivery task).
+    CallbackDone {
+        /// Recording id.
+        id: String,
+        /// The URL.
+        url: String,
+        /// Accepted (2xx), or given up.
+        delivered: bool,
+    },
+    /// A recording's upload ended (from an uploader worker).
+    UploadFinished {
+        /// Recording id.
+        id: String,
+        /// What was uploaded and what failed.
+        report: UploadReport,
+    },
+    /// Stop intake, finalize everything and wait (at most [`SHUTDOWN_UPLOAD_WAIT`]) for the
+    /// uploads; replies when done.
     Shutdown(RpcReplyPort<()>),
+    /// The shutdown stops waiting for uploads.
+    ShutdownDeadline,
     /// Test hook: make a recording's participant recorder fail.
     #[cfg(feature = "testing")]
     InjectFailure(String),
@@ -103,6 +133,30 @@ struct Entry {
     spec: RecordingSpec,
     /// part -> (files, bytes, duration_s)
     parts: BTreeMap<u32, (Vec<PathBuf>, u64, f64)>,
+    /// Local files removed after their verified upload.
+    removed: Vec<PathBuf>,
+    /// The result callbacks were started.
+    notified: bool,
+    /// Callback deliveries not ended yet.
+    callbacks_pending: usize,
+}
+
+impl Entry {
+    fn new(info: RecordingInfo, spec: RecordingSpec) -> Entry {
+        Entry {
+            info,
+            spec,
+            parts: BTreeMap::new(),
+            removed: Vec::new(),
+            notified: false,
+            callbacks_pending: 0,
+        }
+    }
+
+    /// The part files still on disk.
+    fn local_files(&self) -> Vec<PathBuf> {
+        self.parts.values().flat_map(|v| v.0.iter().cloned()).filter(|f| !self.removed.contains(f)).collect()
+    }
 }
 
 /// State of the supervisor.
@@ -116,6 +170,10 @@ pub struct SupervisorState {
     seen_hooks: SeenIds,
     /// The durable job log (`None` only in unit tests of the policy).
     log: Option<JobLog>,
+    /// The uploader pool (S3 configured).
+    uploads: Option<UploaderPool>,
+    /// A shutdown waiting for the last uploads.
+    draining: Option<RpcReplyPort<()>>,
 }
 
 /// The root actor.
@@ -128,11 +186,15 @@ impl Actor for RecorderSupervisor {
 
     async fn pre_start(
         &self,
-        _me: ActorRef<Self::Msg>,
+        me: ActorRef<Self::Msg>,
         settings: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
         // an unusable recordings directory stops the daemon here, with the path and the reason
         let log = Some(JobLog::open(&settings.recordings_dir)?);
+        let uploads = match &settings.uploader {
+            Some(up) => Some(uploader::spawn_pool(up.clone(), up.settings().workers, me.get_cell()).await?),
+            None => None,
+        };
         Ok(SupervisorState {
             log,
             settings,
@@ -142,6 +204,8 @@ impl Actor for RecorderSupervisor {
             recs: BTreeMap::new(),
             accepting: true,
             seen_hooks: SeenIds::new(SEEN_HOOKS),
+            uploads,
+            draining: None,
         })
     }
 
@@ -175,14 +239,23 @@ impl Actor for RecorderSupervisor {
                 let active = st.recs.values().filter(|e| e.info.status.is_live()).count();
                 let _ = reply.send(st.settings.metrics.render(active));
             }
-            SupervisorMsg::Progress(p) => st.on_progress(p),
+            SupervisorMsg::Progress(p) => {
+                st.on_progress(&me, p);
+                st.finish_shutdown(false);
+            }
+            SupervisorMsg::CallbackDone { id, url, delivered } => st.on_callback_done(&id, url, delivered),
+            SupervisorMsg::UploadFinished { id, report } => {
+                st.on_upload_finished(&me, &id, report);
+                st.finish_shutdown(false);
+            }
             SupervisorMsg::ReplyWith { id, reply } => {
                 let _ = reply.send(st.get(&id));
             }
             SupervisorMsg::Webhook(hook, reply) => {
                 let _ = reply.send(st.on_hook(&me, hook).await);
             }
-            SupervisorMsg::Shutdown(reply) => st.shutdown(reply).await,
+            SupervisorMsg::Shutdown(reply) => st.shutdown(&me, reply).await,
+            SupervisorMsg::ShutdownDeadline => st.finish_shutdown(true),
             #[cfg(feature = "testing")]
             SupervisorMsg::InjectFailure(id) => {
                 if let Some(room) = st.recs.get(&id).and_then(|e| st.rooms.get(&e.spec.room)) {
@@ -211,7 +284,14 @@ impl Actor for RecorderSupervisor {
         evt: SupervisionEvent,
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        let pool_id = st.uploads.as_ref().map(|p| p.get_id());
         match evt {
+            SupervisionEvent::ActorTerminated(cell, _, reason) if Some(cell.get_id()) == pool_id => {
+                st.on_pool_died(&me, &format!("stopped: {reason:?}")).await
+            }
+            SupervisionEvent::ActorFailed(cell, err) if Some(cell.get_id()) == pool_id => {
+                st.on_pool_died(&me, &err.to_string()).await
+            }
             SupervisionEvent::ActorTerminated(cell, _, _) => {
                 if let Some(room) = st.room_ids.remove(&cell.get_id()) {
                     st.rooms.remove(&room);
@@ -253,7 +333,7 @@ impl SupervisorState {
         room.cast(RoomMsg::Record(spec.clone()))
             .map_err(|_| RecorderError::Unavailable("room actor is gone".into()))?;
         tracing::info!(recording = %spec.id, room = %spec.room, "recording requested");
-        self.recs.insert(spec.id.clone(), Entry { info: info.clone(), spec, parts: BTreeMap::new() });
+        self.recs.insert(spec.id.clone(), Entry::new(info.clone(), spec));
         Ok((info, true))
     }
 
@@ -338,13 +418,18 @@ impl SupervisorState {
             .collect()
     }
 
-    fn on_progress(&mut self, p: Progress) {
+    fn on_progress(&mut self, me: &ActorRef<SupervisorMsg>, p: Progress) {
         let Some(e) = self.recs.get_mut(&p.id) else { return };
         let (id, before) = (p.id.clone(), e.info.status);
-        let mut journal = Vec::new();
+        let was_live = before.is_live();
         if !p.files.is_empty() {
             if e.parts.get(&p.part).map(|v| &v.0) != Some(&p.files) {
-                journal.push(Event::Part { id: id.clone(), part: p.part, files: p.files.clone() });
+                let ev = Event::Part { id: id.clone(), part: p.part, files: p.files.clone() };
+                if let Some(log) = self.log.as_mut() {
+                    if let Err(err) = log.record(ev) {
+                        tracing::error!("{err}");
+                    }
+                }
             }
             e.parts.insert(p.part, (p.files, p.bytes, p.duration_s));
         } else if p.status.is_none() {
@@ -355,30 +440,48 @@ impl SupervisorState {
         if !p.tracks.is_empty() {
             e.info.tracks = p.tracks;
         }
-        e.info.files = e.parts.values().flat_map(|v| v.0.iter().cloned()).collect();
+        e.info.files = e.local_files();
         e.info.bytes = e.parts.values().map(|v| v.1).sum();
         e.info.duration_s = e.parts.values().fold(0.0, |a, v| a + v.2);
         e.info.frames_lost += p.frames_lost;
-        if let Some(s) = p.status {
-            // a late `active` must not undo a stop in progress
-            if !(s == Status::Active && e.info.status == Status::Finalizing) {
-                e.info.status = s;
+        let Some(s) = p.status else { return };
+        if !was_live {
+            return; // ended already (uploading, complete, failed): a late report changes nothing
+        }
+        // a late `active` must not undo a stop in progress
+        if !(s == Status::Active && e.info.status == Status::Finalizing) {
+            e.info.status = s;
+        }
+        if s.is_live() {
+            let status = e.info.status;
+            if status != before {
+                self.journal(Event::Status { id, status, error: None });
             }
-            if !s.is_live() {
-                e.info.ended_at = Some(recording::rfc3339(recording::unix_ms_now()));
-                e.info.error = p.error;
+            return;
+        }
+        e.info.ended_at = Some(recording::rfc3339(recording::unix_ms_now()));
+        e.info.error = p.error;
+        if s == Status::Complete && !e.info.files.is_empty() && self.settings.uploader.is_some() {
+            match &self.uploads {
+                Some(pool) => {
+                    e.info.status = Status::Uploading;
+                    let job = UploadJob { files: e.info.files.clone(), reply_to: me.clone() };
+                    if let Err(err) = pool.dispatch(p.id.clone(), job) {
+                        e.info.status = Status::Failed;
+                        e.info.error = Some(format!("cannot queue the upload (files kept): {err}"));
+                    }
+                }
+                None => {
+                    e.info.status = Status::Failed;
+                    e.info.error =
+                        Some("not uploaded: the uploader pool is stopped (shutdown); files kept".into());
+                }
             }
         }
-        let (status, error) = (e.info.status, e.info.error.clone());
-        if status != before {
-            journal.push(Event::Status { id: id.clone(), status, error });
-            if !status.is_live() {
-                journal.push(Event::Forget { id });
-            }
+        if e.info.status == Status::Uploading {
+            self.journal(Event::Status { id: id.clone(), status: Status::Uploading, error: None });
         }
-        for ev in journal {
-            self.journal(ev);
-        }
+        self.notify_if_ended(me, &id);
     }
 
     async fn on_room_failed(&mut self, me: &ActorRef<SupervisorMsg>, id: ActorId, err: &str) {
@@ -402,17 +505,17 @@ impl SupervisorState {
                 tracing::warn!(%room, error = %err, "room actor failed; reconnecting");
                 Metrics::add(&self.settings.metrics.restarts_room, 1);
                 if let Err(e) = self.room(me, &room, live).await {
-                    self.fail_room(&room, &e.to_string());
+                    self.fail_room(me, &room, &e.to_string());
                 }
             }
             Verdict::Escalate => {
                 tracing::error!(%room, error = %err, "room exceeded its restart budget; its recordings fail");
-                self.fail_room(&room, err);
+                self.fail_room(me, &room, err);
             }
         }
     }
 
-    fn fail_room(&mut self, room: &str, err: &str) {
+    fn fail_room(&mut self, me: &ActorRef<SupervisorMsg>, room: &str, err: &str) {
         let ids: Vec<String> = self
             .recs
             .values()
@@ -431,15 +534,21 @@ impl SupervisorState {
                 error: Some(err.to_owned()),
                 frames_lost: 0,
             };
-            self.on_progress(p);
+            self.on_progress(me, p);
         }
     }
 
-    async fn shutdown(&mut self, reply: RpcReplyPort<()>) {
+    async fn shutdown(&mut self, me: &ActorRef<SupervisorMsg>, reply: RpcReplyPort<()>) {
         self.accepting = false;
         for (_, room) in self.rooms.drain() {
             let _ = room.call(RoomMsg::Shutdown, Some(Duration::from_secs(10))).await;
         }
-        let _ = reply.send(());
+        // the finalized recordings' last reports are queued behind this message: they start
+        // their uploads, and the reply goes out once nothing is live or uploading any more
+        self.draining = Some(reply);
+        if self.uploads.is_some() {
+            me.send_after(SHUTDOWN_UPLOAD_WAIT, || SupervisorMsg::ShutdownDeadline);
+        }
+        self.finish_shutdown(false);
     }
 }

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use ractor::ActorRef;
 
 use super::{Entry, SupervisorMsg, SupervisorState};
+use crate::actors::uploader::UploadJob;
 use crate::output::repair_part_file;
 use crate::recording::{self, RecordingInfo, RecordingSpec, Status};
 use crate::storage::journal::{Event, Job};
@@ -29,6 +30,37 @@ impl SupervisorState {
                 tracing::error!("{e}");
             }
         }
+    }
+
+    /// A recording that was finalizing or uploading when the process died: uploads what is
+    /// still local (files already gone were removed after their verified upload, so they are
+    /// in S3), then completes as usual; without S3 it is `complete` now.
+    fn upload_after_restart(&mut self, me: &ActorRef<SupervisorMsg>, id: &str, outputs: Vec<String>) {
+        let Some(e) = self.recs.get_mut(id) else { return };
+        e.info.outputs = outputs;
+        let (uploader, pool) = (self.settings.uploader.clone(), self.uploads.as_ref());
+        match (uploader, pool) {
+            (Some(up), Some(pool)) => {
+                let all = e.info.files.clone();
+                for f in all.iter().filter(|f| !f.exists()) {
+                    let url = up.url_for(&up.key_for(f));
+                    if !e.info.outputs.contains(&url) {
+                        e.info.outputs.push(url);
+                    }
+                    e.removed.push(f.clone());
+                }
+                e.info.files = e.local_files();
+                e.info.status = Status::Uploading;
+                let job = UploadJob { files: e.info.files.clone(), reply_to: me.clone() };
+                if let Err(err) = pool.dispatch(id.to_owned(), job) {
+                    e.info.status = Status::Failed;
+                    e.info.error = Some(format!("cannot queue the upload (files kept): {err}"));
+                }
+                self.journal(Event::Status { id: id.to_owned(), status: Status::Uploading, error: None });
+            }
+            _ => e.info.status = Status::Complete,
+        }
+        self.notify_if_ended(me, id);
     }
 
     /// Start-up: reconciles the jobs the log knows with the disk; resumes live recordings.
@@ -60,28 +92,34 @@ impl SupervisorState {
             info.status = job.status;
             let parts = job.parts.iter().map(|(n, f)| (*n, (f.clone(), 0, 0.0))).collect();
             let next_part = job.parts.keys().max().map_or(1, |p| p + 1);
+            let mut entry = Entry::new(info, job.spec.clone());
+            entry.parts = parts;
             match job.status {
                 Status::Pending | Status::Active => {
                     tracing::info!(recording = %id, room = %job.spec.room, part = next_part, "resuming after a restart");
                     if !job.parts.is_empty() {
-                        info.status = Status::Active;
+                        entry.info.status = Status::Active;
                     }
                     resume.entry(job.spec.room.clone()).or_default().push((job.spec.clone(), next_part));
+                    self.recs.insert(id, entry);
                 }
-                Status::Finalizing => {
-                    info.status = Status::Complete;
-                    info.ended_at = Some(recording::rfc3339(recording::unix_ms_now()));
-                    self.journal(Event::Status { id: id.clone(), status: Status::Complete, error: None });
-                    self.journal(Event::Forget { id: id.clone() });
+                // the stop was asked for: the files are final now
+                Status::Finalizing | Status::Uploading => {
+                    entry.info.ended_at = Some(recording::rfc3339(recording::unix_ms_now()));
+                    self.recs.insert(id.clone(), entry);
+                    self.upload_after_restart(me, &id, job.outputs.unwrap_or_default());
                 }
-                Status::Complete | Status::Failed => self.journal(Event::Forget { id: id.clone() }),
+                Status::Complete | Status::Failed => {
+                    entry.info.outputs = job.outputs.unwrap_or_default();
+                    self.recs.insert(id.clone(), entry);
+                    self.notify_skipping(me, &id, &job.delivered);
+                }
             }
-            self.recs.insert(id, Entry { info, spec: job.spec, parts });
         }
         for (room, list) in resume {
             if let Err(e) = self.room(me, &room, list).await {
                 tracing::error!(%room, "cannot resume recordings: {e}");
-                self.fail_room(&room, &e.to_string());
+                self.fail_room(me, &room, &e.to_string());
             }
         }
     }

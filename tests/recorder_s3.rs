@@ -1,0 +1,514 @@
+//! S3 uploads and result callbacks end to end: the daemon records over real WebRTC from the
+//! in-process simulator, uploads to a moto S3 server started by the test (`MOTO_SERVER`, or
+//! `.venv-moto/bin/moto_server` as `.ci/test` installs it), and POSTs signed callbacks to small
+//! HTTP receivers in the test.
+
+mod common;
+mod sim_support;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use livekit_recorder::daemon::{Daemon, DaemonConfig};
+use livekit_recorder::storage::s3::{S3Settings, StaticCredentials, Uploader};
+use reqwest::Method;
+use serde_json::Value;
+use sim_support::{start_sim, KEY, SECRET};
+
+const BUCKET: &str = "recordings";
+
+// ---------------------------------------------------------------------------------------------
+// moto
+
+/// The moto server binary, or a failure telling how to install it.
+fn moto_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("MOTO_SERVER") {
+        let p = PathBuf::from(p);
+        assert!(p.exists(), "MOTO_SERVER={} does not exist: run .ci/test (it installs moto)", p.display());
+        return p;
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-moto/bin/moto_server");
+    assert!(
+        p.exists(),
+        "the S3 tests need moto: run .ci/test (it installs moto into .venv-moto) or set MOTO_SERVER \
+         to a moto_server binary; {} does not exist",
+        p.display()
+    );
+    p
+}
+
+/// A moto S3 server on a loopback port, killed on drop.
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Moto {
+    /// Starts moto on `port` and waits until it answers.
+    async fn start(port: u16) -> Moto {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let child = Command::new(moto_binary())
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let moto = Moto { child, port };
+        let client = reqwest::Client::builder().no_proxy().build().expect("client");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok = client
+                .get(format!("http://127.0.0.1:{port}/"))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok {
+                return moto;
+            }
+            assert!(Instant::now() < deadline, "moto_server did not answer on port {port} within 30 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn creds() -> StaticCredentials {
+    StaticCredentials { access_key_id: "testing".into(), secret_access_key: "testing".into() }
+}
+
+/// A test-side S3 client for `endpoint`.
+fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+async fn create_bucket(endpoint: &str) {
+    s3_client(endpoint).create_bucket().bucket(BUCKET).send().await.expect("create bucket");
+}
+
+async fn get_object(endpoint: &str, key: &str) -> Vec<u8> {
+    let out = s3_client(endpoint).get_object().bucket(BUCKET).key(key).send().await.expect("get object");
+    out.body.collect().await.expect("object body").into_bytes().to_vec()
+}
+
+fn key_of(url: &str) -> String {
+    url.strip_prefix(&format!("s3://{BUCKET}/"))
+        .unwrap_or_else(|| panic!("not in the bucket: {url}"))
+        .to_owned()
+}
+
+fn s3_settings(endpoint: &str, keep_local: bool, give_up: Duration) -> S3Settings {
+    let mut s = S3Settings::new(BUCKET);
+    s.directory = "lk".into();
+    s.endpoint = Some(endpoint.to_owned());
+    s.force_path_style = true;
+    s.keep_local = keep_local;
+    s.give_up = give_up;
+    s.credentials = Some(creds());
+    s
+}
+
+// ---------------------------------------------------------------------------------------------
+// callback receivers
+
+/// One accepted callback.
+#[derive(Debug, Clone)]
+struct Accepted {
+    body: String,
+    authorization: String,
+    /// Every `outputs` object existed (HeadObject) when the callback arrived.
+    objects_existed: bool,
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    accepted: Mutex<Vec<Accepted>>,
+    attempts: AtomicUsize,
+    /// Answer 500 to this many first attempts.
+    fail_first: usize,
+    s3_endpoint: Mutex<Option<String>>,
+}
+
+/// A callback receiver on 127.0.0.1 (actix-web), stopped on drop.
+struct Receiver {
+    url: String,
+    state: Arc<ReceiverState>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Receiver {
+    fn start(fail_first: usize, s3_endpoint: Option<String>) -> Receiver {
+        use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+        let state = Arc::new(ReceiverState {
+            fail_first,
+            s3_endpoint: Mutex::new(s3_endpoint),
+            ..Default::default()
+        });
+        let data = web::Data::from(state.clone());
+        async fn receive(req: HttpRequest, body: web::Bytes, st: web::Data<ReceiverState>) -> HttpResponse {
+            let n = st.attempts.fetch_add(1, Ordering::SeqCst);
+            if n < st.fail_first {
+                return HttpResponse::InternalServerError().finish();
+            }
+            let body = String::from_utf8_lossy(&body).into_owned();
+            let authorization = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let json: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            let endpoint = st.s3_endpoint.lock().expect("lock").clone();
+            let mut objects_existed = true;
+            for url in json["outputs"].as_array().into_iter().flatten() {
+                let key = key_of(url.as_str().unwrap_or_default());
+                let head = match &endpoint {
+                    Some(e) => s3_client(e).head_object().bucket(BUCKET).key(key).send().await.is_ok(),
+                    None => false,
+                };
+                objects_existed &= head;
+            }
+            st.accepted.lock().expect("lock").push(Accepted { body, authorization, objects_existed });
+            HttpResponse::Ok().finish()
+        }
+        let server =
+            HttpServer::new(move || App::new().app_data(data.clone()).route("/cb", web::post().to(receive)))
+                .workers(1)
+                .disable_signals()
+                .bind("127.0.0.1:0")
+                .expect("bind receiver");
+        let addr = server.addrs()[0];
+        let running = server.run();
+        let handle = running.handle();
+        tokio::spawn(running);
+        Receiver { url: format!("http://{addr}/cb"), state, handle }
+    }
+
+    fn accepted(&self) -> Vec<Accepted> {
+        self.state.accepted.lock().expect("lock").clone()
+    }
+
+    /// Waits until `n` callbacks were accepted, then a little longer to catch duplicates.
+    async fn wait_accepted(&self, n: usize, timeout: Duration) -> Vec<Accepted> {
+        let deadline = Instant::now() + timeout;
+        while self.accepted().len() < n {
+            assert!(Instant::now() < deadline, "only {} callbacks after {timeout:?}", self.accepted().len());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        self.accepted()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let h = self.handle.clone();
+        tokio::spawn(async move { h.stop(false).await });
+    }
+}
+
+/// Checks a callback's signature: the JWT verifies with the API secret, its `sha256` claim is
+/// the body's hash.
+fn assert_signed(a: &Accepted) {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let claims = livekit_api::access_token::TokenVerifier::with_api_key(KEY, SECRET)
+        .verify(&a.authorization)
+        .expect("callback JWT verifies with the API secret");
+    assert_eq!(claims.iss, KEY);
+    let want = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(a.body.as_bytes()));
+    assert_eq!(claims.sha256, want, "sha256 claim matches the body");
+}
+
+// ---------------------------------------------------------------------------------------------
+// daemon and REST
+
+async fn start_daemon(
+    sim: &livekit_recorder::sim::SimHandle,
+    dir: &Path,
+    s3: S3Settings,
+    webhook_urls: Vec<String>,
+) -> Daemon {
+    let mut cfg = DaemonConfig::new(&sim.ws_url(), KEY, SECRET, dir);
+    cfg.start_timeout = Duration::from_secs(4);
+    cfg.filename_template = "{room_name}/{publisher_identity}-{time}".into();
+    cfg.auto_record_on_join = false;
+    cfg.s3 = Some(s3);
+    cfg.webhook_urls = webhook_urls;
+    Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("daemon starts")
+}
+
+async fn api(addr: SocketAddr, method: Method, path: &str, body: Option<&str>) -> (u16, Value) {
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let mut req = client.request(method, format!("http://{addr}{path}")).timeout(Duration::from_secs(20));
+    if let Some(b) = body {
+        req = req.header("content-type", "application/json").body(b.to_owned());
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+async fn wait_for(addr: SocketAddr, id: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (_, r) = api(addr, Method::GET, &format!("/recordings/{id}"), None).await;
+        if pred(&r) {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "condition not reached: {r}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Records `room`/`alice` for `secs` through REST and stops; returns the stop response.
+async fn record(sim: &livekit_recorder::sim::SimHandle, addr: SocketAddr, room: &str, secs: f64) -> Value {
+    sim_support::add_participant(sim.http_addr(), room, "alice", Some("vp8"), true).await;
+    let start = format!(r#"{{"room":"{room}","participant":"alice"}}"#);
+    let (s, rec) = api(addr, Method::POST, "/recordings/start", Some(&start)).await;
+    assert_eq!(s, 201, "{rec}");
+    let id = rec["id"].as_str().expect("id").to_owned();
+    wait_for(addr, &id, Duration::from_secs(10), |r| r["status"] == "active").await;
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    let (s, done) = api(addr, Method::POST, "/recordings/stop", Some(&format!(r#"{{"id":"{id}"}}"#))).await;
+    assert_eq!(s, 200, "{done}");
+    done
+}
+
+fn files_of(rec: &Value) -> Vec<PathBuf> {
+    rec["files"].as_array().expect("files").iter().map(|f| PathBuf::from(f.as_str().expect("path"))).collect()
+}
+
+fn outputs_of(rec: &Value) -> Vec<String> {
+    rec["outputs"].as_array().expect("outputs").iter().map(|f| f.as_str().expect("url").to_owned()).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// tests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn recording_is_uploaded_then_complete_and_local_file_removed() {
+    let moto = Moto::start(free_port()).await;
+    create_bucket(&moto.endpoint()).await;
+    let sim = start_sim(vec![]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon =
+        start_daemon(&sim, dir.path(), s3_settings(&moto.endpoint(), false, Duration::from_secs(60)), vec![])
+            .await;
+    let addr = daemon.addr();
+    let stopped = record(&sim, addr, "up", 4.0).await;
+    assert_eq!(stopped["status"], "uploading", "{stopped}");
+    let local = files_of(&stopped);
+    assert_eq!(local.len(), 1, "{stopped}");
+    let id = stopped["id"].as_str().expect("id");
+    // uploading is not live: a new start for the same participant is a new recording
+    let (s, again) =
+        api(addr, Method::POST, "/recordings/start", Some(r#"{"room":"up","participant":"alice"}"#)).await;
+    assert_eq!(s, 201, "{again}");
+    assert_ne!(again["id"].as_str(), Some(id));
+
+    let done = wait_for(addr, id, Duration::from_secs(30), |r| r["status"] != "uploading").await;
+    assert_eq!(done["status"], "complete", "{done}");
+    let outputs = outputs_of(&done);
+    assert_eq!(outputs.len(), 1, "{done}");
+    let key = key_of(&outputs[0]);
+    let rel = local[0].strip_prefix(dir.path()).expect("under RECORDINGS_DIR");
+    assert_eq!(key, format!("lk/{}", rel.to_string_lossy()), "key = S3_DIRECTORY + relative path");
+    assert!(!local[0].exists(), "S3_KEEP_LOCAL=false removes the local file after the verified upload");
+    assert_eq!(done["files"].as_array().map(Vec::len), Some(0), "{done}");
+    let object = get_object(&moto.endpoint(), &key).await;
+    assert_eq!(object.len() as u64, done["bytes"].as_u64().expect("bytes"), "object size = bytes written");
+    let copy = dir.path().join("downloaded.webm");
+    std::fs::write(&copy, &object).expect("write copy");
+    let errors = common::ffmpeg_errors(&copy);
+    assert!(errors.is_empty(), "the uploaded object decodes: {errors}");
+    assert!(common::ffprobe(&copy).duration.unwrap_or(0.0) > 3.0, "about 4 s recorded");
+    let (_, metrics) = api(addr, Method::GET, "/metrics", None).await;
+    let text = metrics.as_str().expect("text").to_owned();
+    assert!(text.contains("recorder_uploads_total{result=\"ok\"} 1\n"), "{text}");
+    assert!(text.contains("recorder_upload_duration_seconds_count 1\n"), "{text}");
+    // shutdown finalizes the second recording and waits for its upload
+    let second = again["id"].as_str().expect("id");
+    wait_for(addr, second, Duration::from_secs(10), |r| r["status"] == "active").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t0 = Instant::now();
+    daemon.shutdown().await;
+    eprintln!("measured: shutdown with one upload to drain took {:.2} s", t0.elapsed().as_secs_f64());
+    let listed = s3_client(&moto.endpoint())
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("lk/up/")
+        .send()
+        .await
+        .expect("list objects");
+    assert_eq!(
+        listed.contents().len(),
+        2,
+        "the recording finalized by the shutdown was uploaded: {listed:?}"
+    );
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_file_goes_up_as_multipart() {
+    let moto = Moto::start(free_port()).await;
+    create_bucket(&moto.endpoint()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("room")).expect("mkdir");
+    let path = dir.path().join("room").join("big.webm");
+    let mut rng = common::Lcg(7);
+    let data: Vec<u8> = (0..(17 * 1024 * 1024 + 4321)).map(|_| rng.next() as u8).collect();
+    std::fs::write(&path, &data).expect("write big file");
+    let metrics = Arc::new(livekit_recorder::metrics::Metrics::default());
+    let uploader = Uploader::new(
+        s3_settings(&moto.endpoint(), false, Duration::from_secs(30)),
+        dir.path().to_path_buf(),
+        metrics,
+    )
+    .await;
+    let t0 = Instant::now();
+    let up = uploader.upload_file(&path).await.expect("upload");
+    eprintln!("measured: 17 MiB multipart upload + verify to moto in {:.2} s", t0.elapsed().as_secs_f64());
+    assert_eq!(up.key, "lk/room/big.webm");
+    assert_eq!(up.size, data.len() as u64);
+    let etag = up.etag.clone().unwrap_or_default();
+    assert!(etag.trim_matches('"').ends_with("-3"), "multipart ETag of 3 parts (8 + 8 + 1 MiB): {etag}");
+    assert!(!up.local_kept && !path.exists(), "local file removed after the verified upload");
+    let object = get_object(&moto.endpoint(), &up.key).await;
+    assert_eq!(object.len(), data.len());
+    assert!(object == data, "object bytes equal the file's bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upload_waits_for_s3_and_callbacks_arrive_once_signed() {
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let rx_ok = Receiver::start(0, Some(endpoint.clone()));
+    let rx_flaky = Receiver::start(1, Some(endpoint.clone()));
+    let sim = start_sim(vec![]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = start_daemon(
+        &sim,
+        dir.path(),
+        s3_settings(&endpoint, true, Duration::from_secs(90)),
+        vec![rx_ok.url.clone(), rx_flaky.url.clone()],
+    )
+    .await;
+    let addr = daemon.addr();
+    let stopped = record(&sim, addr, "down", 3.0).await;
+    assert_eq!(stopped["status"], "uploading", "{stopped}");
+    let id = stopped["id"].as_str().expect("id").to_owned();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, r) = api(addr, Method::GET, &format!("/recordings/{id}"), None).await;
+    assert_eq!(r["status"], "uploading", "still retrying while S3 is down: {r}");
+    assert!(rx_ok.accepted().is_empty() && rx_flaky.state.attempts.load(Ordering::SeqCst) == 0);
+    let moto = Moto::start(port).await;
+    create_bucket(&moto.endpoint()).await;
+    let up_at = Instant::now();
+    let done = wait_for(addr, &id, Duration::from_secs(60), |r| r["status"] != "uploading").await;
+    eprintln!("measured: complete {:.2} s after the bucket existed", up_at.elapsed().as_secs_f64());
+    assert_eq!(done["status"], "complete", "{done}");
+    let local = files_of(&done);
+    assert_eq!(local.len(), 1, "S3_KEEP_LOCAL=true keeps the file: {done}");
+    let outputs = outputs_of(&done);
+    assert_eq!(outputs.len(), 1, "{done}");
+    let object = get_object(&moto.endpoint(), &key_of(&outputs[0])).await;
+    assert!(object == std::fs::read(&local[0]).expect("local file"), "object bytes equal the local file");
+
+    for rx in [&rx_ok, &rx_flaky] {
+        let got = rx.wait_accepted(1, Duration::from_secs(20)).await;
+        assert_eq!(got.len(), 1, "exactly one accepted callback per URL: {got:?}");
+        let a = &got[0];
+        assert_signed(a);
+        assert!(a.objects_existed, "the callback came after the object existed");
+        let body: Value = serde_json::from_str(&a.body).expect("json body");
+        assert_eq!(body, done, "the callback body is the recording as GET returns it");
+    }
+    assert_eq!(rx_ok.state.attempts.load(Ordering::SeqCst), 1);
+    assert_eq!(rx_flaky.state.attempts.load(Ordering::SeqCst), 2, "the 500 was retried once");
+    let (_, metrics) = api(addr, Method::GET, "/metrics", None).await;
+    let text = metrics.as_str().expect("text").to_owned();
+    assert!(text.contains("recorder_callbacks_total{result=\"ok\"} 2\n"), "{text}");
+    daemon.shutdown().await;
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upload_gives_up_and_recording_fails_with_file_kept() {
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    let rx = Receiver::start(0, None);
+    let sim = start_sim(vec![]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = start_daemon(
+        &sim,
+        dir.path(),
+        s3_settings(&endpoint, false, Duration::from_secs(2)),
+        vec![rx.url.clone()],
+    )
+    .await;
+    let addr = daemon.addr();
+    // a recording that fails before any media (nobody joins) is reported too
+    let (s, ghost) =
+        api(addr, Method::POST, "/recordings/start", Some(r#"{"room":"nos3","participant":"ghost"}"#)).await;
+    assert_eq!(s, 201, "{ghost}");
+    let stopped = record(&sim, addr, "nos3", 2.0).await;
+    assert_eq!(stopped["status"], "uploading", "{stopped}");
+    let id = stopped["id"].as_str().expect("id").to_owned();
+    let local = files_of(&stopped);
+    let t0 = Instant::now();
+    let failed = wait_for(addr, &id, Duration::from_secs(30), |r| r["status"] != "uploading").await;
+    eprintln!("measured: failed {:.2} s after the stop (UPLOAD_GIVE_UP=2s)", t0.elapsed().as_secs_f64());
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let error = failed["error"].as_str().unwrap_or_default();
+    eprintln!("error: {error}");
+    assert!(error.contains("upload of") && error.contains("s3://recordings/lk/nos3/"), "{failed}");
+    assert_eq!(files_of(&failed), local, "the local file stays listed");
+    assert!(local[0].exists(), "the local file stays on disk");
+    assert_eq!(outputs_of(&failed).len(), 0);
+    let got = rx.wait_accepted(2, Duration::from_secs(15)).await;
+    assert_eq!(got.len(), 2, "one callback per recording: {got:?}");
+    let bodies: Vec<Value> = got
+        .iter()
+        .map(|a| {
+            assert_signed(a);
+            serde_json::from_str(&a.body).expect("json")
+        })
+        .collect();
+    let upload = bodies.iter().find(|b| b["id"] == id).expect("callback of the upload");
+    assert_eq!(upload, &failed);
+    let nobody = bodies.iter().find(|b| b["id"] == ghost["id"]).expect("callback of the ghost");
+    assert_eq!(nobody["status"], "failed", "{nobody}");
+    assert!(nobody["error"].as_str().unwrap_or_default().contains("ghost"), "{nobody}");
+    let (_, metrics) = api(addr, Method::GET, "/metrics", None).await;
+    let text = metrics.as_str().expect("text").to_owned();
+    assert!(text.contains("recorder_uploads_total{result=\"failed\"} 1\n"), "{text}");
+    daemon.shutdown().await;
+    sim.stop().await;
+}
