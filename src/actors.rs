@@ -53,6 +53,8 @@ pub struct RecorderSettings {
     pub max_file_bytes: Option<u64>,
     /// `MAX_RECORDING_DURATION`: a recording this old ends `complete`.
     pub max_duration: Option<Duration>,
+    /// `MAX_CONCURRENT_RECORDINGS`: starts beyond this many live recordings get 503.
+    pub max_concurrent: Option<usize>,
     /// `RESUME_TIMEOUT`: how long a recording resumed after a restart or reconnect waits for
     /// its participant before it ends `complete` with the parts it has.
     pub resume_timeout: Duration,

@@ -56,6 +56,9 @@ pub struct Config {
     pub max_file_bytes: Option<u64>,
     /// `MAX_RECORDING_DURATION` (humantime): recordings end `complete` at this age.
     pub max_duration: Option<Duration>,
+    /// `MAX_CONCURRENT_RECORDINGS`: starts beyond this many live recordings get 503 (default:
+    /// no limit).
+    pub max_concurrent: Option<usize>,
     /// `RESUME_TIMEOUT` (humantime, default 5m): how long a recording resumed after a restart
     /// or a lost LiveKit connection waits for its participant before it ends `complete`.
     pub resume_timeout: Duration,
@@ -202,7 +205,15 @@ impl Config {
             }
             webhook_urls.push(Secret(u.to_owned()));
         }
+        let max_concurrent = match nonempty("MAX_CONCURRENT_RECORDINGS") {
+            None => None,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => return Err(bad("MAX_CONCURRENT_RECORDINGS", v, "expected a positive number")),
+            },
+        };
         Ok(Config {
+            max_concurrent,
             resume_timeout,
             drain_timeout,
             max_file_bytes,
@@ -334,6 +345,8 @@ mod tests {
         assert_eq!(load(&[("LIVEKIT_URL", "localhost:7880")]).unwrap_err().name, "LIVEKIT_URL");
         assert_eq!(load(&[("MAX_FILE_SIZE", "12 parsecs")]).unwrap_err().name, "MAX_FILE_SIZE");
         assert_eq!(load(&[("MAX_FILE_SIZE", "10KB")]).unwrap_err().name, "MAX_FILE_SIZE");
+        let e = load(&[("MAX_CONCURRENT_RECORDINGS", "0")]).unwrap_err();
+        assert_eq!(e.name, "MAX_CONCURRENT_RECORDINGS");
         assert_eq!(load(&[("MAX_RECORDING_DURATION", "0s")]).unwrap_err().name, "MAX_RECORDING_DURATION");
         let b = ("S3_BUCKET", "rec");
         assert_eq!(load(&[b, ("S3_ENDPOINT", "minio:9000")]).unwrap_err().name, "S3_ENDPOINT");

@@ -43,6 +43,8 @@ pub struct DaemonConfig {
     pub max_duration: Option<Duration>,
     /// `RESUME_TIMEOUT`: how long a resumed recording waits for its participant.
     pub resume_timeout: Duration,
+    /// `MAX_CONCURRENT_RECORDINGS`.
+    pub max_concurrent: Option<usize>,
     /// `S3_*`, `UPLOAD_*`: upload finished recordings (None: files stay local, no `uploading`).
     pub s3: Option<S3Settings>,
     /// `WEBHOOK_URLS`: result callbacks.
@@ -69,6 +71,7 @@ impl DaemonConfig {
             max_file_bytes: None,
             max_duration: None,
             resume_timeout: crate::config::DEFAULT_RESUME_TIMEOUT,
+            max_concurrent: None,
             s3: None,
             webhook_urls: Vec::new(),
         }
@@ -116,6 +119,7 @@ impl Daemon {
             max_file_bytes: cfg.max_file_bytes,
             max_duration: cfg.max_duration,
             resume_timeout: cfg.resume_timeout,
+            max_concurrent: cfg.max_concurrent,
         });
         let (supervisor, root) = Actor::spawn(None, RecorderSupervisor, settings)
             .await

@@ -29,9 +29,18 @@ pub struct AppState {
     pub webhooks: livekit_api::webhooks::WebhookReceiver,
 }
 
+/// Liveness (200 while the actor tree answers) with the recordings disk's state:
+/// `{"status":"ok"}` or `{"status":"degraded","storage":"disk full ..."}`.
 #[get("/health-check")]
-async fn health_check() -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(r#"{"status":"ok"}"#)
+async fn health_check(state: web::Data<AppState>) -> HttpResponse {
+    match ractor::call_t!(state.supervisor, SupervisorMsg::GetHealth, 2000) {
+        Ok(None) => HttpResponse::Ok().json(serde_json::json!({ "status": "ok" })),
+        Ok(Some(problem)) => {
+            HttpResponse::Ok().json(serde_json::json!({ "status": "degraded", "storage": problem }))
+        }
+        Err(e) => HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({ "status": "unavailable", "error": e.to_string() })),
+    }
 }
 
 /// Binds `addr` and starts serving on the current runtime (actix signal handling off: the

@@ -157,6 +157,7 @@ fn daemon_config(config: &Config) -> Option<DaemonConfig> {
         max_file_bytes: config.max_file_bytes,
         max_duration: config.max_duration,
         resume_timeout: config.resume_timeout,
+        max_concurrent: config.max_concurrent,
         s3: config.s3.clone(),
         webhook_urls: config.webhook_urls.iter().map(|u| u.0.clone()).collect(),
     })

@@ -25,8 +25,6 @@ pub struct Metrics {
     pub restarts_track: AtomicU64,
     /// Recordings failed because the disk was full or not writable.
     pub storage_failures: AtomicU64,
-    /// When a recording last failed for that reason (ms since the UNIX epoch; 0 = never).
-    pub storage_failed_at_ms: AtomicU64,
     /// Files uploaded to S3 (verified).
     pub uploads_ok: AtomicU64,
     /// Files whose upload failed for good (`UPLOAD_GIVE_UP` passed).

@@ -180,6 +180,9 @@ pub enum RecorderError {
     /// The recording is not in a state that allows this.
     #[error("{0}")]
     Conflict(String),
+    /// The recordings disk is full or not writable.
+    #[error("insufficient storage: {0}")]
+    InsufficientStorage(String),
     /// The daemon is shutting down or an actor did not answer in time.
     #[error("recorder unavailable: {0}")]
     Unavailable(String),

@@ -356,7 +356,13 @@ async fn a_full_disk_fails_only_the_recordings_on_it() {
     let probe = common::ffprobe(&partial);
     assert!(probe.streams.len() == 2 && probe.streams[0].packets > 0, "{}: {probe:?}", partial.display());
     let (status, health) = api(addr, Method::GET, "/health-check", None, None).await;
-    assert_eq!(status, 200, "the daemon stays up: {health}");
+    assert_eq!((status, &health["status"]), (200, &json!("degraded")), "the daemon stays up: {health}");
+    assert!(health["storage"].as_str().unwrap_or_default().contains("disk full"), "{health}");
+    // while the disk is full, starts are refused with 507
+    let again = r#"{"room":"full","participant":"alice"}"#;
+    let (status, refused) = api(addr, Method::POST, "/recordings/start", Some(again), None).await;
+    assert_eq!(status, 507, "{refused}");
+    assert!(refused["error"].as_str().unwrap_or_default().contains("disk full"), "{refused}");
     let (_, other) = api(addr, Method::GET, &format!("/recordings/{}", ids[1]), None, None).await;
     assert_eq!(other["status"], "active", "{other}");
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -372,6 +378,13 @@ async fn a_full_disk_fails_only_the_recordings_on_it() {
     let (_, metrics) = api(addr, Method::GET, "/metrics", None, None).await;
     let text = metrics.as_str().expect("text").to_owned();
     assert!(text.contains("recorder_storage_failures_total 1\n"), "{text}");
+    // space again: health recovers and starts are accepted (the probe runs at most once a second)
+    std::fs::remove_file(&partial).expect("free the tmpfs");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (_, health) = api(addr, Method::GET, "/health-check", None, None).await;
+    assert_eq!(health["status"], "ok", "{health}");
+    let (status, rec) = api(addr, Method::POST, "/recordings/start", Some(again), None).await;
+    assert_eq!(status, 201, "{rec}");
     daemon.shutdown().await;
     sim.stop().await;
 }
@@ -427,6 +440,28 @@ async fn size_limit_rolls_parts_and_duration_limit_ends_the_recording() {
         (8.5..11.5).contains(&wall) && secs > 4.0 && secs < 9.0,
         "ended by the 9 s limit: {wall} s, media {secs} s"
     );
+    daemon.shutdown().await;
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn starts_beyond_max_concurrent_recordings_are_refused() {
+    let sim = start_sim(vec![]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = start_daemon_with(&sim, dir.path(), None, |c| c.max_concurrent = Some(2)).await;
+    let addr = daemon.addr();
+    for who in ["a", "b"] {
+        let body = format!(r#"{{"room":"cap","participant":"{who}"}}"#);
+        assert_eq!(api(addr, Method::POST, "/recordings/start", Some(&body), None).await.0, 201);
+    }
+    let (status, err) =
+        api(addr, Method::POST, "/recordings/start", Some(r#"{"room":"cap","participant":"c"}"#), None).await;
+    assert_eq!(status, 503, "{err}");
+    assert!(err["error"].as_str().unwrap_or_default().contains("MAX_CONCURRENT_RECORDINGS=2"), "{err}");
+    // the same participant again is not a new recording: still answered
+    let (status, _) =
+        api(addr, Method::POST, "/recordings/start", Some(r#"{"room":"cap","participant":"a"}"#), None).await;
+    assert_eq!(status, 200);
     daemon.shutdown().await;
     sim.stop().await;
 }

@@ -15,7 +15,6 @@
 //! `frames_lost`.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -125,6 +124,8 @@ pub struct ParticipantState {
     writer_budget: RestartBudget,
     /// A size roll-over is waiting for a video keyframe (since).
     roll_requested: Option<Instant>,
+    /// The directory of the last part opened.
+    part_dir: Option<std::path::PathBuf>,
     /// Loss estimate per track sid (frames never received).
     loss: std::collections::HashMap<String, loss::LossCounter>,
     /// Frames lost so far: never received, plus dropped after loss in closed parts.
@@ -163,6 +164,7 @@ impl Actor for ParticipantRecorder {
             ended: false,
             writer_budget: RestartBudget::new(5, Duration::from_secs(60)),
             roll_requested: None,
+            part_dir: None,
             loss: std::collections::HashMap::new(),
             frames_lost: 0,
             reported_lost: 0,
@@ -293,7 +295,8 @@ impl ParticipantState {
     fn note_storage_failure(&self, reason: &str) {
         tracing::error!(recording = %self.args.spec.id, %reason, "recording failed: storage");
         Metrics::add(&self.metrics().storage_failures, 1);
-        self.metrics().storage_failed_at_ms.store(crate::recording::unix_ms_now(), Ordering::Relaxed);
+        let dir = self.part_dir.clone().unwrap_or_else(|| self.args.settings.recordings_dir.clone());
+        let _ = self.args.supervisor.cast(SupervisorMsg::StorageFailed(dir));
     }
 
     fn metrics(&self) -> &Metrics {
@@ -551,6 +554,7 @@ impl ParticipantState {
             let first = |k| group.iter().map(|&i| &self.tracks[i]).find(|w| w.kind == k).map(|w| w.codec);
             let kind = ContainerKind::for_codecs(first(MediaKind::Video), first(MediaKind::Audio));
             let path = path.with_extension(kind.extension());
+            self.part_dir = path.parent().map(std::path::Path::to_path_buf);
             self.parts.push(RecordingPart::create(&path, SessionConfig::new(kind, codecs))?);
             for (n, &i) in group.iter().enumerate() {
                 self.tracks[i].slot = Some((self.parts.len() - 1, n));

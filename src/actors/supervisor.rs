@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
+mod capacity;
 mod hooks;
 mod recovery;
 mod uploads;
@@ -85,6 +86,10 @@ pub enum SupervisorMsg {
     },
     /// `/metrics` text.
     GetMetrics(RpcReplyPort<String>),
+    /// A recording failed writing in this directory (disk full or not writable).
+    StorageFailed(std::path::PathBuf),
+    /// Health: `None` when fine, else what is wrong (the recordings disk is full).
+    GetHealth(RpcReplyPort<Option<String>>),
     /// A recording progressed (from its participant recorder).
     Progress(Progress),
     /// Reply with the recording's current state (sent after its final progress).
@@ -170,6 +175,8 @@ pub struct SupervisorState {
     seen_hooks: SeenIds,
     /// The durable job log (`None` only in unit tests of the policy).
     log: Option<JobLog>,
+    /// The last probe of the recordings disk.
+    probe: capacity::StorageProbe,
     /// The uploader pool (S3 configured).
     uploads: Option<UploaderPool>,
     /// A shutdown waiting for the last uploads.
@@ -196,6 +203,7 @@ impl Actor for RecorderSupervisor {
             None => None,
         };
         Ok(SupervisorState {
+            probe: capacity::StorageProbe::default(),
             log,
             settings,
             rooms: HashMap::new(),
@@ -234,6 +242,10 @@ impl Actor for RecorderSupervisor {
             }
             SupervisorMsg::ListRecordings { room, status, reply } => {
                 let _ = reply.send(st.list(room.as_deref(), status));
+            }
+            SupervisorMsg::StorageFailed(dir) => st.probe.failed(dir),
+            SupervisorMsg::GetHealth(reply) => {
+                let _ = reply.send(st.storage_problem());
             }
             SupervisorMsg::GetMetrics(reply) => {
                 let active = st.recs.values().filter(|e| e.info.status.is_live()).count();
@@ -318,6 +330,7 @@ impl SupervisorState {
         if let Some(e) = self.live(&req.room, &req.identity) {
             return Ok((e.info.clone(), false));
         }
+        self.admit()?;
         let spec = RecordingSpec {
             id: recording::new_recording_id(),
             room: req.room,

@@ -38,6 +38,7 @@ impl ResponseError for ApiError {
             ApiError::Recorder(RecorderError::BadRequest(_)) => StatusCode::BAD_REQUEST,
             ApiError::Recorder(RecorderError::NotFound(_)) => StatusCode::NOT_FOUND,
             ApiError::Recorder(RecorderError::Conflict(_)) => StatusCode::CONFLICT,
+            ApiError::Recorder(RecorderError::InsufficientStorage(_)) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Recorder(RecorderError::Unavailable(_)) | ApiError::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
