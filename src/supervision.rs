@@ -48,6 +48,50 @@ impl RestartBudget {
     }
 }
 
+/// A connection that comes and goes (a room's LiveKit connection): reconnect with capped
+/// exponential backoff (0.5 s, 1 s, 2 s, ... at most 10 s) until the trouble has lasted
+/// `give_up`. A connection that stayed up for [`STABLE_AFTER`] ends the trouble: the next
+/// failure starts a new one with short delays again; one that fails sooner does not, so a
+/// connection that fails right after every connect still backs off and gives up.
+#[derive(Debug, Clone, Default)]
+pub struct Reconnect {
+    since: Option<Instant>,
+    attempts: u32,
+    up_at: Option<Instant>,
+}
+
+/// A connection up this long ends the current trouble.
+pub const STABLE_AFTER: Duration = Duration::from_secs(30);
+const BACKOFF_BASE: Duration = Duration::from_millis(500);
+const BACKOFF_CAP: Duration = Duration::from_secs(10);
+
+impl Reconnect {
+    /// The connection is up (at `now`).
+    pub fn on_up(&mut self, now: Instant) {
+        self.up_at = Some(now);
+    }
+
+    /// The connection failed at `now`: how long to wait before reconnecting, or `None` when
+    /// the trouble has lasted `give_up` already.
+    pub fn on_failure(&mut self, now: Instant, give_up: Duration) -> Option<Duration> {
+        if self.up_at.take().is_some_and(|up| now.saturating_duration_since(up) >= STABLE_AFTER) {
+            (self.since, self.attempts) = (None, 0);
+        }
+        let since = *self.since.get_or_insert(now);
+        if now.saturating_duration_since(since) >= give_up {
+            return None;
+        }
+        let delay = BACKOFF_BASE.saturating_mul(1 << self.attempts.min(16)).min(BACKOFF_CAP);
+        self.attempts += 1;
+        Some(delay)
+    }
+
+    /// Reconnects so far in the current trouble.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +122,33 @@ mod tests {
     fn zero_budget_always_escalates() {
         let mut b = RestartBudget::new(0, Duration::from_secs(1));
         assert_eq!(b.on_failure(Instant::now()), Verdict::Escalate);
+    }
+
+    #[test]
+    fn reconnects_back_off_and_give_up() {
+        let t0 = Instant::now();
+        let give_up = Duration::from_secs(60);
+        let mut r = Reconnect::default();
+        let delays: Vec<u64> = (0..7)
+            .map(|i| r.on_failure(t0 + Duration::from_secs(i), give_up).unwrap().as_millis() as u64)
+            .collect();
+        assert_eq!(delays, [500, 1000, 2000, 4000, 8000, 10_000, 10_000]);
+        // a connect that fails again at once does not end the trouble
+        r.on_up(t0 + Duration::from_secs(30));
+        assert_eq!(r.on_failure(t0 + Duration::from_secs(31), give_up), Some(Duration::from_secs(10)));
+        assert_eq!(r.on_failure(t0 + Duration::from_secs(60), give_up), None, "60 s of trouble");
+    }
+
+    #[test]
+    fn a_stable_connection_ends_the_trouble() {
+        let t0 = Instant::now();
+        let mut r = Reconnect::default();
+        for i in 0..4 {
+            r.on_failure(t0 + Duration::from_secs(i), Duration::from_secs(60));
+        }
+        r.on_up(t0 + Duration::from_secs(5));
+        let later = t0 + Duration::from_secs(5) + STABLE_AFTER;
+        assert_eq!(r.on_failure(later, Duration::from_secs(60)), Some(Duration::from_millis(500)));
+        assert_eq!(r.attempts(), 1);
     }
 }

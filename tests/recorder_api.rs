@@ -8,13 +8,13 @@ mod common;
 mod recorder_support;
 mod sim_support;
 
-use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use recorder_support::{
-    api, assert_contiguous_run, sent_hashes, sha256_hex, start_daemon, start_daemon_with, wait_for, walk,
+    api, assert_contiguous_run, assert_run_with_one_gap, sent_hashes, start_daemon, start_daemon_with,
+    wait_for, walk,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -158,39 +158,6 @@ async fn failed_participant_and_room_actors_continue_in_new_parts() {
     assert!(text.contains("recorder_actor_restarts_total{actor=\"room\"} 1\n"), "{text}");
     daemon.shutdown().await;
     sim.stop().await;
-}
-
-/// Like [`assert_contiguous_run`], but one gap of at most `max_gap` frames is allowed;
-/// returns the fewest frames missing over the runs that explain the packets.
-fn assert_run_with_one_gap(what: &str, packets: &[common::Packet], sent: &[String], max_gap: usize) -> usize {
-    let mut at: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, h) in sent.iter().enumerate() {
-        at.entry(h.as_str()).or_default().push(i);
-    }
-    assert!(packets.len() > 20, "{what}: only {} packets", packets.len());
-    // (position in /sent, frames skipped so far)
-    let mut cur: HashSet<(usize, usize)> = HashSet::new();
-    for (n, p) in packets.iter().enumerate() {
-        let h = sha256_hex(&p.data);
-        let pos = at.get(h.as_str()).unwrap_or_else(|| panic!("{what} packet {n} is not in /sent"));
-        cur = if n == 0 {
-            pos.iter().map(|&i| (i, 0)).collect()
-        } else {
-            let mut next = HashSet::new();
-            for &i in pos {
-                for &(prev, gap) in &cur {
-                    if i == prev + 1 {
-                        next.insert((i, gap));
-                    } else if gap == 0 && i > prev + 1 && i - prev - 1 <= max_gap {
-                        next.insert((i, i - prev - 1));
-                    }
-                }
-            }
-            next
-        };
-        assert!(!cur.is_empty(), "{what}: packet {n} is neither the next frame nor after one short gap");
-    }
-    cur.iter().map(|&(_, gap)| gap).min().unwrap_or(0)
 }
 
 #[cfg(feature = "testing")]

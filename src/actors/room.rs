@@ -168,6 +168,7 @@ impl Actor for RoomActor {
     ) -> Result<(), ActorProcessingErr> {
         tokio::time::sleep(st.args.delay).await;
         st.connect(&me).await?;
+        let _ = st.args.supervisor.cast(SupervisorMsg::RoomUp(st.args.room.clone()));
         for (spec, part) in std::mem::take(&mut st.args.resume) {
             st.record(&me, spec, part).await?;
         }

@@ -29,7 +29,7 @@ use crate::metrics::Metrics;
 use crate::recording::{self, Layout, Profile, RecorderError, RecordingInfo, RecordingSpec, Status};
 use crate::storage::journal::{Event, JobLog};
 use crate::storage::s3::UploadReport;
-use crate::supervision::{RestartBudget, Verdict};
+use crate::supervision::Reconnect;
 
 /// Webhook event ids remembered for de-duplication.
 const SEEN_HOOKS: usize = 4096;
@@ -86,6 +86,8 @@ pub enum SupervisorMsg {
     },
     /// `/metrics` text.
     GetMetrics(RpcReplyPort<String>),
+    /// A room actor is connected.
+    RoomUp(String),
     /// A recording failed writing in this directory (disk full or not writable).
     StorageFailed(std::path::PathBuf),
     /// Health: `None` when fine, else what is wrong (the recordings disk is full).
@@ -169,7 +171,8 @@ pub struct SupervisorState {
     settings: Arc<RecorderSettings>,
     rooms: HashMap<String, ActorRef<RoomMsg>>,
     room_ids: HashMap<ActorId, String>,
-    budgets: HashMap<String, RestartBudget>,
+    /// Per room: its connection trouble (reconnect backoff, give-up).
+    outages: HashMap<String, Reconnect>,
     recs: BTreeMap<String, Entry>,
     accepting: bool,
     seen_hooks: SeenIds,
@@ -208,7 +211,7 @@ impl Actor for RecorderSupervisor {
             settings,
             rooms: HashMap::new(),
             room_ids: HashMap::new(),
-            budgets: HashMap::new(),
+            outages: HashMap::new(),
             recs: BTreeMap::new(),
             accepting: true,
             seen_hooks: SeenIds::new(SEEN_HOOKS),
@@ -244,6 +247,7 @@ impl Actor for RecorderSupervisor {
                 let _ = reply.send(st.list(room.as_deref(), status));
             }
             SupervisorMsg::StorageFailed(dir) => st.probe.failed(dir),
+            SupervisorMsg::RoomUp(room) => st.outages.entry(room).or_default().on_up(Instant::now()),
             SupervisorMsg::GetHealth(reply) => {
                 let _ = reply.send(st.storage_problem());
             }
@@ -366,9 +370,16 @@ impl SupervisorState {
         if let Some(r) = self.rooms.get(room) {
             return Ok(r.clone());
         }
-        // back off before reconnecting: 0.5 s per restart already in the budget's window
-        let restarts = self.budgets.get(room).map_or(0, |b| b.recent()) as u32;
-        let delay = if resume.is_empty() { Duration::ZERO } else { Duration::from_millis(500) * restarts };
+        self.room_with_delay(me, room, resume, Duration::ZERO).await
+    }
+
+    async fn room_with_delay(
+        &mut self,
+        me: &ActorRef<SupervisorMsg>,
+        room: &str,
+        resume: Vec<(RecordingSpec, u32)>,
+        delay: Duration,
+    ) -> Result<ActorRef<RoomMsg>, RecorderError> {
         let args = RoomArgs {
             room: room.to_owned(),
             settings: self.settings.clone(),
@@ -500,10 +511,8 @@ impl SupervisorState {
     async fn on_room_failed(&mut self, me: &ActorRef<SupervisorMsg>, id: ActorId, err: &str) {
         let Some(room) = self.room_ids.remove(&id) else { return };
         self.rooms.remove(&room);
-        let budget = self
-            .budgets
-            .entry(room.clone())
-            .or_insert_with(|| RestartBudget::new(3, Duration::from_secs(60)));
+        let give_up = self.settings.resume_timeout;
+        let verdict = self.outages.entry(room.clone()).or_default().on_failure(Instant::now(), give_up);
         let live: Vec<(RecordingSpec, u32)> = self
             .recs
             .values()
@@ -513,18 +522,47 @@ impl SupervisorState {
         if live.is_empty() {
             return;
         }
-        match budget.on_failure(Instant::now()) {
-            Verdict::Restart => {
-                tracing::warn!(%room, error = %err, "room actor failed; reconnecting");
+        match verdict {
+            Some(delay) => {
+                tracing::warn!(%room, error = %err, ?delay, "room actor failed; reconnecting");
                 Metrics::add(&self.settings.metrics.restarts_room, 1);
-                if let Err(e) = self.room(me, &room, live).await {
+                if let Err(e) = self.room_with_delay(me, &room, live, delay).await {
                     self.fail_room(me, &room, &e.to_string());
                 }
             }
-            Verdict::Escalate => {
-                tracing::error!(%room, error = %err, "room exceeded its restart budget; its recordings fail");
-                self.fail_room(me, &room, err);
+            None => {
+                tracing::error!(%room, error = %err, ?give_up, "room unreachable for RESUME_TIMEOUT; its recordings end");
+                self.outages.remove(&room);
+                self.end_room(me, &room, &format!("LiveKit room unreachable for {give_up:?}: {err}"));
             }
+        }
+    }
+
+    /// Gives up on a room: recordings that have files end `complete` with them, the others
+    /// `failed` with `err`.
+    fn end_room(&mut self, me: &ActorRef<SupervisorMsg>, room: &str, err: &str) {
+        let (with, without): (Vec<_>, Vec<_>) = self
+            .recs
+            .values()
+            .filter(|e| e.spec.room == room && e.info.status.is_live())
+            .map(|e| (e.info.id.clone(), !e.parts.is_empty()))
+            .partition(|(_, has_files)| *has_files);
+        for (id, _) in with {
+            let p = Progress {
+                id,
+                part: 0,
+                status: Some(Status::Complete),
+                tracks: vec![],
+                files: vec![],
+                bytes: 0,
+                duration_s: 0.0,
+                error: None,
+                frames_lost: 0,
+            };
+            self.on_progress(me, p);
+        }
+        if !without.is_empty() {
+            self.fail_room(me, room, err);
         }
     }
 

@@ -68,7 +68,14 @@ pub struct TrackWriterState {
     gap: bool,
     synced: bool,
     last_sr: Option<SenderReport>,
+    /// RTP time of the previous frame.
+    last_rtp: Option<u32>,
 }
+
+/// A video frame more than this after the previous one (RTP time) starts a gap: after a
+/// publisher stall its references are stale, so the file waits for a keyframe (and asks for
+/// one) instead of writing frames a decoder would show broken.
+pub const VIDEO_STALL_NS: u64 = 1_000_000_000;
 
 /// The track writer actor.
 pub struct TrackWriterActor;
@@ -87,7 +94,7 @@ impl Actor for TrackWriterActor {
         if args.room.cast(route).is_err() {
             tracing::debug!(recording = %args.recording, track = %args.sid, "room actor gone");
         }
-        Ok(TrackWriterState { gap: args.restarted, synced: false, last_sr: None, args })
+        Ok(TrackWriterState { gap: args.restarted, synced: false, last_sr: None, last_rtp: None, args })
     }
 
     async fn handle(
@@ -115,12 +122,21 @@ impl TrackWriterState {
             Metrics::add(&self.args.settings.metrics.frames_dropped, 1);
             return;
         }
-        if std::mem::take(&mut self.gap) {
+        if std::mem::take(&mut self.gap) || self.stalled(&frame) {
             frame.contiguous = false;
         }
+        self.last_rtp = Some(frame.rtp_time);
         self.observe_sr(frame.sender_report);
         let msg = ParticipantMsg::Frame { track_sid: self.args.sid.clone(), frame, synced: self.synced };
         let _ = self.args.participant.cast(msg);
+    }
+
+    /// A video delta frame long after the previous frame (see [`VIDEO_STALL_NS`]).
+    fn stalled(&self, frame: &ReceivedFrame) -> bool {
+        let Some(last) = self.last_rtp else { return false };
+        let step = i64::from(frame.rtp_time.wrapping_sub(last) as i32);
+        let limit = VIDEO_STALL_NS as i64 * i64::from(self.args.codec.clock_rate()) / 1_000_000_000;
+        frame.keyframe == Some(false) && step > limit
     }
 
     /// Takes a frame's sender report; the track counts as synced once two different reports

@@ -134,3 +134,41 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Like [`assert_contiguous_run`], but one gap of at most `max_gap` frames is allowed;
+/// returns the fewest frames missing over the runs that explain the packets.
+pub fn assert_run_with_one_gap(
+    what: &str,
+    packets: &[common::Packet],
+    sent: &[String],
+    max_gap: usize,
+) -> usize {
+    let mut at: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, h) in sent.iter().enumerate() {
+        at.entry(h.as_str()).or_default().push(i);
+    }
+    assert!(packets.len() > 20, "{what}: only {} packets", packets.len());
+    // (position in /sent, frames skipped so far)
+    let mut cur: HashSet<(usize, usize)> = HashSet::new();
+    for (n, p) in packets.iter().enumerate() {
+        let h = sha256_hex(&p.data);
+        let pos = at.get(h.as_str()).unwrap_or_else(|| panic!("{what} packet {n} is not in /sent"));
+        cur = if n == 0 {
+            pos.iter().map(|&i| (i, 0)).collect()
+        } else {
+            let mut next = HashSet::new();
+            for &i in pos {
+                for &(prev, gap) in &cur {
+                    if i == prev + 1 {
+                        next.insert((i, gap));
+                    } else if gap == 0 && i > prev + 1 && i - prev - 1 <= max_gap {
+                        next.insert((i, i - prev - 1));
+                    }
+                }
+            }
+            next
+        };
+        assert!(!cur.is_empty(), "{what}: packet {n} is neither the next frame nor after one short gap");
+    }
+    cur.iter().map(|&(_, gap)| gap).min().unwrap_or(0)
+}
