@@ -8,8 +8,12 @@
 //!   same directory: every recording resumes in a new part within 3 s, every part decodes and is
 //!   a contiguous run of what was sent, and each killed part holds everything sent until at
 //!   most the last flush interval before the kill.
+//! - S3 down for 60 s (`RECORDER_S3_OUTAGE_SECS`) with a kill -9 and restart in the middle:
+//!   every object is uploaded afterwards, and each callback URL gets exactly one signed body
+//!   per recording, after its objects exist.
 
 mod common;
+mod s3_support;
 mod sim_support;
 
 use std::collections::HashMap;
@@ -309,5 +313,103 @@ async fn kill_9_three_times_loses_at_most_a_flush_interval_and_resumes() {
             }
         }
     }
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3_outage_across_a_restart_uploads_everything_and_calls_back_once() {
+    use s3_support::{assert_signed, create_bucket, free_port, key_of, s3_client, Moto, Receiver, BUCKET};
+    let outage = Duration::from_secs(
+        std::env::var("RECORDER_S3_OUTAGE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(60),
+    );
+    let sim = start_sim(vec![]).await;
+    let rooms: Vec<String> = (0..3).map(|i| format!("s3down-{i}")).collect();
+    for room in &rooms {
+        let body = json!({ "room": room, "identity": "alice", "video": "vp8", "audio": "opus" });
+        assert_eq!(call(sim.http_addr(), Method::POST, "/sim/participants", Some(body)).await.0, 200);
+    }
+    let moto_port = free_port();
+    let endpoint = format!("http://127.0.0.1:{moto_port}");
+    let receivers = [Receiver::start(0, Some(endpoint.clone())), Receiver::start(1, Some(endpoint.clone()))];
+    let urls = format!("{},{}", receivers[0].url, receivers[1].url);
+    let env = [
+        ("S3_BUCKET", BUCKET),
+        ("S3_ENDPOINT", endpoint.as_str()),
+        ("S3_FORCE_PATH_STYLE", "true"),
+        ("S3_DIRECTORY", "lk"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("UPLOAD_GIVE_UP", "10m"),
+        ("WEBHOOK_URLS", urls.as_str()),
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut daemon = serve(&sim, dir.path(), &env).await;
+    let mut ids = Vec::new();
+    for room in &rooms {
+        let body = format!(r#"{{"room":"{room}","participant":"alice"}}"#);
+        let (status, rec) = api(daemon.addr, Method::POST, "/recordings/start", Some(&body)).await;
+        assert_eq!(status, 201, "{rec}");
+        ids.push(rec["id"].as_str().expect("id").to_owned());
+    }
+    for id in &ids {
+        wait_rec(daemon.addr, id, Duration::from_secs(15), |r| r["status"] == "active").await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut sizes = Vec::new();
+    for id in &ids {
+        let (_, done) =
+            api(daemon.addr, Method::POST, "/recordings/stop", Some(&format!(r#"{{"id":"{id}"}}"#))).await;
+        assert_eq!(done["status"], "uploading", "S3 is down: {done}");
+        let file = PathBuf::from(done["files"][0].as_str().expect("file"));
+        sizes.push(std::fs::metadata(&file).expect("local file").len());
+    }
+    let down_since = Instant::now();
+    // the daemon dies in the middle of the outage and comes back on the same directory
+    tokio::time::sleep(outage / 2).await;
+    signal(&daemon.child, "-KILL");
+    let _ = tokio::task::block_in_place(|| wait_exit(&mut daemon.child, Duration::from_secs(10)));
+    let daemon = serve(&sim, dir.path(), &env).await;
+    for id in &ids {
+        let r = wait_rec(daemon.addr, id, Duration::from_secs(10), |r| r["status"] == "uploading").await;
+        assert!(r["outputs"].as_array().is_some_and(Vec::is_empty), "{r}");
+    }
+    assert!(receivers.iter().all(|r| r.accepted().is_empty()), "no callback before the upload");
+    tokio::time::sleep(outage.saturating_sub(down_since.elapsed())).await;
+    let moto = Moto::start(moto_port).await;
+    create_bucket(&moto.endpoint()).await;
+    eprintln!("S3 back after {:?}", down_since.elapsed());
+    let mut done = Vec::new();
+    for id in &ids {
+        // the upload retries back off to at most 30 s
+        let r = wait_rec(daemon.addr, id, Duration::from_secs(60), |r| r["status"] == "complete").await;
+        done.push(r);
+    }
+    eprintln!("every recording complete {:?} after S3 went down", down_since.elapsed());
+    for (rec, size) in done.iter().zip(&sizes) {
+        let outputs = rec["outputs"].as_array().expect("outputs");
+        assert_eq!(outputs.len(), 1, "{rec}");
+        let key = key_of(outputs[0].as_str().expect("url"));
+        let head = s3_client(&moto.endpoint()).head_object().bucket(BUCKET).key(&key).send().await;
+        assert_eq!(head.expect("object exists").content_length(), Some(*size as i64), "{key}");
+        assert!(rec["files"].as_array().is_some_and(Vec::is_empty), "local file removed: {rec}");
+    }
+    for rx in &receivers {
+        let accepted = rx.wait_accepted(ids.len(), Duration::from_secs(30)).await;
+        assert_eq!(accepted.len(), ids.len(), "exactly one callback per recording at {}", rx.url);
+        let mut seen: Vec<String> = Vec::new();
+        for a in &accepted {
+            assert_signed(a);
+            assert!(a.objects_existed, "callback before the object existed: {}", a.body);
+            let body: Value = serde_json::from_str(&a.body).expect("json");
+            assert_eq!(body["status"], "complete", "{body}");
+            seen.push(body["id"].as_str().expect("id").to_owned());
+        }
+        seen.sort();
+        let mut want = ids.clone();
+        want.sort();
+        assert_eq!(seen, want, "one body per recording at {}", rx.url);
+    }
+    drop(daemon);
     sim.stop().await;
 }
