@@ -95,6 +95,25 @@ pub struct TrackInfo {
     pub codec: String,
 }
 
+/// One part of a recording: the file(s) written by one run of its participant recorder
+/// (a restart, a reconnect, a new track or the size limit starts the next part).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PartInfo {
+    /// Part number (1, 2, ...).
+    pub part: u32,
+    /// Its files (one, or one per track with the `track` layout), as written.
+    pub files: Vec<PathBuf>,
+    /// When it opened (RFC 3339, UTC).
+    pub started_at: Option<String>,
+    /// When it was closed (RFC 3339, UTC); `None` while open, or when the process died with it
+    /// open (it was repaired at the next start).
+    pub ended_at: Option<String>,
+    /// Media time in it, seconds (0 for a part repaired after a crash).
+    pub duration_s: f64,
+    /// Bytes in it.
+    pub bytes: u64,
+}
+
 /// A recording as `GET /recordings/{id}` returns it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RecordingInfo {
@@ -119,6 +138,8 @@ pub struct RecordingInfo {
     /// Local files, oldest first (a restart continues in a new part). A file removed after its
     /// verified upload (S3 without `S3_KEEP_LOCAL`) leaves this list; see `outputs`.
     pub files: Vec<PathBuf>,
+    /// The parts, with their files and time ranges.
+    pub parts: Vec<PartInfo>,
     /// Uploaded objects (`s3://bucket/key`), oldest first; empty without S3.
     pub outputs: Vec<String>,
     /// Why it failed.
@@ -161,6 +182,7 @@ impl RecordingInfo {
             duration_s: 0.0,
             bytes: 0,
             files: Vec::new(),
+            parts: Vec::new(),
             outputs: Vec::new(),
             error: None,
             frames_lost: 0,

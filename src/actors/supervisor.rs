@@ -26,7 +26,9 @@ use super::uploader::{self, UploadJob, UploaderPool};
 use super::{Progress, RecorderSettings};
 use crate::http::webhooks::{Hook, SeenIds};
 use crate::metrics::Metrics;
-use crate::recording::{self, Layout, Profile, RecorderError, RecordingInfo, RecordingSpec, Status};
+use crate::recording::{
+    self, Layout, PartInfo, Profile, RecorderError, RecordingInfo, RecordingSpec, Status,
+};
 use crate::storage::journal::{Event, JobLog};
 use crate::storage::s3::UploadReport;
 use crate::supervision::Reconnect;
@@ -138,8 +140,8 @@ pub enum SupervisorMsg {
 struct Entry {
     info: RecordingInfo,
     spec: RecordingSpec,
-    /// part -> (files, bytes, duration_s)
-    parts: BTreeMap<u32, (Vec<PathBuf>, u64, f64)>,
+    /// The parts by number.
+    parts: BTreeMap<u32, PartInfo>,
     /// Local files removed after their verified upload.
     removed: Vec<PathBuf>,
     /// The result callbacks were started.
@@ -162,7 +164,11 @@ impl Entry {
 
     /// The part files still on disk.
     fn local_files(&self) -> Vec<PathBuf> {
-        self.parts.values().flat_map(|v| v.0.iter().cloned()).filter(|f| !self.removed.contains(f)).collect()
+        self.parts
+            .values()
+            .flat_map(|v| v.files.iter().cloned())
+            .filter(|f| !self.removed.contains(f))
+            .collect()
     }
 }
 
@@ -446,27 +452,38 @@ impl SupervisorState {
         let Some(e) = self.recs.get_mut(&p.id) else { return };
         let (id, before) = (p.id.clone(), e.info.status);
         let was_live = before.is_live();
-        if !p.files.is_empty() {
-            if e.parts.get(&p.part).map(|v| &v.0) != Some(&p.files) {
-                let ev = Event::Part { id: id.clone(), part: p.part, files: p.files.clone() };
-                if let Some(log) = self.log.as_mut() {
-                    if let Err(err) = log.record(ev) {
-                        tracing::error!("{err}");
-                    }
+        let now_ms = recording::unix_ms_now();
+        if !p.files.is_empty() && e.parts.get(&p.part).map(|v| &v.files) != Some(&p.files) {
+            let ev = Event::Part { id: id.clone(), part: p.part, files: p.files.clone(), at_ms: now_ms };
+            if let Some(log) = self.log.as_mut() {
+                if let Err(err) = log.record(ev) {
+                    tracing::error!("{err}");
                 }
             }
-            e.parts.insert(p.part, (p.files, p.bytes, p.duration_s));
-        } else if p.status.is_none() {
-            if let Some(part) = e.parts.get_mut(&p.part) {
-                (part.1, part.2) = (p.bytes, p.duration_s);
+            let part = PartInfo {
+                part: p.part,
+                files: p.files.clone(),
+                started_at: Some(recording::rfc3339(now_ms)),
+                ended_at: None,
+                duration_s: 0.0,
+                bytes: 0,
+            };
+            e.parts.insert(p.part, part);
+        }
+        if let Some(part) = e.parts.get_mut(&p.part) {
+            (part.bytes, part.duration_s) = (p.bytes, p.duration_s);
+            // the part's final report: its files again, without a status change
+            if !p.files.is_empty() && p.status.is_none() {
+                part.ended_at = Some(recording::rfc3339(now_ms));
             }
         }
         if !p.tracks.is_empty() {
             e.info.tracks = p.tracks;
         }
         e.info.files = e.local_files();
-        e.info.bytes = e.parts.values().map(|v| v.1).sum();
-        e.info.duration_s = e.parts.values().fold(0.0, |a, v| a + v.2);
+        e.info.bytes = e.parts.values().map(|v| v.bytes).sum();
+        e.info.duration_s = e.parts.values().fold(0.0, |a, v| a + v.duration_s);
+        e.info.parts = e.parts.values().cloned().collect();
         e.info.frames_lost += p.frames_lost;
         let Some(s) = p.status else { return };
         if !was_live {

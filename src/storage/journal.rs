@@ -36,7 +36,7 @@ pub enum Event {
         /// What to record.
         spec: RecordingSpec,
     },
-    /// A part's files were opened (written before the first byte goes in them).
+    /// A part's files were opened.
     Part {
         /// Recording id.
         id: String,
@@ -44,6 +44,9 @@ pub enum Event {
         part: u32,
         /// The part's files.
         files: Vec<PathBuf>,
+        /// When, ms since the UNIX epoch (0: unknown).
+        #[serde(default)]
+        at_ms: u64,
     },
     /// The recording's status changed.
     Status {
@@ -81,8 +84,8 @@ pub enum Event {
 pub struct Job {
     /// What to record.
     pub spec: RecordingSpec,
-    /// Part number -> files.
-    pub parts: BTreeMap<u32, Vec<PathBuf>>,
+    /// Part number -> (files, opened at ms since the UNIX epoch).
+    pub parts: BTreeMap<u32, (Vec<PathBuf>, u64)>,
     /// Latest status.
     pub status: Status,
     /// Why it failed.
@@ -238,8 +241,8 @@ impl JobLog {
 fn job_events(job: &Job) -> Vec<Event> {
     let id = job.spec.id.clone();
     let mut evs = vec![Event::Started { spec: job.spec.clone() }];
-    for (part, files) in &job.parts {
-        evs.push(Event::Part { id: id.clone(), part: *part, files: files.clone() });
+    for (part, (files, at_ms)) in &job.parts {
+        evs.push(Event::Part { id: id.clone(), part: *part, files: files.clone(), at_ms: *at_ms });
     }
     evs.push(Event::Status { id: id.clone(), status: job.status, error: job.error.clone() });
     if let Some(outputs) = &job.outputs {
@@ -265,9 +268,9 @@ pub fn apply(jobs: &mut BTreeMap<String, Job>, ev: Event) {
             };
             jobs.insert(spec.id, job);
         }
-        Event::Part { id, part, files } => {
+        Event::Part { id, part, files, at_ms } => {
             if let Some(j) = jobs.get_mut(&id) {
-                j.parts.insert(part, files);
+                j.parts.insert(part, (files, at_ms));
             }
         }
         Event::Status { id, status, error } => {
@@ -349,7 +352,8 @@ mod tests {
     fn fill(j: &mut Journal) {
         j.append(&Event::Started { spec: spec("RC_1") }).unwrap();
         j.append(&Event::Started { spec: spec("RC_2") }).unwrap();
-        j.append(&Event::Part { id: "RC_1".into(), part: 1, files: vec!["r/a.webm".into()] }).unwrap();
+        j.append(&Event::Part { id: "RC_1".into(), part: 1, files: vec!["r/a.webm".into()], at_ms: 7 })
+            .unwrap();
         j.append(&Event::Status { id: "RC_1".into(), status: Status::Active, error: None }).unwrap();
         j.append(&Event::Status { id: "RC_2".into(), status: Status::Complete, error: None }).unwrap();
         j.append(&Event::Forget { id: "RC_2".into() }).unwrap();
@@ -366,7 +370,7 @@ mod tests {
         assert_eq!(jobs.len(), 1, "RC_2 was forgotten");
         let job = &jobs["RC_1"];
         assert_eq!(job.status, Status::Active);
-        assert_eq!(job.parts[&1], vec![PathBuf::from("r/a.webm")]);
+        assert_eq!(job.parts[&1], (vec![PathBuf::from("r/a.webm")], 7));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use ractor::ActorRef;
 use super::{Entry, SupervisorMsg, SupervisorState};
 use crate::actors::uploader::UploadJob;
 use crate::output::repair_part_file;
-use crate::recording::{self, RecordingInfo, RecordingSpec, Status};
+use crate::recording::{self, PartInfo, RecordingInfo, RecordingSpec, Status};
 use crate::storage::journal::{Event, Job};
 
 impl SupervisorState {
@@ -70,7 +70,7 @@ impl SupervisorState {
         let mut resume: BTreeMap<String, Vec<(RecordingSpec, u32)>> = BTreeMap::new();
         for job in jobs {
             let id = job.spec.id.clone();
-            let files: Vec<PathBuf> = job.parts.values().flatten().cloned().collect();
+            let files: Vec<PathBuf> = job.parts.values().flat_map(|(f, _)| f.iter().cloned()).collect();
             let mut bytes = 0;
             for f in &files {
                 match repair_part_file(f) {
@@ -90,9 +90,26 @@ impl SupervisorState {
             info.bytes = bytes;
             info.error = job.error.clone();
             info.status = job.status;
-            let parts = job.parts.iter().map(|(n, f)| (*n, (f.clone(), 0, 0.0))).collect();
+            let parts: BTreeMap<u32, PartInfo> = job
+                .parts
+                .iter()
+                .map(|(n, (files, at_ms))| {
+                    let bytes = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+                    let started_at = (*at_ms > 0).then(|| recording::rfc3339(*at_ms));
+                    let part = PartInfo {
+                        part: *n,
+                        files: files.clone(),
+                        started_at,
+                        ended_at: None,
+                        duration_s: 0.0,
+                        bytes,
+                    };
+                    (*n, part)
+                })
+                .collect();
             let next_part = job.parts.keys().max().map_or(1, |p| p + 1);
             let mut entry = Entry::new(info, job.spec.clone());
+            entry.info.parts = parts.values().cloned().collect();
             entry.parts = parts;
             match job.status {
                 Status::Pending | Status::Active => {
