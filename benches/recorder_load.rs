@@ -131,6 +131,16 @@ fn ensure_media(full: bool) -> Result<PathBuf, String> {
         return Ok(dir);
     }
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // The baseline harness's own media (same parameters), once its mkmedia.sh has finished:
+    // then both sides record exactly the same bytes.
+    let base = target_dir().join("bench-baseline");
+    if full && base.join("vp8.dump").is_file() {
+        let copy = |from: &str, to: &str| std::fs::copy(base.join(from), dir.join(to)).map(|_| ());
+        if copy("src_opus.ogg", "audio.ogg").and_then(|_| copy("src_vp8.ivf", "video.ivf")).is_ok() {
+            println!("recorder_load: media copied from {}", base.display());
+            return Ok(dir);
+        }
+    }
     let t0 = Instant::now();
     let video = format!("testsrc2=size={size}:rate=30,noise=alls=12:allf=t");
     let tmp_v = dir.join("video.tmp.ivf");
@@ -691,6 +701,10 @@ fn main() {
     };
     let secs = std::env::var("RECORDER_LOAD_SECS").ok().and_then(|s| s.parse::<u64>().ok());
     let window = Duration::from_secs(secs.unwrap_or(if ci { 3 } else { 30 }).clamp(1, 600));
+    let mut baseline = if ci { Err("test mode".to_owned()) } else { Baseline::setup() };
+    if let Err(why) = &baseline {
+        println!("recorder_load: baseline skipped: {why}");
+    }
     let media = match ensure_media(!ci) {
         Ok(dir) => Some(dir),
         Err(e) if ci => {
@@ -699,10 +713,6 @@ fn main() {
         }
         Err(e) => panic!("{e}"),
     };
-    let mut baseline = if ci { Err("test mode".to_owned()) } else { Baseline::setup() };
-    if let Err(why) = &baseline {
-        println!("recorder_load: baseline skipped: {why}");
-    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder().no_proxy().build().expect("client");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
