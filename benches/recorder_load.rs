@@ -294,6 +294,9 @@ fn packet_hashes(path: &Path) -> Result<Vec<Vec<String>>, String> {
         .args(["-map", "0", "-c", "copy", "-f", "framehash", "-hash", "sha256", "-"])
         .output()
         .map_err(|e| format!("ffmpeg: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("ffmpeg framehash {}: {}", path.display(), String::from_utf8_lossy(&out.stderr)));
+    }
     let mut streams: Vec<Vec<String>> = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with('#')) {
         let f: Vec<&str> = line.split(',').map(str::trim).collect();
@@ -457,6 +460,8 @@ struct Point {
     sim_mcpu: f64,
     complete: usize,
     min_bytes: u64,
+    /// Tracks compared with `/sent`.
+    checked: usize,
 }
 
 async fn run(n: usize, window: Duration, media: Option<&Path>, client: &reqwest::Client) -> Point {
@@ -624,8 +629,14 @@ async fn run(n: usize, window: Duration, media: Option<&Path>, client: &reqwest:
             continue;
         }
         let (_, sent) = http(client, Method::GET, &format!("{simu}/sim/rooms/load-{i}/sent"), None).await;
-        let hashes = packet_hashes(&file).unwrap_or_default();
+        let hashes = packet_hashes(&file).unwrap_or_else(|e| {
+            println!("recorder_load: load-{i}: {e}");
+            Vec::new()
+        });
         let kinds = stream_kinds(&file);
+        if kinds.len() != 2 || hashes.len() != 2 {
+            println!("recorder_load: load-{i}: streams {kinds:?}, {} with packets", hashes.len());
+        }
         for (s, got) in hashes.iter().enumerate() {
             let kind = kinds.get(s).map_or("", String::as_str);
             let Some(track) = sent["tracks"].as_array().and_then(|t| t.iter().find(|t| t["kind"] == kind))
@@ -638,12 +649,14 @@ async fn run(n: usize, window: Duration, media: Option<&Path>, client: &reqwest:
             p.unknown_hashes += got.iter().filter(|h| !known.contains(h.as_str())).count();
             match (lost_frames(&frames, got, tq_ns, *t_stop), kind) {
                 (Some((lost, expected, _, first_ns)), "video") => {
+                    p.checked += 1;
                     p.lost_video += lost;
                     p.expected += expected;
                     p.kf_sent_ms.push((first_ns as f64 - tq_ns as f64) / 1e6);
                     p.kf_disk_ms.push((disk_ns as f64 - first_ns as f64) / 1e6);
                 }
                 (Some((lost, expected, ..)), _) => {
+                    p.checked += 1;
                     p.lost_audio += lost;
                     p.expected += expected;
                 }
@@ -663,7 +676,7 @@ fn print_point(p: &Point) {
         "recorder_load: N={:3}: recorder {:.2} mCPU/participant ({:.0} mCPU total, idle {:.1}), RSS {:.2} MiB/participant \
          (total {:.1} MiB, idle {:.1}, VmHWM {:.1}, {} threads); start latency p50/p95/max {} ms \
          [file created {} | keyframe sent by the sim {} | keyframe on disk after sent {}]; frames lost: video {} audio {} \
-         of {} expected, {} unknown packets, metrics dropped {}; {}/{} complete, smallest file {} B; sim {:.0} mCPU",
+         of {} expected ({} of {} tracks checked), {} unknown packets, metrics dropped {}; {}/{} complete, smallest file {} B; sim {:.0} mCPU",
         p.n,
         p.mcpu,
         p.mcpu * p.n as f64,
@@ -680,6 +693,8 @@ fn print_point(p: &Point) {
         p.lost_video,
         p.lost_audio,
         p.expected,
+        p.checked,
+        2 * p.n,
         p.unknown_hashes,
         p.dropped_metric,
         p.complete,
