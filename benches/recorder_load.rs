@@ -312,11 +312,19 @@ fn packet_hashes(path: &Path) -> Result<Vec<Vec<String>>, String> {
 /// Stream index -> kind, from ffprobe.
 fn stream_kinds(path: &Path) -> Vec<String> {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0"])
+        .args(["-v", "error", "-show_entries", "stream=index,codec_type", "-of", "json"])
         .arg(path)
         .output();
-    out.map(|o| String::from_utf8_lossy(&o.stdout).lines().map(|l| l.trim().to_owned()).collect())
-        .unwrap_or_default()
+    let json: Value = out.ok().and_then(|o| serde_json::from_slice(&o.stdout).ok()).unwrap_or_default();
+    let mut kinds = Vec::new();
+    for st in json["streams"].as_array().into_iter().flatten() {
+        let i = st["index"].as_u64().unwrap_or(0) as usize;
+        if kinds.len() <= i {
+            kinds.resize(i + 1, String::new());
+        }
+        kinds[i] = st["codec_type"].as_str().unwrap_or("").to_owned();
+    }
+    kinds
 }
 
 /// Frames lost for one track: `/sent` frames between the first and the last recorded packet
