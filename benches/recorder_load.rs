@@ -554,6 +554,11 @@ async fn run(n: usize, window: Duration, media: Option<&Path>, client: &reqwest:
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "recorder_load: N={n}: load average {}",
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
     let started = on_disk.iter().filter(|t| t.is_some()).count();
     println!("recorder_load: N={n}: {started}/{n} recordings have a keyframe on disk");
 
