@@ -146,7 +146,10 @@ fn ensure_media(full: bool) -> Result<PathBuf, String> {
     let tmp_v = dir.join("video.tmp.ivf");
     let tmp_a = dir.join("audio.tmp.ogg");
     let run = |args: &[&str]| -> Result<(), String> {
-        let out = Command::new("ffmpeg").args(["-hide_banner", "-v", "error", "-y"]).args(args).output();
+        let out = Command::new("timeout")
+            .args(["600", "ffmpeg", "-hide_banner", "-v", "error", "-y"])
+            .args(args)
+            .output();
         match out {
             Ok(o) if o.status.success() => Ok(()),
             Ok(o) => Err(format!("ffmpeg {args:?}: {}", String::from_utf8_lossy(&o.stderr))),
@@ -390,7 +393,9 @@ impl Baseline {
         let ready = ["vp8.dump", "opus.dump", "sender", "floor"].iter().all(|f| scratch.join(f).is_file());
         if !ready {
             println!("recorder_load: preparing the baseline media ({}/mkmedia.sh)", dir.display());
-            let st = Command::new(dir.join("mkmedia.sh"))
+            let st = Command::new("timeout")
+                .arg("900")
+                .arg(dir.join("mkmedia.sh"))
                 .env("BENCH_SCRATCH", &scratch)
                 .stdout(Stdio::null())
                 .status()
