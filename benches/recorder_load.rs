@@ -478,7 +478,9 @@ struct Point {
 }
 
 async fn run(n: usize, window: Duration, media: Option<&Path>, client: &reqwest::Client) -> Point {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut tmp = tempfile::tempdir().expect("tempdir");
+    // RECORDER_LOAD_KEEP=1 keeps the recordings for inspection.
+    tmp.disable_cleanup(std::env::var_os("RECORDER_LOAD_KEEP").is_some());
     let rec_dir = tmp.path().join("recordings");
     let (sim_port, app_port) = (free_port(), free_port());
     let mut sim = Command::new(BIN);
@@ -664,7 +666,17 @@ async fn run(n: usize, window: Duration, media: Option<&Path>, client: &reqwest:
             let frames = track["frames"].as_array().cloned().unwrap_or_default();
             let known: std::collections::HashSet<&str> =
                 frames.iter().filter_map(|f| f["sha256"].as_str()).collect();
-            p.unknown_hashes += got.iter().filter(|h| !known.contains(h.as_str())).count();
+            let unknown: Vec<usize> = (0..got.len()).filter(|&k| !known.contains(got[k].as_str())).collect();
+            if !unknown.is_empty() {
+                let at: Vec<usize> = unknown.iter().copied().take(5).collect();
+                println!(
+                    "recorder_load: load-{i} {kind}: {} of {} packets not in /sent, at {at:?} ({})",
+                    unknown.len(),
+                    got.len(),
+                    file.display()
+                );
+            }
+            p.unknown_hashes += unknown.len();
             match (lost_frames(&frames, got, tq_ns, *t_stop), kind) {
                 (Some((lost, expected, _, first_ns)), "video") => {
                     p.checked += 1;
