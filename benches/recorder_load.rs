@@ -303,7 +303,8 @@ fn packet_hashes(path: &Path) -> Result<Vec<Vec<String>>, String> {
     let mut streams: Vec<Vec<String>> = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with('#')) {
         let f: Vec<&str> = line.split(',').map(str::trim).collect();
-        let (Some(Ok(i)), Some(h)) = (f.first().map(|s| s.parse::<usize>()), f.last()) else { continue };
+        // `stream, dts, pts, duration, size, hash[, S=n, side data size, side data hash]...`
+        let (Some(Ok(i)), Some(h)) = (f.first().map(|s| s.parse::<usize>()), f.get(5)) else { continue };
         if streams.len() <= i {
             streams.resize(i + 1, Vec::new());
         }
