@@ -65,6 +65,10 @@ struct SimArgs {
     /// host's addresses).
     #[arg(long = "advertise-ip")]
     advertise_ips: Vec<std::net::IpAddr>,
+    /// Publish VP8 + Opus from DIR/video.ivf and DIR/audio.ogg instead of the embedded
+    /// 320x240 loops.
+    #[arg(long, value_name = "DIR")]
+    media_dir: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -221,6 +225,7 @@ fn run_sim(args: SimArgs) -> ExitCode {
     cfg.webhook_urls = args.webhook_urls;
     cfg.media_ip = args.media_ip;
     cfg.advertise_ips = args.advertise_ips;
+    cfg.media_dir = args.media_dir;
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -233,6 +238,7 @@ fn run_sim(args: SimArgs) -> ExitCode {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!(port = args.port, "failed to start the simulator: {e}");
+                eprintln!("livekit-recorder sim: {e}");
                 return ExitCode::FAILURE;
             }
         };

@@ -50,6 +50,9 @@ pub struct SimConfig {
     /// Addresses advertised as ICE host candidates; empty = loopback plus the host's
     /// non-loopback IPv4 addresses (or just `media_ip` when it is a specific address).
     pub advertise_ips: Vec<IpAddr>,
+    /// Publish VP8 and Opus from `DIR/video.ivf` and `DIR/audio.ogg` instead of the embedded
+    /// 320x240 loops (`--media-dir`; the other codecs keep the embedded loops).
+    pub media_dir: Option<std::path::PathBuf>,
 }
 
 impl SimConfig {
@@ -62,6 +65,7 @@ impl SimConfig {
             webhook_urls: Vec::new(),
             media_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             advertise_ips: Vec::new(),
+            media_dir: None,
         }
     }
 
@@ -84,6 +88,18 @@ pub(crate) struct Sim {
     advertise: Vec<IpAddr>,
     rooms: room::Rooms,
     archive: std::sync::Mutex<std::collections::HashMap<String, Vec<Arc<truth::TrackLog>>>>,
+    /// Loops from `--media-dir`, used instead of the embedded ones for their codecs.
+    loops: Vec<Arc<media::SharedLoop>>,
+}
+
+impl Sim {
+    /// The loop synthetic publishers send for `codec`.
+    pub(crate) fn shared_loop(&self, codec: crate::media::Codec) -> Result<Arc<media::SharedLoop>, String> {
+        match self.loops.iter().find(|l| l.source.codec == codec) {
+            Some(l) => Ok(l.clone()),
+            None => media::SharedLoop::get(codec),
+        }
+    }
 }
 
 /// A running simulator.
@@ -104,6 +120,11 @@ pub async fn start(cfg: SimConfig) -> std::io::Result<SimHandle> {
     let rt = tokio::runtime::Handle::current();
     // reqwest is built without a rustls provider; livekit's own clients use ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let loops = match &cfg.media_dir {
+        Some(dir) => media::SharedLoop::load_dir(dir)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?,
+        None => Vec::new(),
+    };
     let advertise = cfg.advertised();
     tracing::info!(?advertise, media_ip = %cfg.media_ip, "simulator ICE addresses");
     let sim = Arc::new(Sim {
@@ -120,6 +141,7 @@ pub async fn start(cfg: SimConfig) -> std::io::Result<SimHandle> {
         advertise,
         rooms: Default::default(),
         archive: Default::default(),
+        loops,
     });
     let (addr, server) = server::run(sim.clone(), cfg.http_addr)?;
     tracing::info!(%addr, "simulator listening");

@@ -40,15 +40,36 @@ impl EncodedLoop {
     }
 
     fn parse(codec: Codec) -> Result<EncodedLoop, SourceError> {
+        let data = match codec {
+            Codec::Vp8 => VP8,
+            Codec::Vp9 => VP9,
+            Codec::Av1 => AV1,
+            Codec::H264 => H264,
+            Codec::Opus => OPUS,
+        };
+        Self::from_bytes(codec, data)
+    }
+
+    /// A loop from a whole file in the format the embedded loops use (IVF for VP8/VP9/AV1,
+    /// Annex-B at 30 fps for H.264, Ogg for Opus), trimmed the same way. For IVF the
+    /// FourCC must match `codec`.
+    pub fn from_bytes(codec: Codec, data: &[u8]) -> Result<EncodedLoop, SourceError> {
+        let ivf = |fourcc: &[u8; 4]| -> Result<Vec<SourceFrame>, SourceError> {
+            let s = ivf::read(data)?;
+            if &s.fourcc != fourcc {
+                return Err(SourceError::Malformed("IVF FourCC (another codec)"));
+            }
+            Ok(s.frames)
+        };
         let frames = match codec {
-            Codec::Vp8 => ivf::read(VP8)?.frames,
-            Codec::Vp9 => ivf::read(VP9)?.frames,
-            Codec::Av1 => ivf::read(AV1)?.frames,
-            Codec::H264 => annexb::read(H264, LOOP_FPS)?,
+            Codec::Vp8 => ivf(b"VP80")?,
+            Codec::Vp9 => ivf(b"VP90")?,
+            Codec::Av1 => ivf(b"AV01")?,
+            Codec::H264 => annexb::read(data, LOOP_FPS)?,
             Codec::Opus => {
                 // The file's last packet only carries the encoder's pre-skip tail: a loop of
                 // whole packets covering exactly the audio's length repeats seamlessly.
-                let ogg = oggopus::read(OPUS)?;
+                let ogg = oggopus::read(data)?;
                 let total: u64 = ogg.frames.last().map_or(0, |f| f.rtp_ts + 960);
                 let audio = total.saturating_sub(u64::from(ogg.pre_skip));
                 ogg.frames.into_iter().filter(|f| f.rtp_ts + 960 <= audio.max(960)).collect()

@@ -105,7 +105,7 @@ impl Sim {
         let (mut infos, mut tracks, mut codecs) = (Vec::new(), Vec::new(), HashMap::new());
         let wanted = video.into_iter().chain(audio.then_some(Codec::Opus));
         for codec in wanted {
-            let shared = SharedLoop::get(codec).map_err(OpError::Internal)?;
+            let shared = self.shared_loop(codec).map_err(OpError::Internal)?;
             let info = track_info(codec, &shared);
             let log = Arc::new(TrackLog::new(&info.sid, identity, codec));
             let offset = if codec == Codec::Opus { av_offset } else { Duration::ZERO };

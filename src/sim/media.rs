@@ -1,15 +1,16 @@
-//! The simulator's view of the embedded encoded loops: every frame once as `Arc<[u8]>` (so
+//! The simulator's view of the encoded loops (embedded, or from `--media-dir`): every frame once as `Arc<[u8]>` (so
 //! str0m's writer takes it without a copy), its keyframe flag and its ground-truth hash.
 //!
 //! Invariant: one `SharedLoop` per codec per process; publishers and subscriber peers only
 //! clone `Arc`s of it.
 
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use sha2::{Digest, Sha256};
 
 use crate::media::codec::{is_keyframe, to_stored, video_params};
-use crate::media::Codec;
+use crate::media::{Codec, MediaKind};
 use crate::synth::EncodedLoop;
 
 /// One embedded loop prepared for sending.
@@ -36,6 +37,30 @@ impl SharedLoop {
 
     fn build(codec: Codec) -> Result<SharedLoop, String> {
         let source = EncodedLoop::embedded(codec).map_err(|e| format!("embedded {codec} loop: {e}"))?;
+        Ok(Self::from_source(source))
+    }
+
+    /// The loops of a media directory (`--media-dir`): `video.ivf` (VP8) and `audio.ogg`
+    /// (Opus), both required, prepared exactly like the embedded loops (keyframe table,
+    /// hashes). The video loop must start with a keyframe, or PLI handling could not work.
+    pub fn load_dir(dir: &Path) -> Result<Vec<Arc<SharedLoop>>, String> {
+        let mut out = Vec::new();
+        for (name, codec) in [("video.ivf", Codec::Vp8), ("audio.ogg", Codec::Opus)] {
+            let path = dir.join(name);
+            let what = || format!("media dir: {} ({codec})", path.display());
+            let data = std::fs::read(&path).map_err(|e| format!("{}: {e}", what()))?;
+            let source = EncodedLoop::from_bytes(codec, &data).map_err(|e| format!("{}: {e}", what()))?;
+            let shared = Self::from_source(Arc::new(source));
+            if codec.kind() == MediaKind::Video && shared.keyframes.first() != Some(&true) {
+                return Err(format!("{}: the first frame is not a keyframe", what()));
+            }
+            out.push(Arc::new(shared));
+        }
+        Ok(out)
+    }
+
+    fn from_source(source: Arc<EncodedLoop>) -> SharedLoop {
+        let codec = source.codec;
         let mut stored = Vec::new();
         let mut hashes = Vec::with_capacity(source.frames.len());
         for f in &source.frames {
@@ -46,7 +71,7 @@ impl SharedLoop {
         let size =
             source.frames.iter().find_map(|f| video_params(codec, &f.data)).map(|p| (p.width, p.height));
         let frames = source.frames.iter().map(|f| Arc::from(f.data.as_slice())).collect();
-        Ok(SharedLoop { source, frames, keyframes, hashes, size })
+        SharedLoop { source, frames, keyframes, hashes, size }
     }
 
     /// Index of the first keyframe at or after `from` (wrapping around the loop).
@@ -94,5 +119,26 @@ mod tests {
             assert_eq!(l.next_keyframe(0), Some(0), "{codec} starts with a keyframe");
             assert_eq!(l.hashes[0].len(), 64);
         }
+    }
+
+    #[test]
+    fn media_dir_errors_name_the_file() {
+        let dir = std::env::temp_dir().join(format!("lkrec-media-dir-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let e = SharedLoop::load_dir(&dir).expect_err("missing files");
+        assert!(e.contains("video.ivf"), "{e}");
+        std::fs::write(dir.join("video.ivf"), include_bytes!("../assets/vp9.ivf")).expect("write");
+        let e = SharedLoop::load_dir(&dir).expect_err("VP9 is not VP8");
+        assert!(e.contains("FourCC"), "{e}");
+        std::fs::write(dir.join("video.ivf"), include_bytes!("../assets/vp8.ivf")).expect("write");
+        std::fs::write(dir.join("audio.ogg"), b"not ogg").expect("write");
+        let e = SharedLoop::load_dir(&dir).expect_err("bad Ogg");
+        assert!(e.contains("audio.ogg"), "{e}");
+        std::fs::write(dir.join("audio.ogg"), include_bytes!("../assets/opus.ogg")).expect("write");
+        let loops = SharedLoop::load_dir(&dir).expect("valid media dir");
+        assert_eq!(loops.len(), 2);
+        assert_eq!(loops[0].size, Some((320, 240)));
+        assert_eq!(loops[0].keyframes, SharedLoop::get(Codec::Vp8).expect("vp8").keyframes);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
