@@ -77,7 +77,8 @@ async fn a_dropped_signal_connection_resumes_without_a_missing_frame() {
     assert_contiguous_run("video", &video, &sent_hashes(&sent, "video"));
     assert_contiguous_run("audio", &common::packets(&files[0], 1), &sent_hashes(&sent, "audio"));
     let gap = largest_gap_ms(&video);
-    eprintln!("signal drop: largest video gap {gap} ms");
+    let at = video.windows(2).position(|w| (w[1].pts_ns() - w[0].pts_ns()) / 1_000_000 == gap);
+    eprintln!("signal drop: largest video gap {gap} ms after packet {at:?} of {}", video.len());
     assert!(gap < 200, "video gap {gap} ms across the signal drop");
     assert!(metrics(addr).await.contains("recorder_actor_restarts_total{actor=\"room\"} 0\n"));
     daemon.shutdown().await;

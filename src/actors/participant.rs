@@ -424,20 +424,21 @@ impl ParticipantState {
         Ok(())
     }
 
-    /// Before the part opens: keep the frame (bounded). Frames are dropped until the track has
-    /// two agreeing sender reports (for up to [`SR_WAIT`]), so the file starts on the sender's
-    /// clock instead of re-timing everything when the first (or a bogus) report comes.
+    /// Before the part opens: keep the frame (bounded). The part opens once every track that
+    /// sent frames has a sender report (or after [`SR_WAIT`]); the frames kept meanwhile are
+    /// replayed with the latest report, so the file starts on the sender's clock and still
+    /// begins with the keyframe asked for at the start.
     fn hold(&mut self, sid: String, frame: ReceivedFrame, synced: bool) -> Result<(), ActorProcessingErr> {
-        let waiting = self.first_subscribed.is_some_and(|t| t.elapsed() < SR_WAIT);
-        let part_no = self.part_no;
         let Some(w) = self.tracks.iter_mut().find(|w| w.sid == sid) else { return Ok(()) };
         w.seen = true;
-        w.synced |= synced;
-        // after a restart the connection's reports are long established: one is enough
-        w.synced |= part_no > 1 && frame.sender_report.is_some();
-        if !w.synced && waiting {
-            return Ok(());
+        // one report is enough to open: the frames kept are re-timed by the latest one, and a
+        // later report that disagrees is corrected by the media timeline like clock drift
+        w.synced |= synced || frame.sender_report.is_some();
+        if frame.sender_report.is_some() {
+            w.latest_sr = frame.sender_report;
         }
+        // kept while the reports are not trusted yet (the keyframe asked for at the start is
+        // among them): the part opens with every frame re-timed by the latest report
         if self.buffered.len() == MAX_BUFFERED {
             self.buffered.pop_front();
             Metrics::add(&self.args.settings.metrics.frames_dropped, 1);
@@ -562,17 +563,35 @@ impl ParticipantState {
             tracing::info!(recording = %self.args.spec.id, part = self.part_no, path = %path.display(), "recording part opened");
             paths.push(path);
         }
+        // a keyframe is asked for unless one is among the frames kept (asking again would make
+        // the publisher skip ahead to a new keyframe: a gap at the start)
+        let with_key: std::collections::HashSet<String> =
+            self.buffered.iter().filter(|(_, f)| f.keyframe == Some(true)).map(|(s, _)| s.clone()).collect();
         let videos: Vec<String> = self
             .tracks
             .iter()
-            .filter(|w| w.kind == MediaKind::Video && w.slot.is_some())
+            .filter(|w| w.kind == MediaKind::Video && w.slot.is_some() && !with_key.contains(&w.sid))
             .map(|w| w.sid.clone())
             .collect();
         for sid in videos {
             self.request_keyframe(&sid);
         }
         self.report(Some(Status::Active), paths);
-        for (sid, frame) in std::mem::take(&mut self.buffered) {
+        // video frames kept from before the track's first keyframe cannot be decoded: left out
+        // here rather than dropped by the session, which would ask for yet another keyframe
+        let mut keyed: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut frames = std::mem::take(&mut self.buffered);
+        frames.retain(|(sid, f)| {
+            if f.keyframe == Some(true) {
+                keyed.insert(sid.clone());
+            }
+            f.keyframe.is_none() || keyed.contains(sid) || !with_key.contains(sid)
+        });
+        for (sid, mut frame) in frames {
+            // one report describes the sender's RTP <-> NTP line for earlier frames too
+            if let Some(w) = self.tracks.iter().find(|w| w.sid == sid && w.synced) {
+                frame.sender_report = w.latest_sr.or(frame.sender_report);
+            }
             self.on_frame(sid, frame, true)?;
         }
         Ok(())

@@ -185,6 +185,8 @@ pub struct TrackWriter {
     pub seen: bool,
     /// The writer actor, while it runs.
     pub actor: Option<ActorRef<TrackWriterMsg>>,
+    /// The latest sender report seen before the part opened.
+    pub latest_sr: Option<SenderReport>,
 }
 
 impl TrackWriter {
@@ -200,6 +202,7 @@ impl TrackWriter {
             synced: false,
             seen: false,
             actor: None,
+            latest_sr: None,
         }
     }
 
