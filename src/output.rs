@@ -64,7 +64,9 @@ impl PartFile {
             std::fs::create_dir_all(dir)?;
         }
         let file = OpenOptions::new().write(true).create_new(true).open(path)?;
-        Ok(PartFile { path: path.to_path_buf(), out: BufWriter::with_capacity(256 * 1024, file), written: 0 })
+        // 64 KiB: a flush point comes at least every second anyway, and this buffer is most of
+        // what one recording costs in memory
+        Ok(PartFile { path: path.to_path_buf(), out: BufWriter::with_capacity(64 * 1024, file), written: 0 })
     }
 
     /// Appends bytes (buffered).
