@@ -2,8 +2,8 @@
 //! them through [`supervisor::SupervisorMsg`] with `call_t!` and a timeout.
 //!
 //! ```text
-//! RecorderSupervisor   one_for_one over rooms, 3 restarts / 60 s per room; over budget, that
-//! │                    room's recordings fail (other rooms are never touched)
+//! RecorderSupervisor   one_for_one over rooms, reconnect with backoff until RESUME_TIMEOUT,
+//! │                    then that room's recordings end (other rooms are never touched)
 //! └─ RoomActor ×N      owns one RoomConnection; one_for_one over participants, 5 / 60 s
 //!    └─ ParticipantRecorder ×M   owns the RecordingPart (one file, audio + video);
 //!                                restart = a NEW part file (-part2, ...)

@@ -1,8 +1,10 @@
 //! `RecorderSupervisor`: the root. Keeps the table of recordings (what the REST API reads),
-//! creates a room actor per room on demand and supervises them one_for_one with a budget of
-//! 3 restarts / 60 s per room. A failed room is restarted with its live recordings (they
-//! continue in new part files); over budget, that room's recordings fail. Other rooms are never
-//! touched. Spawned from the main runtime, never from an HTTP handler.
+//! creates a room actor per room on demand and supervises them one_for_one: a failed room is
+//! restarted with its live recordings (they continue in new part files) after a backoff of
+//! 0.5 s doubling to 10 s ([`Reconnect`]); after `RESUME_TIMEOUT` of trouble its recordings
+//! end. Other rooms are never touched. Spawned from the main runtime, never from an HTTP
+//! handler. Everything it accepts or learns is written to the job journal before it acts
+//! (`recovery.rs`), and admission (disk full, `MAX_CONCURRENT_RECORDINGS`) is `capacity.rs`.
 //!
 //! With S3 configured it also owns the uploader pool ([`super::uploader`], linked): a recording
 //! that ends `complete` with files becomes `uploading`, its files are queued as one job, and
