@@ -113,8 +113,10 @@ async fn only_the_requested_participant_is_recorded_and_errors_are_json() {
 async fn failed_participant_and_room_actors_continue_in_new_parts() {
     use livekit_recorder::actors::supervisor::SupervisorMsg;
     let sim = start_sim(vec![]).await;
-    let body = json!({ "room": "crash", "identity": "alice", "video": "vp8", "audio": "opus" });
-    assert_eq!(call(sim.http_addr(), Method::POST, "/sim/participants", Some(body)).await.0, 200);
+    for room in ["crash", "bystander"] {
+        let body = json!({ "room": room, "identity": "alice", "video": "vp8", "audio": "opus" });
+        assert_eq!(call(sim.http_addr(), Method::POST, "/sim/participants", Some(body)).await.0, 200);
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = start_daemon(&sim, dir.path(), None).await;
     let addr = daemon.addr();
@@ -122,6 +124,10 @@ async fn failed_participant_and_room_actors_continue_in_new_parts() {
         api(addr, Method::POST, "/recordings/start", Some(r#"{"room":"crash","participant":"alice"}"#), None)
             .await;
     let id = rec["id"].as_str().expect("id").to_owned();
+    // another room's recording, which no fault may touch
+    let other = r#"{"room":"bystander","participant":"alice"}"#;
+    let (_, rec) = api(addr, Method::POST, "/recordings/start", Some(other), None).await;
+    let other_id = rec["id"].as_str().expect("id").to_owned();
     wait_for(addr, &id, None, Duration::from_secs(10), |r| r["status"] == "active").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     daemon.supervisor().cast(SupervisorMsg::InjectFailure(id.clone())).expect("cast");
@@ -156,6 +162,14 @@ async fn failed_participant_and_room_actors_continue_in_new_parts() {
     let text = metrics.as_str().expect("text").to_owned();
     assert!(text.contains("recorder_actor_restarts_total{actor=\"participant\"} 1\n"), "{text}");
     assert!(text.contains("recorder_actor_restarts_total{actor=\"room\"} 1\n"), "{text}");
+    let stop = format!(r#"{{"id":"{other_id}"}}"#);
+    let (_, other) = api(addr, Method::POST, "/recordings/stop", Some(&stop), None).await;
+    assert_eq!(other["status"], "complete", "{other}");
+    assert_eq!(other["files"].as_array().map(Vec::len), Some(1), "untouched: one part: {other}");
+    let file = PathBuf::from(other["files"][0].as_str().expect("file"));
+    let (_, sent) = call(sim.http_addr(), Method::GET, "/sim/rooms/bystander/sent", None).await;
+    assert_contiguous_run("bystander video", &common::packets(&file, 0), &sent_hashes(&sent, "video"));
+    assert_contiguous_run("bystander audio", &common::packets(&file, 1), &sent_hashes(&sent, "audio"));
     daemon.shutdown().await;
     sim.stop().await;
 }
