@@ -1,9 +1,10 @@
 //! The recorder as users run it: `livekit-recorder serve` as a child process (configured by
 //! environment variables) against the in-process simulator, stopped by signals.
 //!
-//! - SIGTERM during 5 A/V recordings: the process exits 0 within `DRAIN_TIMEOUT`, and every
-//!   file is complete: ffmpeg decodes it, its frames are a contiguous run of what the simulator
-//!   sent, and it reaches the frames sent just before the signal.
+//! - SIGTERM during 5 A/V recordings (S3 and two callback URLs configured): the process exits
+//!   0 within `DRAIN_TIMEOUT`, every file is uploaded and called back before the exit, and
+//!   complete: ffmpeg decodes it, its frames are a contiguous run of what the simulator sent,
+//!   and it reaches the frames sent just before the signal.
 //! - kill -9 at 3 random moments during 5 A/V recordings, each followed by a restart on the
 //!   same directory: every recording resumes in a new part within 3 s, every part decodes and is
 //!   a contiguous run of what was sent, and each killed part holds everything sent until at
@@ -163,8 +164,28 @@ async fn sigterm_finalizes_every_recording_and_exits_zero() {
         let body = json!({ "room": room, "identity": "alice", "video": "vp8", "audio": "opus", "av_offset_ms": 700 });
         assert_eq!(call(sim.http_addr(), Method::POST, "/sim/participants", Some(body)).await.0, 200);
     }
+    // with S3 and two callback URLs: the drain uploads and calls back before the exit
+    let moto = s3_support::Moto::start(s3_support::free_port()).await;
+    s3_support::create_bucket(&moto.endpoint()).await;
+    let receivers = [
+        s3_support::Receiver::start(0, Some(moto.endpoint())),
+        s3_support::Receiver::start(0, Some(moto.endpoint())),
+    ];
+    let urls = format!("{},{}", receivers[0].url, receivers[1].url);
+    let endpoint = moto.endpoint();
+    let env = [
+        ("DRAIN_TIMEOUT", "20s"),
+        ("S3_BUCKET", s3_support::BUCKET),
+        ("S3_ENDPOINT", endpoint.as_str()),
+        ("S3_FORCE_PATH_STYLE", "true"),
+        ("S3_KEEP_LOCAL", "true"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("WEBHOOK_URLS", urls.as_str()),
+    ];
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut daemon = serve(&sim, dir.path(), &[("DRAIN_TIMEOUT", "20s")]).await;
+    let mut daemon = serve(&sim, dir.path(), &env).await;
     let mut ids = Vec::new();
     for room in &rooms {
         let body = format!(r#"{{"room":"{room}","participant":"alice"}}"#);
@@ -189,12 +210,34 @@ async fn sigterm_finalizes_every_recording_and_exits_zero() {
     let code = tokio::task::block_in_place(|| wait_exit(&mut daemon.child, Duration::from_secs(25)));
     let exited_ns = unix_ns();
     assert_eq!(code, Some(0), "exit code after SIGTERM");
+    // called back before the exit: every receiver already has one body per recording
+    for rx in &receivers {
+        let accepted = rx.accepted();
+        assert_eq!(accepted.len(), ids.len(), "callbacks at {} before the exit", rx.url);
+        for a in &accepted {
+            s3_support::assert_signed(a);
+            assert!(a.objects_existed, "called back before the upload: {}", a.body);
+            let body: Value = serde_json::from_str(&a.body).expect("json");
+            assert_eq!(body["status"], "complete", "{body}");
+            assert!(ids.iter().any(|id| body["id"] == *id), "{body}");
+        }
+    }
     let files = files_under(dir.path());
     assert_eq!(files.len(), 5, "{files:?}");
     for (room, file) in rooms.iter().zip(&files) {
         assert!(file.starts_with(dir.path().join(room)), "{file:?}");
         let errors = common::ffmpeg_errors(file);
         assert!(errors.is_empty(), "{}: {errors}", file.display());
+        // uploaded before the exit, whole
+        let key = file.strip_prefix(dir.path()).expect("under the dir").to_string_lossy().into_owned();
+        let head = s3_support::s3_client(&moto.endpoint())
+            .head_object()
+            .bucket(s3_support::BUCKET)
+            .key(&key)
+            .send()
+            .await;
+        let size = std::fs::metadata(file).expect("kept").len() as i64;
+        assert_eq!(head.expect("object").content_length(), Some(size), "{key}");
         let (_, sent) = call(sim.http_addr(), Method::GET, &format!("/sim/rooms/{room}/sent"), None).await;
         for (index, kind) in [(0, "video"), (1, "audio")] {
             let end =
