@@ -137,13 +137,13 @@ impl Config {
                 ));
             }
         }
-        let start_timeout = match nonempty("START_TIMEOUT") {
-            None => DEFAULT_START_TIMEOUT,
-            Some(v) => match humantime::parse_duration(&v) {
-                Ok(d) if !d.is_zero() => d,
-                _ => return Err(bad("START_TIMEOUT", v, "expected a positive duration such as 30s or 2m")),
-            },
-        };
+        let start_timeout = duration_var(
+            &get,
+            "START_TIMEOUT",
+            Duration::ZERO,
+            "expected a positive duration such as 30s or 2m",
+        )?
+        .unwrap_or(DEFAULT_START_TIMEOUT);
         let filename_template =
             nonempty("FILENAME_TEMPLATE").unwrap_or_else(|| crate::storage::layout::DEFAULT_TEMPLATE.into());
         let auto_record_on_join =
@@ -165,33 +165,18 @@ impl Config {
                 }
             },
         };
-        let max_duration = match nonempty("MAX_RECORDING_DURATION") {
-            None => None,
-            Some(v) => match humantime::parse_duration(&v) {
-                Ok(d) if d >= Duration::from_secs(1) => Some(d),
-                _ => {
-                    return Err(bad(
-                        "MAX_RECORDING_DURATION",
-                        v,
-                        "expected a duration of at least 1s such as 4h",
-                    ))
-                }
-            },
-        };
-        let drain_timeout = match nonempty("DRAIN_TIMEOUT") {
-            None => DEFAULT_DRAIN_TIMEOUT,
-            Some(v) => match humantime::parse_duration(&v) {
-                Ok(d) if !d.is_zero() => d,
-                _ => return Err(bad("DRAIN_TIMEOUT", v, "expected a positive duration such as 30s")),
-            },
-        };
-        let resume_timeout = match nonempty("RESUME_TIMEOUT") {
-            None => DEFAULT_RESUME_TIMEOUT,
-            Some(v) => match humantime::parse_duration(&v) {
-                Ok(d) if !d.is_zero() => d,
-                _ => return Err(bad("RESUME_TIMEOUT", v, "expected a positive duration such as 5m")),
-            },
-        };
+        let max_duration = duration_var(
+            &get,
+            "MAX_RECORDING_DURATION",
+            Duration::from_secs(1),
+            "expected a duration of at least 1s such as 4h",
+        )?;
+        let drain_timeout =
+            duration_var(&get, "DRAIN_TIMEOUT", Duration::ZERO, "expected a positive duration such as 30s")?
+                .unwrap_or(DEFAULT_DRAIN_TIMEOUT);
+        let resume_timeout =
+            duration_var(&get, "RESUME_TIMEOUT", Duration::ZERO, "expected a positive duration such as 5m")?
+                .unwrap_or(DEFAULT_RESUME_TIMEOUT);
         let s3 = s3_settings(&get)?;
         let mut webhook_urls = Vec::new();
         for u in get("WEBHOOK_URLS").unwrap_or_default().split(',').map(str::trim).filter(|u| !u.is_empty()) {
@@ -232,6 +217,22 @@ impl Config {
             start_timeout,
             filename_template,
         })
+    }
+}
+
+/// A humantime duration variable of at least `min` (and never zero); `None` when unset.
+fn duration_var(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    min: Duration,
+    reason: &'static str,
+) -> Result<Option<Duration>, ConfigError> {
+    match get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => match humantime::parse_duration(&v) {
+            Ok(d) if d >= min && !d.is_zero() => Ok(Some(d)),
+            _ => Err(ConfigError { name, value: v, reason }),
+        },
     }
 }
 
@@ -303,13 +304,13 @@ fn s3_settings(
             _ => return Err(bad("UPLOAD_WORKERS", v, "expected a number of workers from 1 to 64")),
         },
     };
-    s.give_up = match nonempty("UPLOAD_GIVE_UP") {
-        None => DEFAULT_GIVE_UP,
-        Some(v) => match humantime::parse_duration(&v) {
-            Ok(d) if !d.is_zero() => d,
-            _ => return Err(bad("UPLOAD_GIVE_UP", v, "expected a positive duration such as 10m or 90s")),
-        },
-    };
+    s.give_up = duration_var(
+        get,
+        "UPLOAD_GIVE_UP",
+        Duration::ZERO,
+        "expected a positive duration such as 10m or 90s",
+    )?
+    .unwrap_or(DEFAULT_GIVE_UP);
     Ok(Some(s))
 }
 
