@@ -456,3 +456,49 @@ async fn s3_outage_across_a_restart_uploads_everything_and_calls_back_once() {
     drop(daemon);
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_signal_exits_at_once_and_the_next_start_finishes_the_job() {
+    use s3_support::{create_bucket, free_port, Moto, BUCKET};
+    let sim = start_sim(vec![]).await;
+    let body = json!({ "room": "twice", "identity": "alice", "video": "vp8", "audio": "opus" });
+    assert_eq!(call(sim.http_addr(), Method::POST, "/sim/participants", Some(body)).await.0, 200);
+    // S3 is down, so the drain waits for the upload
+    let moto_port = free_port();
+    let endpoint = format!("http://127.0.0.1:{moto_port}");
+    let env = [
+        ("DRAIN_TIMEOUT", "60s"),
+        ("S3_BUCKET", BUCKET),
+        ("S3_ENDPOINT", endpoint.as_str()),
+        ("S3_FORCE_PATH_STYLE", "true"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut daemon = serve(&sim, dir.path(), &env).await;
+    let body = r#"{"room":"twice","participant":"alice"}"#;
+    let (_, rec) = api(daemon.addr, Method::POST, "/recordings/start", Some(body)).await;
+    let id = rec["id"].as_str().expect("id").to_owned();
+    wait_rec(daemon.addr, &id, Duration::from_secs(15), |r| r["status"] == "active").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    signal(&daemon.child, "-TERM");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // draining: still up, new starts refused with 503
+    let (status, err) = api(daemon.addr, Method::POST, "/recordings/start", Some(body)).await;
+    assert_eq!(status, 503, "{err}");
+    assert!(err["error"].as_str().unwrap_or_default().contains("shutting down"), "{err}");
+    let second = Instant::now();
+    signal(&daemon.child, "-TERM");
+    let code = tokio::task::block_in_place(|| wait_exit(&mut daemon.child, Duration::from_secs(5)));
+    eprintln!("second signal: exit {code:?} after {:?}", second.elapsed());
+    assert_eq!(code, Some(130), "a second signal exits at once");
+    // the next start finishes what the first left: the upload
+    let moto = Moto::start(moto_port).await;
+    create_bucket(&moto.endpoint()).await;
+    let daemon = serve(&sim, dir.path(), &env).await;
+    let done = wait_rec(daemon.addr, &id, Duration::from_secs(60), |r| r["status"] == "complete").await;
+    assert_eq!(done["outputs"].as_array().map(Vec::len), Some(1), "{done}");
+    drop(daemon);
+    sim.stop().await;
+}
