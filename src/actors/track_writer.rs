@@ -179,7 +179,7 @@ pub struct TrackWriter {
     pub frames: u64,
     /// Whether the subscription is negotiated (frames can arrive).
     pub subscribed: bool,
-    /// Whether the writer saw two agreeing sender reports (its time is on the sender's clock).
+    /// Whether the track has a sender report (its time is on the sender's clock).
     pub synced: bool,
     /// Whether any frame arrived.
     pub seen: bool,
