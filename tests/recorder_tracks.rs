@@ -330,7 +330,7 @@ async fn three_rooms_are_recorded_at_once() {
 /// NACKs the last 100 sequence numbers before a gap, more than 1 s of this video): nothing is
 /// missing. 3 s of it is not: the video frames missing from the file are only frames sent
 /// during that loss (the first ones, beyond the NACK window, and the repaired ones before the
-/// next keyframe), their number is the recording's `frames_lost`, a PLI is requested, video
+/// next keyframe), their number is the recording's `frames_lost`, video
 /// resumes at a keyframe within ~1 s of the last missing frame, and audio is complete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unrepairable_video_loss_is_counted_and_video_resumes_at_a_keyframe() {
@@ -356,7 +356,6 @@ async fn unrepairable_video_loss_is_counted_and_video_resumes_at_a_keyframe() {
         assert_eq!(call(s, Method::POST, faults, Some(json!({ "track": video }))).await.0, 200);
         windows.push((from, unix_ns()));
     }
-    let plis = metric(addr, "recorder_plis_requested_total").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let done = stop(addr, &id).await;
     let files = files_of(&done);
@@ -403,7 +402,9 @@ async fn unrepairable_video_loss_is_counted_and_video_resumes_at_a_keyframe() {
         ms(sv[resumed].ntp_ns)
     );
     assert!(gap_ms <= 1100.0, "video resumed {gap_ms:.0} ms after the last lost frame");
-    assert!(plis > 1, "a PLI was requested after the loss (and one at the start): {plis}");
+    // (no assertion on recorder_plis_requested_total: when the connection's own keyframe
+    // request after the unrepaired loss brings the keyframe first, the session never has to ask,
+    // and the start needs none when a keyframe is among the frames kept before the part opened)
     assert_eq!(done["frames_lost"].as_u64(), Some(missing.len() as u64), "{done}");
     assert!(metric(addr, "recorder_frames_lost_total").await >= 1);
     common::assert_in_sync(&files[0], 1.0, 1);

@@ -35,6 +35,10 @@ use crate::storage::journal::{Event, JobLog};
 use crate::storage::s3::UploadReport;
 use crate::supervision::Reconnect;
 
+/// Ended recordings kept in the table for `GET /recordings` (older ones are dropped, so a
+/// daemon that runs for months does not grow without bound).
+pub const KEEP_ENDED: usize = 10_000;
+
 /// Webhook event ids remembered for de-duplication.
 const SEEN_HOOKS: usize = 4096;
 /// How long a shutdown waits for the uploads of the recordings it finalized (and of those
@@ -184,6 +188,8 @@ pub struct SupervisorState {
     recs: BTreeMap<String, Entry>,
     accepting: bool,
     seen_hooks: SeenIds,
+    /// Ended recordings, oldest first: the table keeps the last [`KEEP_ENDED`] of them.
+    ended: std::collections::VecDeque<String>,
     /// The durable job log (`None` only in unit tests of the policy).
     log: Option<JobLog>,
     /// The last probe of the recordings disk.
@@ -223,6 +229,7 @@ impl Actor for RecorderSupervisor {
             recs: BTreeMap::new(),
             accepting: true,
             seen_hooks: SeenIds::new(SEEN_HOOKS),
+            ended: std::collections::VecDeque::new(),
             uploads,
             draining: None,
         })

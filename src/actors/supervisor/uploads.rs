@@ -64,6 +64,17 @@ impl SupervisorState {
             return;
         }
         e.notified = true;
+        self.ended.push_back(id.to_owned());
+        while self.ended.len() > super::KEEP_ENDED {
+            let Some(old) = self.ended.pop_front() else { break };
+            if self.recs.get(&old).is_some_and(|o| o.callbacks_pending > 0) {
+                // still calling back: kept until a later recording ends
+                self.ended.push_back(old);
+                break;
+            }
+            self.recs.remove(&old);
+        }
+        let Some(e) = self.recs.get_mut(id) else { return };
         if let Some(cb) = &self.settings.callbacks {
             let (me, rec) = (me.clone(), id.to_owned());
             let done = Arc::new(move |url: &str, delivered: bool| {
