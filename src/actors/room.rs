@@ -381,6 +381,12 @@ impl RoomState {
         let identity = p.identity.clone();
         if p.state == ParticipantState::Disconnected {
             self.participants.remove(&p.sid);
+            // a server shutting down disconnects everybody: the connection drops next, and the
+            // recording resumes when the server and the participant are back
+            if p.server_shutdown {
+                tracing::info!(room = %self.args.room, participant = %identity, "server shutting down");
+                return;
+            }
             if let Some(r) = self.recs.get(&identity) {
                 let _ = r.actor.cast(ParticipantMsg::Left);
             }

@@ -73,6 +73,9 @@ pub struct ParticipantSnapshot {
     pub state: ParticipantState,
     /// Published audio and video tracks (data tracks are left out).
     pub tracks: Vec<TrackSnapshot>,
+    /// Disconnected because the server is shutting down (`DisconnectReason::SERVER_SHUTDOWN`):
+    /// the participant did not leave, the server went away.
+    pub server_shutdown: bool,
 }
 
 /// A participant's connection state (livekit `ParticipantInfo.State`).
@@ -182,6 +185,7 @@ pub(crate) fn participant_snapshot(info: &proto::ParticipantInfo) -> Participant
         identity: info.identity.clone(),
         state: participant_state(info.state),
         tracks: info.tracks.iter().filter_map(track_snapshot).collect(),
+        server_shutdown: info.disconnect_reason == proto::DisconnectReason::ServerShutdown as i32,
     }
 }
 
