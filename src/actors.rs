@@ -101,3 +101,25 @@ pub struct Progress {
     /// previous report; the supervisor adds them up.
     pub frames_lost: u64,
 }
+
+impl Progress {
+    /// Only a status change (and why), for a recording whose recorder cannot report it itself.
+    pub fn status_only(
+        id: String,
+        part: u32,
+        status: crate::recording::Status,
+        error: Option<String>,
+    ) -> Progress {
+        Progress {
+            id,
+            part,
+            status: Some(status),
+            tracks: vec![],
+            files: vec![],
+            bytes: 0,
+            duration_s: 0.0,
+            error,
+            frames_lost: 0,
+        }
+    }
+}

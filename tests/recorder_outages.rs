@@ -43,6 +43,16 @@ fn largest_gap_ms(packets: &[common::Packet]) -> i64 {
     packets.windows(2).map(|w| w[1].pts_ns() - w[0].pts_ns()).max().unwrap_or(0) / 1_000_000
 }
 
+/// Starts recording `alice` in `room` and waits until it is `active`; the recording id.
+async fn record_alice(addr: std::net::SocketAddr, room: &str) -> String {
+    let body = format!(r#"{{"room":"{room}","participant":"alice"}}"#);
+    let (status, rec) = api(addr, Method::POST, "/recordings/start", Some(&body), None).await;
+    assert_eq!(status, 201, "{rec}");
+    let id = rec["id"].as_str().expect("id").to_owned();
+    wait_for(addr, &id, None, Duration::from_secs(10), |r| r["status"] == "active").await;
+    id
+}
+
 async fn metrics(addr: std::net::SocketAddr) -> String {
     api(addr, Method::GET, "/metrics", None, None).await.1.as_str().expect("text").to_owned()
 }
@@ -54,11 +64,7 @@ async fn a_dropped_signal_connection_resumes_without_a_missing_frame() {
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = start_daemon_with(&sim, dir.path(), None, |_| {}).await;
     let addr = daemon.addr();
-    let (_, rec) =
-        api(addr, Method::POST, "/recordings/start", Some(r#"{"room":"drop","participant":"alice"}"#), None)
-            .await;
-    let id = rec["id"].as_str().expect("id").to_owned();
-    wait_for(addr, &id, None, Duration::from_secs(10), |r| r["status"] == "active").await;
+    let id = record_alice(addr, "drop").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let fault = json!({ "drop_signal": true });
     let (status, r) =
@@ -92,11 +98,7 @@ async fn a_five_second_network_pause_leaves_a_gap_of_its_length() {
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = start_daemon_with(&sim, dir.path(), None, |_| {}).await;
     let addr = daemon.addr();
-    let (_, rec) =
-        api(addr, Method::POST, "/recordings/start", Some(r#"{"room":"pause","participant":"alice"}"#), None)
-            .await;
-    let id = rec["id"].as_str().expect("id").to_owned();
-    wait_for(addr, &id, None, Duration::from_secs(10), |r| r["status"] == "active").await;
+    let id = record_alice(addr, "pause").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let fault = json!({ "pause_ms": 5000 });
     let (status, r) =
@@ -133,16 +135,7 @@ async fn a_server_restart_continues_the_recording_in_a_new_part() {
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = start_daemon_with(&sim, dir.path(), None, |_| {}).await;
     let addr = daemon.addr();
-    let (_, rec) = api(
-        addr,
-        Method::POST,
-        "/recordings/start",
-        Some(r#"{"room":"restart","participant":"alice"}"#),
-        None,
-    )
-    .await;
-    let id = rec["id"].as_str().expect("id").to_owned();
-    wait_for(addr, &id, None, Duration::from_secs(10), |r| r["status"] == "active").await;
+    let id = record_alice(addr, "restart").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     // the publisher's media stops first, so /sent (read before the server goes away) holds
     // every frame part 1 can have

@@ -40,12 +40,43 @@ impl Drop for Serve {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
+/// One synthetic VP8 + Opus participant `alice` per room.
+async fn add_participants(sim: &livekit_recorder::sim::SimHandle, rooms: &[String], av_offset_ms: u64) {
+    for room in rooms {
+        let body = json!({ "room": room, "identity": "alice", "video": "vp8", "audio": "opus", "av_offset_ms": av_offset_ms });
+        assert_eq!(call(sim.http_addr(), Method::POST, "/sim/participants", Some(body)).await.0, 200);
+    }
+}
+
+/// Starts a recording of `alice` in every room and waits until each is `active`; the ids.
+async fn record_all(addr: SocketAddr, rooms: &[String]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for room in rooms {
+        let body = format!(r#"{{"room":"{room}","participant":"alice"}}"#);
+        let (status, rec) = api(addr, Method::POST, "/recordings/start", Some(&body)).await;
+        assert_eq!(status, 201, "{rec}");
+        ids.push(rec["id"].as_str().expect("id").to_owned());
+    }
+    for id in &ids {
+        wait_rec(addr, id, Duration::from_secs(15), |r| r["status"] == "active").await;
+    }
+    ids
+}
+
+/// The `serve` environment for S3 on `endpoint` (moto's test credentials, path style).
+fn s3_env(endpoint: &str) -> Vec<(&'static str, &str)> {
+    vec![
+        ("S3_BUCKET", s3_support::BUCKET),
+        ("S3_ENDPOINT", endpoint),
+        ("S3_FORCE_PATH_STYLE", "true"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
 }
 
 async fn serve(sim: &livekit_recorder::sim::SimHandle, dir: &Path, env: &[(&str, &str)]) -> Serve {
-    let port = free_port();
+    let port = s3_support::free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_livekit-recorder"))
         .arg("serve")
         .env_clear()
@@ -160,10 +191,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 async fn sigterm_finalizes_every_recording_and_exits_zero() {
     let sim = start_sim(vec![]).await;
     let rooms: Vec<String> = (0..5).map(|i| format!("drain-{i}")).collect();
-    for room in &rooms {
-        let body = json!({ "room": room, "identity": "alice", "video": "vp8", "audio": "opus", "av_offset_ms": 700 });
-        assert_eq!(call(sim.http_addr(), Method::POST, "/sim/participants", Some(body)).await.0, 200);
-    }
+    add_participants(&sim, &rooms, 700).await;
     // with S3 and two callback URLs: the drain uploads and calls back before the exit
     let moto = s3_support::Moto::start(s3_support::free_port()).await;
     s3_support::create_bucket(&moto.endpoint()).await;
@@ -173,37 +201,11 @@ async fn sigterm_finalizes_every_recording_and_exits_zero() {
     ];
     let urls = format!("{},{}", receivers[0].url, receivers[1].url);
     let endpoint = moto.endpoint();
-    let env = [
-        ("DRAIN_TIMEOUT", "20s"),
-        ("S3_BUCKET", s3_support::BUCKET),
-        ("S3_ENDPOINT", endpoint.as_str()),
-        ("S3_FORCE_PATH_STYLE", "true"),
-        ("S3_KEEP_LOCAL", "true"),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-        ("WEBHOOK_URLS", urls.as_str()),
-    ];
+    let mut env = s3_env(&endpoint);
+    env.extend([("DRAIN_TIMEOUT", "20s"), ("S3_KEEP_LOCAL", "true"), ("WEBHOOK_URLS", urls.as_str())]);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut daemon = serve(&sim, dir.path(), &env).await;
-    let mut ids = Vec::new();
-    for room in &rooms {
-        let body = format!(r#"{{"room":"{room}","participant":"alice"}}"#);
-        let (status, rec) = api(daemon.addr, Method::POST, "/recordings/start", Some(&body)).await;
-        assert_eq!(status, 201, "{rec}");
-        ids.push(rec["id"].as_str().expect("id").to_owned());
-    }
-    let deadline = Instant::now() + Duration::from_secs(15);
-    for id in &ids {
-        loop {
-            let (_, r) = api(daemon.addr, Method::GET, &format!("/recordings/{id}"), None).await;
-            if r["status"] == "active" {
-                break;
-            }
-            assert!(Instant::now() < deadline, "not active: {r}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+    let ids = record_all(daemon.addr, &rooms).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let signalled_ns = unix_ns();
     signal(&daemon.child, "-TERM");
@@ -273,22 +275,10 @@ fn unix_ns() -> u64 {
 async fn kill_9_three_times_loses_at_most_a_flush_interval_and_resumes() {
     let sim = start_sim(vec![]).await;
     let rooms: Vec<String> = (0..5).map(|i| format!("crash-{i}")).collect();
-    for room in &rooms {
-        let body = json!({ "room": room, "identity": "alice", "video": "vp8", "audio": "opus", "av_offset_ms": 700 });
-        assert_eq!(call(sim.http_addr(), Method::POST, "/sim/participants", Some(body)).await.0, 200);
-    }
+    add_participants(&sim, &rooms, 700).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut daemon = serve(&sim, dir.path(), &[]).await;
-    let mut ids = Vec::new();
-    for room in &rooms {
-        let body = format!(r#"{{"room":"{room}","participant":"alice"}}"#);
-        let (status, rec) = api(daemon.addr, Method::POST, "/recordings/start", Some(&body)).await;
-        assert_eq!(status, 201, "{rec}");
-        ids.push(rec["id"].as_str().expect("id").to_owned());
-    }
-    for id in &ids {
-        wait_rec(daemon.addr, id, Duration::from_secs(15), |r| r["status"] == "active").await;
-    }
+    let ids = record_all(daemon.addr, &rooms).await;
     let mut rng = common::Lcg(0x5eed_c0de);
     // (kill time, restart time), UNIX ns
     let mut crashes = Vec::new();
@@ -367,37 +357,16 @@ async fn s3_outage_across_a_restart_uploads_everything_and_calls_back_once() {
     );
     let sim = start_sim(vec![]).await;
     let rooms: Vec<String> = (0..3).map(|i| format!("s3down-{i}")).collect();
-    for room in &rooms {
-        let body = json!({ "room": room, "identity": "alice", "video": "vp8", "audio": "opus" });
-        assert_eq!(call(sim.http_addr(), Method::POST, "/sim/participants", Some(body)).await.0, 200);
-    }
+    add_participants(&sim, &rooms, 0).await;
     let moto_port = free_port();
     let endpoint = format!("http://127.0.0.1:{moto_port}");
     let receivers = [Receiver::start(0, Some(endpoint.clone())), Receiver::start(1, Some(endpoint.clone()))];
     let urls = format!("{},{}", receivers[0].url, receivers[1].url);
-    let env = [
-        ("S3_BUCKET", BUCKET),
-        ("S3_ENDPOINT", endpoint.as_str()),
-        ("S3_FORCE_PATH_STYLE", "true"),
-        ("S3_DIRECTORY", "lk"),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-        ("UPLOAD_GIVE_UP", "10m"),
-        ("WEBHOOK_URLS", urls.as_str()),
-    ];
+    let mut env = s3_env(&endpoint);
+    env.extend([("S3_DIRECTORY", "lk"), ("UPLOAD_GIVE_UP", "10m"), ("WEBHOOK_URLS", urls.as_str())]);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut daemon = serve(&sim, dir.path(), &env).await;
-    let mut ids = Vec::new();
-    for room in &rooms {
-        let body = format!(r#"{{"room":"{room}","participant":"alice"}}"#);
-        let (status, rec) = api(daemon.addr, Method::POST, "/recordings/start", Some(&body)).await;
-        assert_eq!(status, 201, "{rec}");
-        ids.push(rec["id"].as_str().expect("id").to_owned());
-    }
-    for id in &ids {
-        wait_rec(daemon.addr, id, Duration::from_secs(15), |r| r["status"] == "active").await;
-    }
+    let ids = record_all(daemon.addr, &rooms).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let mut sizes = Vec::new();
     for id in &ids {
@@ -459,28 +428,19 @@ async fn s3_outage_across_a_restart_uploads_everything_and_calls_back_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_second_signal_exits_at_once_and_the_next_start_finishes_the_job() {
-    use s3_support::{create_bucket, free_port, Moto, BUCKET};
+    use s3_support::{create_bucket, free_port, Moto};
     let sim = start_sim(vec![]).await;
-    let body = json!({ "room": "twice", "identity": "alice", "video": "vp8", "audio": "opus" });
-    assert_eq!(call(sim.http_addr(), Method::POST, "/sim/participants", Some(body)).await.0, 200);
+    let rooms = vec!["twice".to_owned()];
+    add_participants(&sim, &rooms, 0).await;
     // S3 is down, so the drain waits for the upload
     let moto_port = free_port();
     let endpoint = format!("http://127.0.0.1:{moto_port}");
-    let env = [
-        ("DRAIN_TIMEOUT", "60s"),
-        ("S3_BUCKET", BUCKET),
-        ("S3_ENDPOINT", endpoint.as_str()),
-        ("S3_FORCE_PATH_STYLE", "true"),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ];
+    let mut env = s3_env(&endpoint);
+    env.push(("DRAIN_TIMEOUT", "60s"));
     let dir = tempfile::tempdir().expect("tempdir");
     let mut daemon = serve(&sim, dir.path(), &env).await;
+    let id = record_all(daemon.addr, &rooms).await.remove(0);
     let body = r#"{"room":"twice","participant":"alice"}"#;
-    let (_, rec) = api(daemon.addr, Method::POST, "/recordings/start", Some(body)).await;
-    let id = rec["id"].as_str().expect("id").to_owned();
-    wait_rec(daemon.addr, &id, Duration::from_secs(15), |r| r["status"] == "active").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     signal(&daemon.child, "-TERM");
     tokio::time::sleep(Duration::from_millis(1500)).await;

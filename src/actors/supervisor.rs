@@ -24,7 +24,7 @@ mod recovery;
 mod uploads;
 
 use super::room::{RoomActor, RoomArgs, RoomMsg};
-use super::uploader::{self, UploadJob, UploaderPool};
+use super::uploader::{self, UploaderPool};
 use super::{Progress, RecorderSettings};
 use crate::http::webhooks::{Hook, SeenIds};
 use crate::metrics::Metrics;
@@ -458,17 +458,21 @@ impl SupervisorState {
     }
 
     fn on_progress(&mut self, me: &ActorRef<SupervisorMsg>, p: Progress) {
+        let now_ms = recording::unix_ms_now();
+        let new_part = !p.files.is_empty()
+            && self.recs.get(&p.id).is_some_and(|e| e.parts.get(&p.part).map(|v| &v.files) != Some(&p.files));
+        if new_part {
+            self.journal(Event::Part {
+                id: p.id.clone(),
+                part: p.part,
+                files: p.files.clone(),
+                at_ms: now_ms,
+            });
+        }
         let Some(e) = self.recs.get_mut(&p.id) else { return };
         let (id, before) = (p.id.clone(), e.info.status);
         let was_live = before.is_live();
-        let now_ms = recording::unix_ms_now();
-        if !p.files.is_empty() && e.parts.get(&p.part).map(|v| &v.files) != Some(&p.files) {
-            let ev = Event::Part { id: id.clone(), part: p.part, files: p.files.clone(), at_ms: now_ms };
-            if let Some(log) = self.log.as_mut() {
-                if let Err(err) = log.record(ev) {
-                    tracing::error!("{err}");
-                }
-            }
+        if new_part {
             let part = PartInfo {
                 part: p.part,
                 files: p.files.clone(),
@@ -509,27 +513,10 @@ impl SupervisorState {
             }
             return;
         }
-        e.info.ended_at = Some(recording::rfc3339(recording::unix_ms_now()));
+        e.info.ended_at = Some(recording::rfc3339(now_ms));
         e.info.error = p.error;
         if s == Status::Complete && !e.info.files.is_empty() && self.settings.uploader.is_some() {
-            match &self.uploads {
-                Some(pool) => {
-                    e.info.status = Status::Uploading;
-                    let job = UploadJob { files: e.info.files.clone(), reply_to: me.clone() };
-                    if let Err(err) = pool.dispatch(p.id.clone(), job) {
-                        e.info.status = Status::Failed;
-                        e.info.error = Some(format!("cannot queue the upload (files kept): {err}"));
-                    }
-                }
-                None => {
-                    e.info.status = Status::Failed;
-                    e.info.error =
-                        Some("not uploaded: the uploader pool is stopped (shutdown); files kept".into());
-                }
-            }
-        }
-        if e.info.status == Status::Uploading {
-            self.journal(Event::Status { id: id.clone(), status: Status::Uploading, error: None });
+            self.queue_upload(me, &id);
         }
         self.notify_if_ended(me, &id);
     }
@@ -574,18 +561,7 @@ impl SupervisorState {
             .map(|e| (e.info.id.clone(), !e.parts.is_empty()))
             .partition(|(_, has_files)| *has_files);
         for (id, _) in with {
-            let p = Progress {
-                id,
-                part: 0,
-                status: Some(Status::Complete),
-                tracks: vec![],
-                files: vec![],
-                bytes: 0,
-                duration_s: 0.0,
-                error: None,
-                frames_lost: 0,
-            };
-            self.on_progress(me, p);
+            self.on_progress(me, Progress::status_only(id, 0, Status::Complete, None));
         }
         if !without.is_empty() {
             self.fail_room(me, room, err);
@@ -600,18 +576,7 @@ impl SupervisorState {
             .map(|e| e.info.id.clone())
             .collect();
         for id in ids {
-            let p = Progress {
-                id,
-                part: 0,
-                status: Some(Status::Failed),
-                tracks: vec![],
-                files: vec![],
-                bytes: 0,
-                duration_s: 0.0,
-                error: Some(err.to_owned()),
-                frames_lost: 0,
-            };
-            self.on_progress(me, p);
+            self.on_progress(me, Progress::status_only(id, 0, Status::Failed, Some(err.to_owned())));
         }
     }
 

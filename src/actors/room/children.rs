@@ -41,17 +41,7 @@ impl RoomState {
             Verdict::Escalate => {
                 tracing::error!(recording = %rec.spec.id, error = %err, "participant recorder exceeded its restart budget");
                 let error = Some(format!("recorder failed repeatedly: {err}"));
-                let p = Progress {
-                    id: rec.spec.id,
-                    part: rec.part,
-                    status: Some(Status::Failed),
-                    tracks: vec![],
-                    files: vec![],
-                    bytes: 0,
-                    duration_s: 0.0,
-                    error,
-                    frames_lost: 0,
-                };
+                let p = Progress::status_only(rec.spec.id, rec.part, Status::Failed, error);
                 let _ = self.args.supervisor.cast(SupervisorMsg::Progress(p));
                 self.unsubscribe(&identity).await;
             }

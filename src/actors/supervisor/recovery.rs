@@ -16,7 +16,6 @@ use std::path::PathBuf;
 use ractor::ActorRef;
 
 use super::{Entry, SupervisorMsg, SupervisorState};
-use crate::actors::uploader::UploadJob;
 use crate::output::repair_part_file;
 use crate::recording::{self, PartInfo, RecordingInfo, RecordingSpec, Status};
 use crate::storage::journal::{Event, Job};
@@ -38,9 +37,8 @@ impl SupervisorState {
     fn upload_after_restart(&mut self, me: &ActorRef<SupervisorMsg>, id: &str, outputs: Vec<String>) {
         let Some(e) = self.recs.get_mut(id) else { return };
         e.info.outputs = outputs;
-        let (uploader, pool) = (self.settings.uploader.clone(), self.uploads.as_ref());
-        match (uploader, pool) {
-            (Some(up), Some(pool)) => {
+        match self.settings.uploader.clone() {
+            Some(up) => {
                 let all = e.info.files.clone();
                 for f in all.iter().filter(|f| !f.exists()) {
                     let url = up.url_for(&up.key_for(f));
@@ -50,15 +48,9 @@ impl SupervisorState {
                     e.removed.push(f.clone());
                 }
                 e.info.files = e.local_files();
-                e.info.status = Status::Uploading;
-                let job = UploadJob { files: e.info.files.clone(), reply_to: me.clone() };
-                if let Err(err) = pool.dispatch(id.to_owned(), job) {
-                    e.info.status = Status::Failed;
-                    e.info.error = Some(format!("cannot queue the upload (files kept): {err}"));
-                }
-                self.journal(Event::Status { id: id.to_owned(), status: Status::Uploading, error: None });
+                self.queue_upload(me, id);
             }
-            _ => e.info.status = Status::Complete,
+            None => e.info.status = Status::Complete,
         }
         self.notify_if_ended(me, id);
     }

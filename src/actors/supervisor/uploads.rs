@@ -46,6 +46,30 @@ impl SupervisorState {
         self.notify_if_ended(me, id);
     }
 
+    /// Hands a finished recording's local files to the uploader pool: `uploading` (journaled),
+    /// or `failed` with its files kept when the pool cannot take the job.
+    pub(super) fn queue_upload(&mut self, me: &ActorRef<SupervisorMsg>, id: &str) {
+        let Some(e) = self.recs.get_mut(id) else { return };
+        match &self.uploads {
+            Some(pool) => {
+                e.info.status = Status::Uploading;
+                let job = UploadJob { files: e.info.files.clone(), reply_to: me.clone() };
+                if let Err(err) = pool.dispatch(id.to_owned(), job) {
+                    e.info.status = Status::Failed;
+                    e.info.error = Some(format!("cannot queue the upload (files kept): {err}"));
+                }
+            }
+            None => {
+                e.info.status = Status::Failed;
+                e.info.error =
+                    Some("not uploaded: the uploader pool is stopped (shutdown); files kept".into());
+            }
+        }
+        if e.info.status == Status::Uploading {
+            self.journal(Event::Status { id: id.to_owned(), status: Status::Uploading, error: None });
+        }
+    }
+
     /// Once the recording is `complete` or `failed`: journals the outcome and starts the
     /// result callbacks (skipping URLs that accepted them before a restart). The job is
     /// forgotten when every callback ended.
