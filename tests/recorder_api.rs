@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use recorder_support::{
-    api, assert_contiguous_run, assert_run_with_one_gap, sent_hashes, start_daemon, start_daemon_with,
-    wait_for, walk,
+    api, assert_contiguous_run, assert_run_with_one_gap, files_of, sent_hashes, start_daemon,
+    start_daemon_with, stop_by_id, wait_for, walk,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -139,15 +139,9 @@ async fn failed_participant_and_room_actors_continue_in_new_parts() {
     wait_for(addr, &id, None, Duration::from_secs(10), |r| r["files"].as_array().map(Vec::len) == Some(3))
         .await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let (_, done) =
-        api(addr, Method::POST, "/recordings/stop", Some(&format!(r#"{{"id":"{id}"}}"#)), None).await;
+    let done = stop_by_id(addr, &id).await;
     assert_eq!(done["status"], "complete", "{done}");
-    let files: Vec<PathBuf> = done["files"]
-        .as_array()
-        .expect("files")
-        .iter()
-        .map(|f| PathBuf::from(f.as_str().expect("path")))
-        .collect();
+    let files = files_of(&done);
     assert!(files[1].to_string_lossy().ends_with("-part2.webm"), "{files:?}");
     assert!(files.len() == 3 && files[2].to_string_lossy().ends_with("-part3.webm"), "{done}");
     for f in &files {
@@ -205,8 +199,7 @@ async fn failed_track_writer_leaves_a_short_gap_in_the_same_file() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     let mut done = Vec::new();
     for id in &ids {
-        let (_, d) =
-            api(addr, Method::POST, "/recordings/stop", Some(&format!(r#"{{"id":"{id}"}}"#)), None).await;
+        let d = stop_by_id(addr, id).await;
         assert_eq!(d["status"], "complete", "{d}");
         assert_eq!(d["files"].as_array().map(Vec::len), Some(1), "one file, no new part: {d}");
         done.push(PathBuf::from(d["files"][0].as_str().expect("file")));
@@ -257,15 +250,9 @@ async fn track_layout_writes_one_complete_file_per_track() {
     let id = rec["id"].as_str().expect("id").to_owned();
     wait_for(addr, &id, None, Duration::from_secs(10), |r| r["status"] == "active").await;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let (_, done) =
-        api(addr, Method::POST, "/recordings/stop", Some(&format!(r#"{{"id":"{id}"}}"#)), None).await;
+    let done = stop_by_id(addr, &id).await;
     assert_eq!(done["status"], "complete", "{done}");
-    let files: Vec<PathBuf> = done["files"]
-        .as_array()
-        .expect("files")
-        .iter()
-        .map(|f| PathBuf::from(f.as_str().expect("path")))
-        .collect();
+    let files = files_of(&done);
     assert_eq!(files.len(), 2, "{done}");
     let name = |f: &PathBuf| f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     assert!(name(&files[0]).ends_with("-video.webm"), "{files:?}");
@@ -388,12 +375,7 @@ async fn size_limit_rolls_parts_and_duration_limit_ends_the_recording() {
     let id = rec["id"].as_str().expect("id").to_owned();
     // nobody stops it: the duration limit does
     let done = wait_for(addr, &id, None, Duration::from_secs(20), |r| r["status"] == "complete").await;
-    let files: Vec<PathBuf> = done["files"]
-        .as_array()
-        .expect("files")
-        .iter()
-        .map(|f| PathBuf::from(f.as_str().expect("path")))
-        .collect();
+    let files = files_of(&done);
     assert!(files.len() >= 2, "60 kB parts: {done}");
     let (_, sent) = call(sim.http_addr(), Method::GET, "/sim/rooms/limits/sent", None).await;
     let (mut audio, mut video) = (Vec::new(), Vec::new());

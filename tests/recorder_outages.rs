@@ -12,14 +12,14 @@ mod common;
 mod recorder_support;
 mod sim_support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use recorder_support::{
-    api, assert_contiguous_run, assert_run_with_one_gap, sent_hashes, start_daemon_with, wait_for,
+    api, assert_contiguous_run, assert_run_with_one_gap, files_of, sent_hashes, start_daemon_with,
+    stop_by_id, wait_for,
 };
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 use sim_support::{call, start_sim, KEY, SECRET};
 
 async fn add_alice(sim: &livekit_recorder::sim::SimHandle, room: &str) {
@@ -27,15 +27,6 @@ async fn add_alice(sim: &livekit_recorder::sim::SimHandle, room: &str) {
         json!({ "room": room, "identity": "alice", "video": "vp8", "audio": "opus", "av_offset_ms": 700 });
     let (status, r) = call(sim.http_addr(), Method::POST, "/sim/participants", Some(body)).await;
     assert_eq!(status, 200, "{r}");
-}
-
-fn files_of(done: &Value) -> Vec<PathBuf> {
-    done["files"]
-        .as_array()
-        .expect("files")
-        .iter()
-        .map(|f| PathBuf::from(f.as_str().expect("path")))
-        .collect()
 }
 
 /// The largest step between consecutive packets, ms.
@@ -71,8 +62,7 @@ async fn a_dropped_signal_connection_resumes_without_a_missing_frame() {
         call(sim.http_addr(), Method::POST, "/sim/participants/drop/alice/faults", Some(fault)).await;
     assert_eq!(status, 200, "{r}");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (_, done) =
-        api(addr, Method::POST, "/recordings/stop", Some(&format!(r#"{{"id":"{id}"}}"#)), None).await;
+    let done = stop_by_id(addr, &id).await;
     assert_eq!(done["status"], "complete", "{done}");
     let files = files_of(&done);
     assert_eq!(files.len(), 1, "same part: {done}");
@@ -105,8 +95,7 @@ async fn a_five_second_network_pause_leaves_a_gap_of_its_length() {
         call(sim.http_addr(), Method::POST, "/sim/participants/pause/alice/faults", Some(fault)).await;
     assert_eq!(status, 200, "{r}");
     tokio::time::sleep(Duration::from_secs(8)).await;
-    let (_, done) =
-        api(addr, Method::POST, "/recordings/stop", Some(&format!(r#"{{"id":"{id}"}}"#)), None).await;
+    let done = stop_by_id(addr, &id).await;
     assert_eq!(done["status"], "complete", "{done}");
     let files = files_of(&done);
     assert_eq!(files.len(), 1, "same part: {done}");
@@ -162,8 +151,7 @@ async fn a_server_restart_continues_the_recording_in_a_new_part() {
     eprintln!("server restart: part 2 opened {:?} after the server went down", down.elapsed());
     assert_eq!(r["status"], "active", "{r}");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (_, done) =
-        api(addr, Method::POST, "/recordings/stop", Some(&format!(r#"{{"id":"{id}"}}"#)), None).await;
+    let done = stop_by_id(addr, &id).await;
     assert_eq!(done["status"], "complete", "{done}");
     let files = files_of(&done);
     assert_eq!(files.len(), 2, "{done}");

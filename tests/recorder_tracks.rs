@@ -12,10 +12,10 @@ mod recorder_support;
 mod sim_support;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use recorder_support::{api, assert_contiguous_run, sha256_hex, start_daemon_with, wait_for};
+use recorder_support::{api, assert_contiguous_run, files_of, sha256_hex, start_daemon_with, wait_for};
 use reqwest::Method;
 use serde_json::{json, Value};
 use sim_support::{call, start_sim};
@@ -85,10 +85,6 @@ fn streams(path: &Path) -> (Option<usize>, Option<usize>) {
     let probe = common::ffprobe(path);
     let find = |kind: &str| probe.streams.iter().position(|s| s.codec_type == kind);
     (find("video"), find("audio"))
-}
-
-fn files_of(rec: &Value) -> Vec<PathBuf> {
-    rec["files"].as_array().expect("files").iter().map(|f| PathBuf::from(f.as_str().expect("path"))).collect()
 }
 
 /// Copies the file to `$RECORDER_TRACKS_KEEP` (if set) for a look after the test.

@@ -172,3 +172,13 @@ pub fn assert_run_with_one_gap(
     }
     cur.iter().map(|&(_, gap)| gap).min().unwrap_or(0)
 }
+
+/// The `files` of a recording's JSON.
+pub fn files_of(rec: &Value) -> Vec<PathBuf> {
+    rec["files"].as_array().expect("files").iter().map(|f| PathBuf::from(f.as_str().expect("path"))).collect()
+}
+
+/// `POST /recordings/stop` by id; the recording it returns.
+pub async fn stop_by_id(addr: SocketAddr, id: &str) -> Value {
+    api(addr, Method::POST, "/recordings/stop", Some(&format!(r#"{{"id":"{id}"}}"#)), None).await.1
+}
