@@ -89,6 +89,8 @@ pub struct Progress {
     pub status: Option<crate::recording::Status>,
     /// Tracks in the current part.
     pub tracks: Vec<crate::recording::TrackInfo>,
+    /// Wanted tracks that cannot be recorded, and why.
+    pub skipped_tracks: Vec<crate::recording::SkippedTrack>,
     /// The part's files, once opened (one, or one per track with the `track` layout).
     pub files: Vec<PathBuf>,
     /// Bytes in the part's file.
@@ -115,6 +117,7 @@ impl Progress {
             part,
             status: Some(status),
             tracks: vec![],
+            skipped_tracks: vec![],
             files: vec![],
             bytes: 0,
             duration_s: 0.0,

@@ -15,6 +15,8 @@ pub struct Metrics {
     pub frames_dropped: AtomicU64,
     /// Frames lost to unrepaired network loss (never received, counted from RTP gaps).
     pub frames_lost: AtomicU64,
+    /// Frames the SFU made up (blank keyframes, silence at close and mute) left out of files.
+    pub sfu_filler_frames: AtomicU64,
     /// Keyframe requests (PLIs) asked of the connection (it rate-limits them further).
     pub plis_requested: AtomicU64,
     /// Room actors restarted.
@@ -91,6 +93,12 @@ impl Metrics {
             "counter",
             "Frames lost to unrepaired network loss (never received).",
             &[(String::new(), get(&self.frames_lost))],
+        );
+        metric(
+            "recorder_sfu_filler_frames_total",
+            "counter",
+            "Frames the SFU made up (blank keyframes, silence at close and mute), not recorded.",
+            &[(String::new(), get(&self.sfu_filler_frames))],
         );
         metric(
             "recorder_plis_requested_total",

@@ -95,6 +95,20 @@ pub struct TrackInfo {
     pub codec: String,
 }
 
+/// A wanted track the recorder cannot record (end-to-end encrypted, or a codec it does not
+/// write), named in the recording so that `complete` never hides a missing track.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedTrack {
+    /// Track sid.
+    pub sid: String,
+    /// `audio` or `video`.
+    pub kind: String,
+    /// The mime type the server announced.
+    pub mime: String,
+    /// Why it is not recorded.
+    pub reason: String,
+}
+
 /// One part of a recording: the file(s) written by one run of its participant recorder
 /// (a restart, a reconnect, a new track or the size limit starts the next part).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -127,6 +141,8 @@ pub struct RecordingInfo {
     pub status: Status,
     /// The tracks in the file(s).
     pub tracks: Vec<TrackInfo>,
+    /// Published tracks the recording wanted but cannot record, with the reason.
+    pub skipped_tracks: Vec<SkippedTrack>,
     /// When the start was requested (RFC 3339, UTC).
     pub started_at: String,
     /// When it ended (RFC 3339, UTC).
@@ -177,6 +193,7 @@ impl RecordingInfo {
             participant: spec.identity.clone(),
             status: Status::Pending,
             tracks: Vec::new(),
+            skipped_tracks: Vec::new(),
             started_at: rfc3339(spec.started_unix_ms),
             ended_at: None,
             duration_s: 0.0,

@@ -33,12 +33,15 @@ use crate::media::session::SessionConfig;
 use crate::media::{Codec, MediaKind};
 use crate::metrics::Metrics;
 use crate::output::RecordingPart;
-use crate::recording::{Layout, RecorderError, RecordingInfo, RecordingSpec, Status};
+use crate::recording::{Layout, RecorderError, RecordingInfo, RecordingSpec, SkippedTrack, Status};
 use crate::storage::layout::{relative_path, NameVars};
 use crate::supervision::{RestartBudget, Verdict};
 
-/// How long the first part waits for sender reports before it opens without them.
-const SR_WAIT: Duration = Duration::from_secs(4);
+/// How long the first part waits for every wanted track to be subscribed before it opens
+/// with the tracks that are.
+const SUBSCRIBE_WAIT: Duration = Duration::from_secs(4);
+/// How long a part with only audio or only video published waits for the other kind.
+const COMPANION_WAIT: Duration = Duration::from_secs(1);
 /// Frames kept while the part is not open yet.
 const MAX_BUFFERED: usize = 2048;
 /// How often the session is polled (interleaving window, flushes).
@@ -112,6 +115,8 @@ pub enum ParticipantMsg {
 pub struct ParticipantState {
     args: ParticipantArgs,
     tracks: Vec<TrackWriter>,
+    /// Wanted tracks that cannot be recorded (reported in the recording).
+    skipped: Vec<SkippedTrack>,
     /// The open files of the current part: one, or one per track with the `track` layout.
     parts: Vec<RecordingPart>,
     part_no: u32,
@@ -168,6 +173,7 @@ impl Actor for ParticipantRecorder {
             loss: std::collections::HashMap::new(),
             frames_lost: 0,
             reported_lost: 0,
+            skipped: Vec::new(),
         })
     }
 
@@ -309,6 +315,19 @@ impl ParticipantState {
         tracks: &[TrackSnapshot],
     ) -> Result<(), ActorProcessingErr> {
         for t in tracks {
+            if let Some(reason) = t.unrecordable() {
+                if self.args.spec.profile.wants(t.kind) && !self.skipped.iter().any(|s| s.sid == t.sid) {
+                    tracing::warn!(recording = %self.args.spec.id, track = %t.sid, %reason, "track not recorded");
+                    self.skipped.push(SkippedTrack {
+                        sid: t.sid.clone(),
+                        kind: if t.kind == MediaKind::Audio { "audio" } else { "video" }.to_owned(),
+                        mime: t.mime.clone(),
+                        reason,
+                    });
+                    self.report(None, Vec::new());
+                }
+                continue;
+            }
             let Some(codec) = t.codec else { continue };
             if self.args.spec.profile.wants(t.kind) && !self.tracks.iter().any(|w| w.sid == t.sid) {
                 let mut w = TrackWriter::published(t, codec);
@@ -424,10 +443,10 @@ impl ParticipantState {
         Ok(())
     }
 
-    /// Before the part opens: keep the frame (bounded). The part opens once every track that
-    /// sent frames has a sender report (or after [`SR_WAIT`]); the frames kept meanwhile are
-    /// replayed with the latest report, so the file starts on the sender's clock and still
-    /// begins with the keyframe asked for at the start.
+    /// Before the part opens: keep the frame (bounded). The part opens once every wanted
+    /// track is subscribed (or after [`SUBSCRIBE_WAIT`]); the frames kept meanwhile are
+    /// replayed (with the latest sender report when there is one), so the file still begins
+    /// with the keyframe asked for at the start.
     fn hold(&mut self, sid: String, frame: ReceivedFrame, synced: bool) -> Result<(), ActorProcessingErr> {
         let Some(w) = self.tracks.iter_mut().find(|w| w.sid == sid) else { return Ok(()) };
         w.seen = true;
@@ -450,18 +469,25 @@ impl ParticipantState {
         Ok(())
     }
 
-    /// Every wanted track is subscribed, and every track that sent frames has a sender report.
+    /// Every wanted track is subscribed and one sent a frame: the part opens at once (it
+    /// does not wait for sender reports; its media session waits for the video keyframes).
+    /// With only one of audio and video published, it gives the other [`COMPANION_WAIT`] to
+    /// appear (publishers start both within a moment), so that it is not left to a part 2.
     fn ready(&self) -> bool {
-        let subscribed = self.tracks.iter().all(|w| w.subscribed);
-        let synced = self.tracks.iter().filter(|w| w.seen).all(|w| w.synced);
-        subscribed && synced && self.tracks.iter().any(|w| w.synced)
+        let subscribed = self.tracks.iter().all(|w| w.subscribed) && self.tracks.iter().any(|w| w.seen);
+        let profile = &self.args.spec.profile;
+        let missing_kind = [MediaKind::Audio, MediaKind::Video]
+            .into_iter()
+            .any(|k| profile.wants(k) && !self.tracks.iter().any(|w| w.kind == k));
+        let waited = self.first_subscribed.is_some_and(|t| t.elapsed() >= COMPANION_WAIT);
+        subscribed && (!missing_kind || waited)
     }
 
     fn on_tick(&mut self, me: &ActorRef<ParticipantMsg>) -> Result<(), ActorProcessingErr> {
         if self.parts.is_empty() {
-            let grace = self.args.settings.track_grace.max(SR_WAIT);
+            let grace = self.args.settings.track_grace.max(SUBSCRIBE_WAIT);
             let waited = self.first_subscribed.is_some_and(|t| t.elapsed() >= grace);
-            if waited {
+            if waited || self.ready() {
                 self.open_part()?;
             }
             return Ok(());
@@ -556,7 +582,11 @@ impl ParticipantState {
             let kind = ContainerKind::for_codecs(first(MediaKind::Video), first(MediaKind::Audio));
             let path = path.with_extension(kind.extension());
             self.part_dir = path.parent().map(std::path::Path::to_path_buf);
-            self.parts.push(RecordingPart::create(&path, SessionConfig::new(kind, codecs))?);
+            // the file starts at the first keyframe, without waiting for sender reports (the
+            // real server sends its first one up to 3 s late): the timeline corrects itself
+            // when they come
+            let cfg = SessionConfig { max_sync_wait_ns: 0, ..SessionConfig::new(kind, codecs) };
+            self.parts.push(RecordingPart::create(&path, cfg)?);
             for (n, &i) in group.iter().enumerate() {
                 self.tracks[i].slot = Some((self.parts.len() - 1, n));
             }

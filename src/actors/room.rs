@@ -66,6 +66,13 @@ pub enum RoomMsg {
         /// Track sid.
         track_sid: String,
     },
+    /// The participant sid the room currently knows for an identity (`None`: not present).
+    SessionOf {
+        /// Participant identity.
+        identity: String,
+        /// The answer.
+        reply: RpcReplyPort<Option<String>>,
+    },
     /// Something happened on the connection.
     Event(RoomEvent),
     /// Finalize every recording, leave the room, reply, stop.
@@ -184,6 +191,10 @@ impl Actor for RoomActor {
         match msg {
             RoomMsg::Record(spec) => st.record(&me, spec, 1).await?,
             RoomMsg::Stop { id, reply } => st.stop_recording(&id, reply),
+            RoomMsg::SessionOf { identity, reply } => {
+                let sid = st.participants.values().find(|p| p.identity == identity).map(|p| p.sid.clone());
+                let _ = reply.send(sid);
+            }
             RoomMsg::Route { track_sid, writer } => st.route(track_sid, writer),
             RoomMsg::RequestKeyframe { track_sid } => st.request_keyframe(&track_sid).await,
             RoomMsg::Event(e) => st.on_event(e).await?,
@@ -392,6 +403,19 @@ impl RoomState {
             }
             return;
         }
+        // the same identity joining again replaces its old session, and the server announces
+        // only the new sid (no DISCONNECTED for the old one): forget the stale entry, keep the
+        // recording going with the new session's tracks
+        let stale: Vec<String> = self
+            .participants
+            .values()
+            .filter(|o| o.identity == identity && o.sid != p.sid)
+            .map(|o| o.sid.clone())
+            .collect();
+        for sid in stale {
+            tracing::info!(room = %self.args.room, participant = %identity, old = %sid, new = %p.sid, "participant rejoined");
+            self.participants.remove(&sid);
+        }
         self.participants.insert(p.sid.clone(), p);
         self.sync(&identity).await;
     }
@@ -400,14 +424,15 @@ impl RoomState {
     async fn sync(&mut self, identity: &str) {
         let Some(rec) = self.recs.get(identity) else { return };
         let Some(p) = self.participants.values().find(|p| p.identity == identity) else { return };
-        let wanted: Vec<_> = p
-            .tracks
+        // every wanted track goes to the recorder (it names those it cannot record in the
+        // recording); only the recordable ones are subscribed
+        let wanted: Vec<_> = p.tracks.iter().filter(|t| rec.spec.profile.wants(t.kind)).cloned().collect();
+        let new: Vec<String> = wanted
             .iter()
-            .filter(|t| t.codec.is_some() && rec.spec.profile.wants(t.kind))
-            .cloned()
+            .filter(|t| t.unrecordable().is_none())
+            .map(|t| t.sid.clone())
+            .filter(|sid| !self.requested.contains(sid))
             .collect();
-        let new: Vec<String> =
-            wanted.iter().map(|t| t.sid.clone()).filter(|sid| !self.requested.contains(sid)).collect();
         let _ = rec.actor.cast(ParticipantMsg::Published(wanted));
         if new.is_empty() {
             return;

@@ -493,6 +493,11 @@ impl SupervisorState {
         if !p.tracks.is_empty() {
             e.info.tracks = p.tracks;
         }
+        for t in p.skipped_tracks {
+            if !e.info.skipped_tracks.iter().any(|s| s.sid == t.sid) {
+                e.info.skipped_tracks.push(t);
+            }
+        }
         e.info.files = e.local_files();
         e.info.bytes = e.parts.values().map(|v| v.bytes).sum();
         e.info.duration_s = e.parts.values().fold(0.0, |a, v| a + v.duration_s);

@@ -22,6 +22,7 @@ use super::participant::ParticipantMsg;
 use super::room::RoomMsg;
 use super::RecorderSettings;
 use crate::livekit::{ReceivedFrame, TrackSnapshot};
+use crate::media::codec::filler;
 use crate::media::{Codec, MediaKind, SenderReport};
 use crate::metrics::Metrics;
 use crate::recording::TrackInfo;
@@ -74,8 +75,9 @@ pub struct TrackWriterState {
 
 /// A video frame more than this after the previous one (RTP time) starts a gap: after a
 /// publisher stall its references are stale, so the file waits for a keyframe (and asks for
-/// one) instead of writing frames a decoder would show broken.
-pub const VIDEO_STALL_NS: u64 = 1_000_000_000;
+/// one) instead of writing frames a decoder would show broken. 3 s: a screen share sends 1-5
+/// frames a second, or fewer when nothing moves, and those frames are not loss.
+pub const VIDEO_STALL_NS: u64 = 3_000_000_000;
 
 /// The track writer actor.
 pub struct TrackWriterActor;
@@ -120,6 +122,12 @@ impl TrackWriterState {
         if frame.payload.is_empty() || frame.payload.len() > MAX_FRAME_BYTES {
             tracing::debug!(track = %self.args.sid, size = frame.payload.len(), "frame refused");
             Metrics::add(&self.args.settings.metrics.frames_dropped, 1);
+            return;
+        }
+        if filler::is_sfu_filler(self.args.codec, &frame.payload) {
+            // not the publisher's: the SFU's blank keyframes / silence at close and mute
+            tracing::debug!(track = %self.args.sid, "SFU filler frame left out");
+            Metrics::add(&self.args.settings.metrics.sfu_filler_frames, 1);
             return;
         }
         if std::mem::take(&mut self.gap) || self.stalled(&frame) {

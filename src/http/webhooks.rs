@@ -40,6 +40,9 @@ pub enum HookKind {
         room: String,
         /// Participant identity.
         identity: String,
+        /// The session that left (a participant that rejoined with the same identity has a
+        /// new sid, and its old session's `participant_left` must not stop its recording).
+        sid: String,
     },
     /// `room_finished`.
     RoomFinished {
@@ -82,10 +85,10 @@ impl SeenIds {
 
 fn to_hook(ev: livekit_protocol::WebhookEvent) -> Hook {
     let room = ev.room.map(|r| r.name).unwrap_or_default();
-    let identity = ev.participant.map(|p| p.identity).unwrap_or_default();
+    let (identity, sid) = ev.participant.map(|p| (p.identity, p.sid)).unwrap_or_default();
     let kind = match ev.event.as_str() {
         "participant_joined" => HookKind::Joined { room, identity },
-        "participant_left" => HookKind::Left { room, identity },
+        "participant_left" | "participant_connection_aborted" => HookKind::Left { room, identity, sid },
         "room_finished" => HookKind::RoomFinished { room },
         other => HookKind::Other(other.to_owned()),
     };
@@ -142,10 +145,14 @@ mod tests {
             room: Some(livekit_protocol::Room { name: "r".into(), ..Default::default() }),
             participant: Some(livekit_protocol::ParticipantInfo {
                 identity: "alice".into(),
+                sid: "PA_1".into(),
                 ..Default::default()
             }),
             ..Default::default()
         };
-        assert_eq!(to_hook(ev).kind, HookKind::Left { room: "r".into(), identity: "alice".into() });
+        let left = HookKind::Left { room: "r".into(), identity: "alice".into(), sid: "PA_1".into() };
+        assert_eq!(to_hook(ev.clone()).kind, left);
+        let aborted = livekit_protocol::WebhookEvent { event: "participant_connection_aborted".into(), ..ev };
+        assert_eq!(to_hook(aborted).kind, left, "a connection that never became active ends like a leave");
     }
 }

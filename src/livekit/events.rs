@@ -100,8 +100,29 @@ pub struct TrackSnapshot {
     pub kind: MediaKind,
     /// From the track's mime type; `None` for codecs we do not record.
     pub codec: Option<Codec>,
+    /// The mime type the server announced (`audio/red` for RED audio, recorded as Opus).
+    pub mime: String,
+    /// End-to-end encrypted: the SFU forwards ciphertext, which no player can decode.
+    pub encrypted: bool,
     /// Whether the publisher muted it.
     pub muted: bool,
+}
+
+impl TrackSnapshot {
+    /// Why this track cannot be recorded, if it cannot.
+    pub fn unrecordable(&self) -> Option<String> {
+        if self.encrypted {
+            Some(
+                "end-to-end encrypted (E2EE): the server forwards ciphertext, which cannot be recorded"
+                    .into(),
+            )
+        } else if self.codec.is_none() {
+            let mime = if self.mime.is_empty() { "(none announced)" } else { self.mime.as_str() };
+            Some(format!("codec {mime} is not recordable (vp8, vp9, h264, av1, opus are)"))
+        } else {
+            None
+        }
+    }
 }
 
 /// One encoded frame, owned.
@@ -136,9 +157,15 @@ impl ReceivedFrame {
     }
 }
 
-/// `video/VP8`, `audio/opus`, ... to a recordable codec.
+/// `video/VP8`, `audio/opus`, ... to a recordable codec. `audio/red` (RFC 2198 redundant
+/// audio, the default of browsers and most SDKs) is Opus: our answer declines RED, and the
+/// server then sends the primary Opus stream.
 pub fn codec_from_mime(mime: &str) -> Option<Codec> {
-    Codec::parse(mime.trim())
+    let mime = mime.trim();
+    if mime.eq_ignore_ascii_case("audio/red") {
+        return Some(Codec::Opus);
+    }
+    Codec::parse(mime)
 }
 
 /// str0m's codec to ours (`None` for codecs we do not record).
@@ -205,7 +232,21 @@ fn track_snapshot(t: &proto::TrackInfo) -> Option<TrackSnapshot> {
         Ok(proto::TrackType::Video) => MediaKind::Video,
         _ => return None,
     };
-    Some(TrackSnapshot { sid: t.sid.clone(), kind, codec: codec_from_mime(&t.mime_type), muted: t.muted })
+    // the announced mime, else the first codec of the list (simulcast codecs, backup codec)
+    let mime = if t.mime_type.is_empty() {
+        t.codecs.first().map(|c| c.mime_type.clone()).unwrap_or_default()
+    } else {
+        t.mime_type.clone()
+    };
+    let encrypted = t.encryption != proto::encryption::Type::None as i32;
+    Some(TrackSnapshot {
+        sid: t.sid.clone(),
+        kind,
+        codec: codec_from_mime(&mime),
+        mime,
+        encrypted,
+        muted: t.muted,
+    })
 }
 
 #[cfg(test)]
@@ -220,7 +261,8 @@ mod tests {
         assert_eq!(codec_from_mime("audio/opus"), Some(Codec::Opus));
         assert_eq!(codec_from_mime("video/H264"), Some(Codec::H264));
         assert_eq!(codec_from_mime("video/AV1"), Some(Codec::Av1));
-        assert_eq!(codec_from_mime("audio/red"), None);
+        assert_eq!(codec_from_mime("audio/red"), Some(Codec::Opus), "RED is recorded as its primary Opus");
+        assert_eq!(codec_from_mime("video/H265"), None);
         assert_eq!(codec_from_mime(""), None);
     }
 
@@ -263,8 +305,31 @@ mod tests {
         assert_eq!(s.tracks.len(), 1);
         assert_eq!(s.tracks[0].codec, Some(Codec::Vp8));
         assert!(s.tracks[0].muted);
+        assert_eq!(s.tracks[0].unrecordable(), None);
         let bad = proto::ParticipantInfo { state: 99, ..info };
         assert_eq!(participant_snapshot(&bad).state, ParticipantState::Disconnected);
+    }
+
+    #[test]
+    fn red_is_recordable_while_encrypted_and_unknown_codecs_say_why() {
+        let track = |mime: &str, encryption: proto::encryption::Type| proto::TrackInfo {
+            sid: "TR_A".into(),
+            r#type: proto::TrackType::Audio as i32,
+            mime_type: mime.into(),
+            encryption: encryption as i32,
+            ..Default::default()
+        };
+        let red = track_snapshot(&track("audio/red", proto::encryption::Type::None)).unwrap();
+        assert_eq!((red.codec, red.unrecordable()), (Some(Codec::Opus), None));
+        let e2ee = track_snapshot(&track("audio/opus", proto::encryption::Type::Gcm)).unwrap();
+        assert!(e2ee.unrecordable().unwrap().contains("encrypted"));
+        let pcmu = track_snapshot(&track("audio/PCMU", proto::encryption::Type::None)).unwrap();
+        assert!(pcmu.unrecordable().unwrap().contains("audio/PCMU"));
+        // no mime on the track itself: the first of its codecs
+        let mut listed = track("", proto::encryption::Type::None);
+        listed.codecs =
+            vec![proto::SimulcastCodecInfo { mime_type: "audio/red".into(), ..Default::default() }];
+        assert_eq!(track_snapshot(&listed).unwrap().codec, Some(Codec::Opus));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! (malformed bytes give `None` or `false`, never a panic).
 
 pub mod av1;
+pub mod filler;
 pub mod h264;
 pub mod opus;
 pub mod vp8;

@@ -10,7 +10,9 @@
 //! - **Bounded start hold.** The file header needs each video track's configuration (size,
 //!   `avcC`, `av1C`), which only a keyframe carries, and timestamps are best once sender
 //!   reports tie the tracks together. Frames are held for at most
-//!   [`SessionConfig::max_start_hold_ns`] (2 s) waiting for both; a track's first report
+//!   [`SessionConfig::max_start_hold_ns`] (2 s) waiting for the keyframes, and for at most
+//!   [`SessionConfig::max_sync_wait_ns`] waiting for reports (the recorder sets 0: a real SFU
+//!   sends its first report up to 3 s after the first packet); a track's first report
 //!   re-times its held frames. Then the file starts anyway, with a fallback video
 //!   configuration if needed (sizes from the bitstream, H.264/AV1 parameter sets in-band), and
 //!   later reports correct the timeline gradually (see [`super::timeline`]).
@@ -44,9 +46,12 @@ pub struct SessionConfig {
     pub container: ContainerKind,
     /// The tracks of the file, in order.
     pub tracks: Vec<Codec>,
-    /// How long frames may wait for the first video keyframe and for sender reports before the
-    /// file starts anyway.
+    /// How long frames may wait for the first video keyframe before the file starts anyway.
     pub max_start_hold_ns: u64,
+    /// How long, once every video track has its keyframe, the file waits for sender reports
+    /// before it starts on arrival times (later reports then correct the timeline; see
+    /// [`super::timeline`]). At most [`SessionConfig::max_start_hold_ns`] counts.
+    pub max_sync_wait_ns: u64,
     /// How long a frame may wait for the other tracks' frames, for interleaving.
     pub interleave_window_ns: u64,
     /// Longest time between flush points.
@@ -56,12 +61,14 @@ pub struct SessionConfig {
 }
 
 impl SessionConfig {
-    /// Defaults: 2 s start hold, 300 ms interleave window, 1 s flush interval, 512 frames.
+    /// Defaults: 2 s start hold and sync wait, 300 ms interleave window, 1 s flush interval,
+    /// 512 frames.
     pub fn new(container: ContainerKind, tracks: Vec<Codec>) -> SessionConfig {
         SessionConfig {
             container,
             tracks,
             max_start_hold_ns: 2_000_000_000,
+            max_sync_wait_ns: 2_000_000_000,
             interleave_window_ns: 300_000_000,
             flush_interval_ns: 1_000_000_000,
             max_queued_frames: 512,
@@ -213,11 +220,11 @@ impl Session {
         };
         if t.codec.kind() == MediaKind::Audio {
             // 1 ms of slack: container time bases round
-            if ts + 1_000_000 < t.audio_end_ns {
+            if ts.saturating_add(1_000_000) < t.audio_end_ns {
                 self.stats.dropped_audio_overlap += 1;
                 return outcome;
             }
-            t.audio_end_ns = ts + duration_ns.unwrap_or(20_000_000);
+            t.audio_end_ns = ts.saturating_add(duration_ns.unwrap_or(20_000_000));
         }
         codec::to_stored(t.codec, frame.payload, &mut self.scratch);
         let data = std::mem::take(&mut self.scratch);
@@ -285,11 +292,11 @@ impl Session {
             self.tracks.iter().filter(|t| t.codec.kind() == MediaKind::Video).all(|t| t.params.is_some());
         let any_frames = self.tracks.iter().any(|t| !t.queue.is_empty());
         let synced = self.tracks.iter().filter(|t| !t.queue.is_empty()).all(|t| t.timeline.is_synced());
-        let hold_over = self
-            .first_arrival_ns
-            .is_some_and(|f| now_arrival_ns.saturating_sub(f) >= self.cfg.max_start_hold_ns);
+        let waited = |ns: u64| self.first_arrival_ns.is_some_and(|f| now_arrival_ns.saturating_sub(f) >= ns);
+        let hold_over = waited(self.cfg.max_start_hold_ns);
+        let sync_wait_over = waited(self.cfg.max_sync_wait_ns);
         let queue_full = self.tracks.iter().any(|t| t.queue.len() >= self.cfg.max_queued_frames);
-        any_frames && ((videos_ready && synced) || hold_over || queue_full)
+        any_frames && ((videos_ready && (synced || sync_wait_over)) || hold_over || queue_full)
     }
 
     /// Writes the header. File time zero is the earliest frame waiting.

@@ -8,7 +8,8 @@
 //! 2. Within a track, time advances by RTP deltas (exact, unlike arrival times, which jitter).
 //!    A track's mapping is `t = rtp_ext / clock_rate + offset`.
 //! 3. Before the track has a sender report, its first frame's `offset` comes from its arrival
-//!    time relative to the participant's first arrival ([`ParticipantClock`]).
+//!    time relative to the participant's first arrival ([`ParticipantClock`]); a video track
+//!    then follows its least delayed frame (a keyframe's many packets arrive late).
 //! 4. Once a sender report (NTP <-> RTP pair) is known, the *target* offset comes from the
 //!    sender's wall clock: `t = ntp(rtp) + ntp_to_local`, where `ntp_to_local` is estimated once
 //!    per participant (at the first report of any of its tracks). Because every track of the
@@ -20,10 +21,13 @@
 //!    - video then moves by at most [`MAX_STEP_NS`] per frame: a frame shown 5 ms early or late
 //!      is invisible, and timestamps never go backwards;
 //!    - audio is different: players play audio samples back to back and ignore small timestamp
-//!      steps, so a gradual correction would never reach the ear. Audio follows the target in
-//!      5 ms steps only while it is within [`AUDIO_SNAP_NS`]; beyond that it jumps: forward
-//!      leaves a gap, backward maps the next frames onto the last time already written, and
-//!      the session drops such overlapping audio frames;
+//!      steps, so a gradual correction would never reach the ear, and moving written audio
+//!      back means dropping samples. Once written, audio ignores corrections below
+//!      [`AUDIO_DEADBAND_NS`]; a later target moves it forward (in 5 ms steps within
+//!      [`AUDIO_SNAP_NS`], at once beyond: a gap); an earlier target (the file started on
+//!      arrival times before any report, and the report says audio belongs earlier) moves
+//!      the participant's `ntp_to_local` forward instead, so the other tracks follow audio
+//!      and nothing is dropped;
 //!    - a forward jump of more than [`SNAP_FORWARD_NS`] is taken at once by every track (a real
 //!      gap, e.g. a paused publisher whose RTP clock stood still).
 //!
@@ -40,6 +44,10 @@ pub const SNAP_FORWARD_NS: i128 = 1_000_000_000;
 
 /// An audio correction larger than this (two 20 ms frames) is applied at once.
 pub const AUDIO_SNAP_NS: i128 = 40_000_000;
+
+/// Audio ignores corrections smaller than this once written (sender-report jitter: an SFU
+/// extrapolates the reports' NTP times).
+pub const AUDIO_DEADBAND_NS: i128 = 5_000_000;
 
 const NS_PER_S: i128 = 1_000_000_000;
 
@@ -82,6 +90,9 @@ pub struct ParticipantClock {
     origin_arrival_ns: Option<u64>,
     /// Local time (relative to origin) minus the sender's NTP time, from the first report.
     ntp_to_local_ns: Option<i128>,
+    /// Added to every arrival-based offset: raised when written audio turns out to belong
+    /// earlier (see the module docs), so that the other tracks move instead.
+    arrival_shift_ns: i128,
 }
 
 impl ParticipantClock {
@@ -109,6 +120,8 @@ pub struct TrackTimeline {
     synced: bool,
     last_out_ns: Option<u64>,
     corrections: u64,
+    /// Least `arrival - rtp` seen before the first report: the least delayed frame.
+    min_raw_ns: Option<i128>,
 }
 
 impl TrackTimeline {
@@ -122,6 +135,7 @@ impl TrackTimeline {
             synced: false,
             last_out_ns: None,
             corrections: 0,
+            min_raw_ns: None,
         }
     }
 
@@ -144,11 +158,35 @@ impl TrackTimeline {
         let local = clock.local(arrival_ns);
         let ext = self.unwrapper.unwrap(rtp_time);
         let rtp_ns = self.rtp_to_ns(ext as i128);
-        let target = match sr {
+        // before any report, a track follows its least delayed frame (a video keyframe's many
+        // packets arrive later than the frames after it)
+        let raw = local - rtp_ns;
+        let min_raw = *self.min_raw_ns.get_or_insert(raw);
+        self.min_raw_ns = Some(min_raw.min(raw));
+        let mut target = match sr {
             Some(sr) => Some(self.sr_target(clock, sr, ext, local) - rtp_ns),
-            None if self.offset_ns.is_none() => Some(local - rtp_ns),
+            None if !self.synced => self.min_raw_ns.map(|m| m + clock.arrival_shift_ns),
             None => None,
         };
+        if let (true, Some(_), Some(cur), Some(t)) = (started, self.snap_ns, self.offset_ns, target) {
+            if sr.is_some() && (t - cur).abs() < AUDIO_DEADBAND_NS {
+                // report jitter: audio stays put
+                target = Some(cur);
+            } else if t < cur {
+                // audio written already cannot move back without dropping samples: the
+                // participant's clock estimate moves forward instead, and the other tracks
+                // follow it (video gradually), so the tracks stay aligned with each other
+                let estimate = if sr.is_some() {
+                    clock.ntp_to_local_ns.as_mut()
+                } else {
+                    Some(&mut clock.arrival_shift_ns)
+                };
+                if let Some(e) = estimate {
+                    *e += cur - t;
+                }
+                target = Some(cur);
+            }
+        }
         let before = self.offset_ns;
         let offset = self.steer(target, sr.is_some(), started);
         if let (Some(old), false) = (before, started) {
@@ -320,7 +358,7 @@ mod tests {
     }
 
     #[test]
-    fn audio_jumps_instead_of_sliding_when_far_off() {
+    fn written_audio_never_moves_back_and_the_other_tracks_follow_it() {
         let mut clock = ParticipantClock::new();
         let (mut v, mut a) = (TrackTimeline::new(90_000), TrackTimeline::for_audio(48_000));
         v.map(&mut clock, 0, 0, Some(SenderReport { ntp_ns: 0, rtp_time: 0 }), true);
@@ -329,15 +367,23 @@ mod tests {
             let sr = (i >= 10).then_some(SenderReport { ntp_ns: 100 * MS, rtp_time: 0 });
             out.push(a.map(&mut clock, i * 960, (200 + u64::from(i) * 20) * MS, sr, true));
         }
-        // frames 0..9 at 200..380 ms; from frame 10 the report puts them 100 ms earlier: the
-        // track jumps, frames that would go back in time sit on the last time written
+        // frames 0..9 at 200..380 ms; from frame 10 the report puts audio 100 ms earlier:
+        // audio already written stays where it is (moving it back would drop frames) ...
         assert_eq!(out[9], 380 * MS);
-        assert_eq!(out[10], 380 * MS, "clamped: the session drops this overlapping frame");
-        assert_eq!(out[15], 400 * MS);
-        assert_eq!(out[19], 480 * MS);
-        // small drift still moves in 5 ms steps
+        assert_eq!(out[10], 400 * MS, "no audio frame goes back in time, so none is dropped");
+        assert_eq!(out[19], 580 * MS);
+        // ... and video, on the same sender clock, moves 100 ms later instead, in 5 ms steps
+        let t = v.map(&mut clock, 3000, 33 * MS, Some(SenderReport { ntp_ns: 0, rtp_time: 0 }), true);
+        assert_eq!(t, 33_333_333 + 5 * MS);
+        // report jitter below the dead band leaves audio alone
+        let sr = Some(SenderReport { ntp_ns: 103 * MS, rtp_time: 0 });
+        assert_eq!(a.map(&mut clock, 20 * 960, 600 * MS, sr, true), 600 * MS);
+        // a later target moves audio forward in 5 ms steps
         let sr = Some(SenderReport { ntp_ns: 120 * MS, rtp_time: 0 });
-        assert_eq!(a.map(&mut clock, 20 * 960, 600 * MS, sr, true), 505 * MS);
+        assert_eq!(a.map(&mut clock, 21 * 960, 620 * MS, sr, true), 625 * MS);
+        // far later: at once (a gap)
+        let sr = Some(SenderReport { ntp_ns: 300 * MS, rtp_time: 0 });
+        assert_eq!(a.map(&mut clock, 22 * 960, 640 * MS, sr, true), 440 * MS + 300 * MS + 100 * MS);
     }
 
     proptest! {

@@ -88,7 +88,7 @@ pub async fn create(body: web::Bytes, sim: web::Data<Arc<Sim>>) -> HttpResponse 
                 .map(|t| {
                     let kind =
                         if t.r#type == livekit_protocol::TrackType::Audio as i32 { "audio" } else { "video" };
-                    let codec = Codec::parse(&t.mime_type).map_or("", Codec::as_str);
+                    let codec = crate::livekit::codec_from_mime(&t.mime_type).map_or("", Codec::as_str);
                     serde_json::json!({ "sid": t.sid, "kind": kind, "codec": codec })
                 })
                 .collect();

@@ -416,7 +416,9 @@ fn track_info(codec: Codec, shared: &SharedLoop) -> proto::TrackInfo {
         r#type: if video { proto::TrackType::Video } else { proto::TrackType::Audio } as i32,
         name: if video { "camera" } else { "microphone" }.into(),
         source: if video { proto::TrackSource::Camera } else { proto::TrackSource::Microphone } as i32,
-        mime_type: mime_type(codec).into(),
+        // as browsers and the SDKs publish audio (RED on by default): the subscriber's answer
+        // decides whether it gets RED or the primary Opus stream
+        mime_type: if video { mime_type(codec) } else { "audio/red" }.into(),
         width: w,
         height: h,
         stream: if video { "camera" } else { "microphone" }.into(),

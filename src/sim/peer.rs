@@ -156,8 +156,9 @@ fn rtc_config() -> RtcConfig {
         .enable_vp9(true)
         .enable_h264(true)
         .enable_av1(true)
-        .set_rtcp_report_interval_audio(Duration::from_secs(1))
-        .set_rtcp_report_interval_video(Duration::from_secs(1))
+        // livekit-server sends one sender report every 3 s per downtrack
+        .set_rtcp_report_interval_audio(Duration::from_secs(3))
+        .set_rtcp_report_interval_video(Duration::from_secs(3))
 }
 
 impl Peer {

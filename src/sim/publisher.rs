@@ -15,11 +15,18 @@ use tokio::sync::mpsc;
 
 use super::media::SharedLoop;
 use super::truth::{SentFrame, TrackLog};
+use crate::media::codec::filler;
 use crate::media::MediaKind;
 use crate::synth::SyntheticTrack;
 
 /// How often the publisher wakes to send the frames that are due.
 const TICK: Duration = Duration::from_millis(5);
+
+/// Frames of SFU silence after an audio mute (livekit-server sends 1 s of 20 ms frames).
+const SFU_MUTE_FILLER: u32 = 50;
+
+/// livekit-server flushes a closing subscription with about 0.2 s of filler frames.
+const SFU_CLOSE_FILLER_S: f64 = 0.2;
 
 /// One frame on its way to a subscriber peer.
 #[derive(Debug, Clone)]
@@ -111,6 +118,8 @@ pub struct PubTrack {
     pub log: Arc<TrackLog>,
     muted: bool,
     paused_until: Option<Instant>,
+    /// SFU filler frames still to send in place of muted frames (see [`SFU_MUTE_FILLER`]).
+    filler_left: u32,
 }
 
 impl PubTrack {
@@ -118,7 +127,7 @@ impl PubTrack {
     pub fn new(sid: &str, shared: Arc<SharedLoop>, log: Arc<TrackLog>, offset: Duration) -> PubTrack {
         let mut synth = SyntheticTrack::new(shared.source.clone(), super::ids::random_u32(), 0);
         synth.skip_to_time(offset.as_nanos() as u64);
-        PubTrack { sid: sid.into(), shared, synth, log, muted: false, paused_until: None }
+        PubTrack { sid: sid.into(), shared, synth, log, muted: false, paused_until: None, filler_left: 0 }
     }
 
     /// A track published while its participant is already sending: it starts at `elapsed` on
@@ -169,7 +178,16 @@ async fn run(mut tracks: Vec<PubTrack>, fanout: Arc<Fanout>, clock: Clock, mut r
         tokio::select! {
             _ = tick.tick() => emit_due(&mut tracks, &fanout, &clock, Instant::now()),
             cmd = rx.recv() => match cmd {
-                Some(PubCmd::Stop) | None => break,
+                Some(PubCmd::Stop) => {
+                    // the subscriptions close: each is flushed with the SFU's filler frames
+                    tracks.iter_mut().for_each(|t| send_close_filler(t, &fanout, &clock));
+                    break;
+                }
+                None => break,
+                Some(PubCmd::RemoveTrack(sid)) => {
+                    tracks.iter_mut().filter(|t| *t.sid == *sid).for_each(|t| send_close_filler(t, &fanout, &clock));
+                    tracks.retain(|t| *t.sid != *sid);
+                }
                 Some(cmd) => handle(&mut tracks, cmd),
             },
         }
@@ -184,7 +202,12 @@ fn handle(tracks: &mut Vec<PubTrack>, cmd: PubCmd) {
             }
         }
         PubCmd::Mute(kind, muted) => {
-            tracks.iter_mut().filter(|t| t.kind() == kind).for_each(|t| t.muted = muted)
+            for t in tracks.iter_mut().filter(|t| t.kind() == kind && t.muted != muted) {
+                t.muted = muted;
+                // as livekit-server does on an audio mute: 1 s of silence in the muted time
+                let audio = kind == MediaKind::Audio && filler::sfu_filler(t.synth.codec()).is_some();
+                t.filler_left = if muted && audio { SFU_MUTE_FILLER } else { 0 };
+            }
         }
         PubCmd::Pause(sid, until) => {
             for t in tracks.iter_mut().filter(|t| sid.as_deref().is_none_or(|s| s == &*t.sid)) {
@@ -194,6 +217,20 @@ fn handle(tracks: &mut Vec<PubTrack>, cmd: PubCmd) {
         PubCmd::AddTrack(t) => tracks.push(t),
         PubCmd::RemoveTrack(sid) => tracks.retain(|t| *t.sid != *sid),
         PubCmd::Stop => {}
+    }
+}
+
+/// The SFU's flush of a closing subscription: about 0.2 s of filler frames (8x8 VP8 or 2x2
+/// H.264 keyframes, Opus silence) after the last real frame, at the track's frame rate. None
+/// for VP9 and AV1, as with livekit-server. Never in the ground-truth log.
+fn send_close_filler(t: &mut PubTrack, fanout: &Fanout, clock: &Clock) {
+    let Some(data) = filler::sfu_filler(t.synth.codec()) else { return };
+    let data: Arc<[u8]> = data.into();
+    let per_s = if t.kind() == MediaKind::Audio { 50.0 } else { 30.0 };
+    for _ in 0..(per_s * SFU_CLOSE_FILLER_S) as u32 {
+        let f = t.synth.next_frame();
+        let wallclock = clock.start + Duration::from_nanos(f.sender_ns);
+        fanout.send(&MediaFrame { track: t.sid.clone(), rtp_ts: f.rtp_time, wallclock, data: data.clone() });
     }
 }
 
@@ -214,6 +251,15 @@ fn emit_due(tracks: &mut [PubTrack], fanout: &Fanout, clock: &Clock, now: Instan
             let f = t.synth.next_frame();
             let (idx, sender_ns, rtp_ts) = (f.loop_index, f.sender_ns, f.rtp_time);
             let paused = t.paused_until.is_some_and(|u| now < u);
+            if t.muted && t.filler_left > 0 {
+                t.filler_left -= 1;
+                if let Some(data) = filler::sfu_filler(t.synth.codec()) {
+                    // not the publisher's: never in the ground-truth log
+                    let wallclock = clock.start + Duration::from_nanos(sender_ns);
+                    fanout.send(&MediaFrame { track: t.sid.clone(), rtp_ts, wallclock, data: data.into() });
+                }
+                continue;
+            }
             if t.muted || paused {
                 continue;
             }

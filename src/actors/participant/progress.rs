@@ -23,6 +23,7 @@ impl ParticipantState {
             part: self.part_no,
             status,
             tracks: self.tracks.iter().filter(|w| w.subscribed).map(TrackWriter::info).collect(),
+            skipped_tracks: self.skipped.clone(),
             files,
             bytes,
             duration_s,

@@ -1,15 +1,29 @@
 //! The supervisor's webhook policy: `participant_joined` starts (if enabled),
-//! `participant_left` stops, `room_finished` stops all in the room; our own bots and repeated
+//! `participant_left` (or `participant_connection_aborted`) stops unless the identity has
+//! rejoined with a new session, `room_finished` stops all in the room; our own bots and repeated
 //! event ids are ignored.
 
 use ractor::ActorRef;
 
 use super::{StartRequest, StopTarget, SupervisorMsg, SupervisorState};
+use crate::actors::room::RoomMsg;
 use crate::http::webhooks::{Hook, HookKind};
 use crate::livekit;
 use crate::recording::{Layout, Profile};
 
+/// How long the supervisor waits for a room actor to say which session an identity has.
+const SESSION_QUERY_MS: u64 = 1_000;
+
 impl SupervisorState {
+    /// The participant sid the room actor currently sees for `identity`, if any.
+    async fn session_of(&self, room: &str, identity: &str) -> Option<String> {
+        let actor = self.rooms.get(room)?;
+        let identity = identity.to_owned();
+        ractor::call_t!(actor, |reply| RoomMsg::SessionOf { identity, reply }, SESSION_QUERY_MS)
+            .ok()
+            .flatten()
+    }
+
     /// Acts on a webhook: joined starts (if enabled), left stops, room finished stops all.
     /// Our own bots and repeated event ids are ignored.
     pub(super) async fn on_hook(&mut self, me: &ActorRef<SupervisorMsg>, hook: Hook) -> String {
@@ -39,7 +53,14 @@ impl SupervisorState {
                     Err(e) => format!("start failed: {e}"),
                 };
             }
-            HookKind::Left { room, identity } => vec![StopTarget::Participant { room, identity }],
+            HookKind::Left { room, identity, sid } => {
+                if let Some(current) = self.session_of(&room, &identity).await {
+                    if !sid.is_empty() && current != sid {
+                        return format!("ignored: {identity} rejoined as {current}");
+                    }
+                }
+                vec![StopTarget::Participant { room, identity }]
+            }
             HookKind::RoomFinished { room } => self
                 .recs
                 .values()
