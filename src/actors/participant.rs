@@ -132,6 +132,8 @@ pub struct ParticipantState {
     frames_lost: u64,
     /// How much of the loss the supervisor has been told about.
     reported_lost: u64,
+    /// Whether media keeps arriving into the open part.
+    stall: progress::StallWatch,
 }
 
 /// The participant recorder actor.
@@ -168,6 +170,7 @@ impl Actor for ParticipantRecorder {
             loss: std::collections::HashMap::new(),
             frames_lost: 0,
             reported_lost: 0,
+            stall: progress::StallWatch::new(Instant::now()),
         })
     }
 
@@ -284,10 +287,11 @@ impl ParticipantState {
         reason: String,
     ) -> Result<(), ActorProcessingErr> {
         self.note_storage_failure(&reason);
-        let files: Vec<_> =
-            std::mem::take(&mut self.parts).into_iter().map(|p| p.path().to_owned()).collect();
+        let parts = std::mem::take(&mut self.parts);
+        let frames = parts.iter().map(|p| p.stats().frames_at_last_flush).sum();
+        let files: Vec<_> = parts.into_iter().map(|p| p.path().to_owned()).collect();
         if !files.is_empty() {
-            self.report_final(files, 0);
+            self.report_final(files, 0, frames);
         }
         self.end(me, Status::Failed, Some(reason))
     }
@@ -522,8 +526,9 @@ impl ParticipantState {
         if self.part_no > 1 {
             // a resumed recording whose participant did not come back: it ends with its parts
             let secs = self.args.settings.resume_timeout.as_secs_f64();
-            tracing::info!(recording = %self.args.spec.id, "participant {who:?} did not return within {secs} s; recording ends");
-            return self.end(me, Status::Complete, None);
+            let why = format!("participant {who:?} did not return within {secs} s");
+            tracing::info!(recording = %self.args.spec.id, "{why}; recording ends");
+            return self.end(me, Status::Complete, Some(why));
         }
         let secs = self.args.settings.start_timeout.as_secs_f64();
         let error = if self.tracks.is_empty() {
@@ -556,7 +561,10 @@ impl ParticipantState {
             let kind = ContainerKind::for_codecs(first(MediaKind::Video), first(MediaKind::Audio));
             let path = path.with_extension(kind.extension());
             self.part_dir = path.parent().map(std::path::Path::to_path_buf);
-            self.parts.push(RecordingPart::create(&path, SessionConfig::new(kind, codecs))?);
+            let part =
+                RecordingPart::create_unique(&path, &self.args.spec.id, SessionConfig::new(kind, codecs))?;
+            let path = part.path().to_owned();
+            self.parts.push(part);
             for (n, &i) in group.iter().enumerate() {
                 self.tracks[i].slot = Some((self.parts.len() - 1, n));
             }
@@ -640,6 +648,7 @@ impl ParticipantState {
             return Ok(());
         }
         let mut duration_ns = 0;
+        let mut frames = 0;
         let mut size = 0;
         let mut paths = Vec::new();
         let mut failed = None;
@@ -649,6 +658,7 @@ impl ParticipantState {
             let path = part.path().to_owned();
             match part.finish() {
                 Ok((_, stats)) => {
+                    frames += stats.frames_written;
                     let dropped = stats.dropped_before_keyframe
                         + stats.dropped_after_loss
                         + stats.dropped_audio_overlap;
@@ -662,7 +672,7 @@ impl ParticipantState {
         }
         Metrics::add(&self.metrics().bytes_written, size.saturating_sub(self.reported_bytes));
         self.reported_bytes = size;
-        self.report_final(paths, duration_ns);
+        self.report_final(paths, duration_ns, frames);
         for w in &mut self.tracks {
             w.slot = None;
         }
