@@ -309,7 +309,8 @@ mod tests {
             // the end is journaled whenever the recording was live
             if before.is_live() {
                 let t = t.expect("a transition");
-                prop_assert!(matches!(t.record, Event::Status { status, .. } if !status.is_live()));
+                let ended = matches!(t.record, Event::Status { status, .. } if !status.is_live());
+                prop_assert!(ended, "{:?}", t);
             }
         }
 
