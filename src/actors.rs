@@ -97,8 +97,12 @@ pub struct Progress {
     pub bytes: u64,
     /// Media time written to the part, seconds.
     pub duration_s: f64,
-    /// Why it failed.
+    /// Why it failed; in a periodic report (no status, no files), the live notice (no media
+    /// arriving), `None` when all is well.
     pub error: Option<String>,
+    /// Frames written into the part (its container) so far: what tells a recording with
+    /// media from one that holds nothing.
+    pub frames: u64,
     /// Frames lost (never received, or dropped after loss until the next keyframe) since the
     /// previous report; the supervisor adds them up.
     pub frames_lost: u64,
@@ -122,6 +126,7 @@ impl Progress {
             bytes: 0,
             duration_s: 0.0,
             error,
+            frames: 0,
             frames_lost: 0,
         }
     }

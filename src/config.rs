@@ -44,6 +44,8 @@ pub struct Config {
     pub api_key: Option<String>,
     /// `LIVEKIT_API_SECRET`; required by `serve`.
     pub api_secret: Option<Secret>,
+    /// `BIND_ADDRESS` (default `0.0.0.0`): the address the HTTP server listens on.
+    pub bind_address: std::net::IpAddr,
     /// `API_TOKEN`: when set, `/recordings/*` need `Authorization: Bearer <token>`.
     pub api_token: Option<Secret>,
     /// How long a start waits for the participant (`START_TIMEOUT`, humantime, default 30s).
@@ -114,13 +116,30 @@ impl Config {
             Some(v) => return Err(bad("LOG_FORMAT", v.to_string(), "expected `text` or `json`")),
         };
         let log_level = get("LOG_LEVEL").filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "info".into());
-        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+        if !valid_log_filter(&log_level) {
             return Err(bad(
                 "LOG_LEVEL",
                 log_level,
-                "expected a level (error, warn, info, debug, trace) or filter directives",
+                "expected a level (error, warn, info, debug, trace, off) or target=level directives",
             ));
         }
+        let bind_address = match get("BIND_ADDRESS").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+            None => DEFAULT_BIND_ADDRESS,
+            Some(v) => v
+                .parse()
+                .map_err(|_| bad("BIND_ADDRESS", v, "expected an IP address such as 127.0.0.1 or ::"))?,
+        };
+        let api_token = match get("API_TOKEN") {
+            None => None,
+            Some(v) if v.trim().is_empty() => {
+                return Err(bad(
+                    "API_TOKEN",
+                    v,
+                    "is set but empty: unset it to run without a token, or give a token",
+                ))
+            }
+            Some(v) => Some(Secret(v.trim().to_owned())),
+        };
         let recordings_dir = match get("RECORDINGS_DIR") {
             None => PathBuf::from(DEFAULT_RECORDINGS_DIR),
             Some(v) if v.trim().is_empty() => return Err(bad("RECORDINGS_DIR", v, "must not be empty")),
@@ -213,11 +232,29 @@ impl Config {
             livekit_url,
             api_key: nonempty("LIVEKIT_API_KEY"),
             api_secret: nonempty("LIVEKIT_API_SECRET").map(Secret),
-            api_token: nonempty("API_TOKEN").map(Secret),
+            api_token,
+            bind_address,
             start_timeout,
             filename_template,
         })
     }
+}
+
+/// Default `BIND_ADDRESS`: every interface (a container's port mapping decides what is
+/// reachable).
+pub const DEFAULT_BIND_ADDRESS: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+
+/// `LOG_LEVEL` as `EnvFilter` directives, where a bare word must be a level: `EnvFilter`
+/// reads `verbose` as "everything from target `verbose`", which silences every other log.
+fn valid_log_filter(v: &str) -> bool {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let bare_ok = v.split(',').map(str::trim).filter(|d| !d.is_empty()).all(|d| {
+        d.contains('=')
+            || d.contains("::")
+            || d.contains('[')
+            || LEVELS.contains(&d.to_ascii_lowercase().as_str())
+    });
+    bare_ok && tracing_subscriber::EnvFilter::try_new(v).is_ok()
 }
 
 /// A humantime duration variable of at least `min` (and never zero); `None` when unset.
@@ -330,6 +367,10 @@ mod tests {
         assert_eq!(c.app_port, DEFAULT_PORT);
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.recordings_dir, PathBuf::from("./recordings"));
+        assert_eq!(c.bind_address.to_string(), "0.0.0.0");
+        assert_eq!(c.api_token, None);
+        let c = load(&[("BIND_ADDRESS", "127.0.0.1"), ("API_TOKEN", "t")]).unwrap();
+        assert_eq!((c.bind_address.to_string(), c.api_token), ("127.0.0.1".into(), Some(Secret("t".into()))));
     }
 
     #[test]
@@ -339,6 +380,16 @@ mod tests {
         assert!(e.to_string().contains("APP_PORT=\"80a\""), "{e}");
         assert_eq!(load(&[("LOG_FORMAT", "xml")]).unwrap_err().name, "LOG_FORMAT");
         assert_eq!(load(&[("LOG_LEVEL", "info,,=[")]).unwrap_err().name, "LOG_LEVEL");
+        // an unknown level used to parse as a target name and silence every log
+        let e = load(&[("LOG_LEVEL", "verbose")]).unwrap_err();
+        assert!(e.to_string().contains("LOG_LEVEL=\"verbose\""), "{e}");
+        assert_eq!(load(&[("LOG_LEVEL", "info,loud")]).unwrap_err().name, "LOG_LEVEL");
+        for ok in ["debug", "WARN", "info,livekit_recorder=debug", "livekit_recorder::actors=trace"] {
+            assert!(load(&[("LOG_LEVEL", ok)]).is_ok(), "{ok}");
+        }
+        assert_eq!(load(&[("API_TOKEN", "")]).unwrap_err().name, "API_TOKEN");
+        assert_eq!(load(&[("API_TOKEN", "  ")]).unwrap_err().name, "API_TOKEN");
+        assert_eq!(load(&[("BIND_ADDRESS", "localhost")]).unwrap_err().name, "BIND_ADDRESS");
         assert_eq!(load(&[("RECORDINGS_DIR", " ")]).unwrap_err().name, "RECORDINGS_DIR");
         assert_eq!(load(&[("START_TIMEOUT", "soon")]).unwrap_err().name, "START_TIMEOUT");
         assert_eq!(load(&[("AUTO_RECORD_ON_JOIN", "maybe")]).unwrap_err().name, "AUTO_RECORD_ON_JOIN");

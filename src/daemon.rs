@@ -91,6 +91,7 @@ impl Daemon {
     /// Spawns the supervisor on the current runtime, then serves HTTP on `addr`.
     pub async fn start(cfg: DaemonConfig, addr: SocketAddr) -> std::io::Result<Daemon> {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        check_recordings_dir(&cfg.recordings_dir)?;
         let webhooks = http::webhooks::receiver(&cfg.api_key, &cfg.api_secret);
         let metrics = Arc::new(Metrics::default());
         let uploader = match cfg.s3 {
@@ -104,6 +105,7 @@ impl Daemon {
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
             )),
         };
+        let livekit_url = cfg.livekit_url.clone();
         let settings = Arc::new(RecorderSettings {
             livekit_url: cfg.livekit_url,
             api_key: cfg.api_key,
@@ -129,6 +131,7 @@ impl Daemon {
             api_token: cfg.api_token,
             filename_template: cfg.filename_template,
             webhooks,
+            livekit_url,
         };
         let (addr, server) = http::start(state, addr)?;
         tracing::info!(%addr, "recorder listening");
@@ -170,5 +173,24 @@ impl Daemon {
     /// ([`SHUTDOWN_UPLOAD_WAIT`](crate::actors::supervisor::SHUTDOWN_UPLOAD_WAIT)) and callbacks.
     pub async fn shutdown(self) {
         self.drain(Duration::from_secs(40) + crate::actors::supervisor::SHUTDOWN_UPLOAD_WAIT).await;
+    }
+}
+
+/// `RECORDINGS_DIR` exists (or can be created) and is a directory: checked before any actor
+/// starts, so a wrong path is one clear message naming the setting.
+pub fn check_recordings_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let bad = |why: String| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("RECORDINGS_DIR={}: {why}", dir.display()),
+        )
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(bad("exists and is not a directory".into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(|e| bad(format!("cannot create it: {e}")))
+        }
+        Err(e) => Err(bad(format!("cannot read it: {e}"))),
     }
 }

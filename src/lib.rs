@@ -11,6 +11,8 @@
 //! - [`actors`]: the recorder's actor tree (supervisor -> room -> participant recorder).
 //! - [`supervision`]: restart budgets (OTP intensity), pure.
 //! - [`recording`]: the recording as the API shows it, and the daemon's errors.
+//! - [`lifecycle`]: a recording's statuses and transitions, pure (the only place that decides
+//!   a status).
 //! - [`storage`]: file layout (names from the template, sanitized) and S3 upload of finished
 //!   files ([`storage::s3`]; the pool of workers is [`actors::uploader`]).
 //! - [`daemon`]: starting and stopping the actor tree and the HTTP server.
@@ -26,6 +28,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod http;
+pub mod lifecycle;
 pub mod livekit;
 pub mod media;
 pub mod metrics;

@@ -86,10 +86,12 @@ fn main() -> ExitCode {
         Command::Demo { offline: true, duration, out } => run_demo(duration, out),
         Command::Demo { offline: false, duration, out } => run_live_demo(duration, out),
         Command::Sim(args) => run_sim(args),
-        Command::Healthcheck => match http::probe(config.app_port, Duration::from_secs(3)) {
-            true => ExitCode::SUCCESS,
-            false => ExitCode::FAILURE,
-        },
+        Command::Healthcheck => {
+            match http::probe(config.bind_address, config.app_port, Duration::from_secs(3)) {
+                true => ExitCode::SUCCESS,
+                false => ExitCode::FAILURE,
+            }
+        }
     }
 }
 
@@ -103,12 +105,23 @@ fn serve(config: &Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let addr = std::net::SocketAddr::from(([0, 0, 0, 0], config.app_port));
+    let addr = std::net::SocketAddr::new(config.bind_address, config.app_port);
+    if config.api_token.is_none() && !config.bind_address.is_loopback() {
+        tracing::warn!(
+            %addr,
+            "API_TOKEN is not set: anyone who can reach this address can start, stop and list recordings \
+             (the webhook route is always signature-checked); set API_TOKEN or BIND_ADDRESS=127.0.0.1"
+        );
+    }
     rt.block_on(async move {
         let daemon = match Daemon::start(cfg, addr).await {
             Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                eprintln!("livekit-recorder: {e}");
+                return ExitCode::from(2);
+            }
             Err(e) => {
-                tracing::error!(port = addr.port(), "failed to start: {e}");
+                tracing::error!(%addr, "failed to start: {e}");
                 return ExitCode::FAILURE;
             }
         };

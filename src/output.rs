@@ -69,6 +69,23 @@ impl PartFile {
         Ok(PartFile { path: path.to_path_buf(), out: BufWriter::with_capacity(64 * 1024, file), written: 0 })
     }
 
+    /// Creates the file at `path`, or, when that name is taken (two recordings whose names
+    /// render and sanitize to the same path), at `<stem>-<tag>.<ext>`, then
+    /// `<stem>-<tag>-2.<ext>`, ...: a recording never writes into or loses to another's file.
+    pub fn create_unique(path: &Path, tag: &str) -> io::Result<PartFile> {
+        let mut candidate = path.to_path_buf();
+        for n in 1..=MAX_NAME_TRIES {
+            match PartFile::create(&candidate) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    tracing::info!(path = %candidate.display(), "file name taken; adding a suffix");
+                    candidate = suffixed(path, tag, n + 1);
+                }
+                other => return other,
+            }
+        }
+        Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{}: no free name", path.display())))
+    }
+
     /// Appends bytes (buffered).
     pub fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.out.write_all(bytes)?;
@@ -112,6 +129,22 @@ impl PartFile {
     }
 }
 
+/// Names tried by [`PartFile::create_unique`].
+const MAX_NAME_TRIES: u32 = 64;
+
+/// `dir/stem.ext` -> `dir/stem-tag.ext` (n = 2) or `dir/stem-tag-{n-1}.ext` (n > 2).
+fn suffixed(path: &Path, tag: &str, n: u32) -> PathBuf {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = match n {
+        2 => format!("{stem}-{tag}"),
+        _ => format!("{stem}-{tag}-{}", n - 1),
+    };
+    match path.extension() {
+        Some(ext) => path.with_file_name(format!("{name}.{}", ext.to_string_lossy())),
+        None => path.with_file_name(name),
+    }
+}
+
 /// One recording part: a media session writing into a part file. Frames in; bytes reach the
 /// disk at the session's flush points (durable there); a clean close applies the container's
 /// patches.
@@ -130,13 +163,20 @@ const MAX_FLUSH_MARKS: usize = 4096;
 impl RecordingPart {
     /// Creates the file at `path` and a session for it.
     pub fn create(path: &Path, cfg: SessionConfig) -> io::Result<RecordingPart> {
+        RecordingPart::with_file(PartFile::create(path)?, cfg)
+    }
+
+    /// Like [`RecordingPart::create`], with a unique name when `path` is taken (see
+    /// [`PartFile::create_unique`]); [`RecordingPart::path`] is the name used.
+    pub fn create_unique(path: &Path, tag: &str, cfg: SessionConfig) -> io::Result<RecordingPart> {
         let session = Session::new(cfg).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        Ok(RecordingPart {
-            session,
-            file: PartFile::create(path)?,
-            out: Vec::new(),
-            flushes: VecDeque::new(),
-        })
+        let file = PartFile::create_unique(path, tag)?;
+        Ok(RecordingPart { session, file, out: Vec::new(), flushes: VecDeque::new() })
+    }
+
+    fn with_file(file: PartFile, cfg: SessionConfig) -> io::Result<RecordingPart> {
+        let session = Session::new(cfg).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        Ok(RecordingPart { session, file, out: Vec::new(), flushes: VecDeque::new() })
     }
 
     /// The part's file.
@@ -202,5 +242,22 @@ impl RecordingPart {
             self.flushes.push_back((self.file.len(), self.session.stats().frames_at_last_flush));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_name_gets_a_unique_suffix() {
+        let dir = tempfile::tempdir().unwrap();
+        let want = dir.path().join("r/alice-1.webm");
+        let a = PartFile::create_unique(&want, "RC_a").unwrap();
+        let b = PartFile::create_unique(&want, "RC_b").unwrap();
+        let c = PartFile::create_unique(&want, "RC_b").unwrap();
+        assert_eq!(a.path(), want);
+        assert_eq!(b.path(), dir.path().join("r/alice-1-RC_b.webm"));
+        assert_eq!(c.path(), dir.path().join("r/alice-1-RC_b-2.webm"));
     }
 }

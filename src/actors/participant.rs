@@ -137,6 +137,8 @@ pub struct ParticipantState {
     frames_lost: u64,
     /// How much of the loss the supervisor has been told about.
     reported_lost: u64,
+    /// Whether media keeps arriving into the open part.
+    stall: progress::StallWatch,
 }
 
 /// The participant recorder actor.
@@ -174,6 +176,7 @@ impl Actor for ParticipantRecorder {
             frames_lost: 0,
             reported_lost: 0,
             skipped: Vec::new(),
+            stall: progress::StallWatch::new(Instant::now()),
         })
     }
 
@@ -290,10 +293,11 @@ impl ParticipantState {
         reason: String,
     ) -> Result<(), ActorProcessingErr> {
         self.note_storage_failure(&reason);
-        let files: Vec<_> =
-            std::mem::take(&mut self.parts).into_iter().map(|p| p.path().to_owned()).collect();
+        let parts = std::mem::take(&mut self.parts);
+        let frames = parts.iter().map(|p| p.stats().frames_at_last_flush).sum();
+        let files: Vec<_> = parts.into_iter().map(|p| p.path().to_owned()).collect();
         if !files.is_empty() {
-            self.report_final(files, 0);
+            self.report_final(files, 0, frames);
         }
         self.end(me, Status::Failed, Some(reason))
     }
@@ -548,8 +552,9 @@ impl ParticipantState {
         if self.part_no > 1 {
             // a resumed recording whose participant did not come back: it ends with its parts
             let secs = self.args.settings.resume_timeout.as_secs_f64();
-            tracing::info!(recording = %self.args.spec.id, "participant {who:?} did not return within {secs} s; recording ends");
-            return self.end(me, Status::Complete, None);
+            let why = format!("participant {who:?} did not return within {secs} s");
+            tracing::info!(recording = %self.args.spec.id, "{why}; recording ends");
+            return self.end(me, Status::Complete, Some(why));
         }
         let secs = self.args.settings.start_timeout.as_secs_f64();
         let error = if self.tracks.is_empty() {
@@ -586,7 +591,9 @@ impl ParticipantState {
             // real server sends its first one up to 3 s late): the timeline corrects itself
             // when they come
             let cfg = SessionConfig { max_sync_wait_ns: 0, ..SessionConfig::new(kind, codecs) };
-            self.parts.push(RecordingPart::create(&path, cfg)?);
+            let part = RecordingPart::create_unique(&path, &self.args.spec.id, cfg)?;
+            let path = part.path().to_owned();
+            self.parts.push(part);
             for (n, &i) in group.iter().enumerate() {
                 self.tracks[i].slot = Some((self.parts.len() - 1, n));
             }
@@ -670,6 +677,7 @@ impl ParticipantState {
             return Ok(());
         }
         let mut duration_ns = 0;
+        let mut frames = 0;
         let mut size = 0;
         let mut paths = Vec::new();
         let mut failed = None;
@@ -679,6 +687,7 @@ impl ParticipantState {
             let path = part.path().to_owned();
             match part.finish() {
                 Ok((_, stats)) => {
+                    frames += stats.frames_written;
                     let dropped = stats.dropped_before_keyframe
                         + stats.dropped_after_loss
                         + stats.dropped_audio_overlap;
@@ -692,7 +701,7 @@ impl ParticipantState {
         }
         Metrics::add(&self.metrics().bytes_written, size.saturating_sub(self.reported_bytes));
         self.reported_bytes = size;
-        self.report_final(paths, duration_ns);
+        self.report_final(paths, duration_ns, frames);
         for w in &mut self.tracks {
             w.slot = None;
         }

@@ -142,6 +142,19 @@ pub enum RoomError {
     Disconnected(String),
 }
 
+impl RoomError {
+    /// Retrying cannot help: LiveKit refused our credentials (401/403), the URL is wrong, the
+    /// token cannot be signed, or no local address can be used. The supervisor fails the
+    /// room's recordings at once instead of reconnecting until `RESUME_TIMEOUT`.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            RoomError::Connect(e) => !e.is_retryable(),
+            RoomError::Token(_) => true,
+            RoomError::Disconnected(_) => false,
+        }
+    }
+}
+
 impl Actor for RoomActor {
     type Msg = RoomMsg;
     type State = RoomState;

@@ -27,6 +27,7 @@ use super::room::{RoomActor, RoomArgs, RoomMsg};
 use super::uploader::{self, UploaderPool};
 use super::{Progress, RecorderSettings};
 use crate::http::webhooks::{Hook, SeenIds};
+use crate::lifecycle::{End, Lifecycle, Report};
 use crate::metrics::Metrics;
 use crate::recording::{
     self, Layout, PartInfo, Profile, RecorderError, RecordingInfo, RecordingSpec, Status,
@@ -74,6 +75,38 @@ pub enum StopTarget {
     },
 }
 
+/// What `/health-check` reports besides liveness.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Health {
+    /// The recordings disk is full or not writable.
+    pub storage: Option<String>,
+    /// The last LiveKit connection failed (and none succeeded since): why.
+    pub livekit: Option<String>,
+}
+
+/// Why a room actor failed, as the supervisor needs it: the reason, and whether retrying can
+/// help (typed at the source, [`RoomError::is_permanent`](super::room::RoomError::is_permanent)).
+#[derive(Debug, Clone)]
+pub struct RoomFailure {
+    /// What happened.
+    pub reason: String,
+    /// Retrying cannot help (credentials refused, bad URL).
+    pub permanent: bool,
+}
+
+impl std::fmt::Display for RoomFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl RoomFailure {
+    fn of(err: &ActorProcessingErr) -> RoomFailure {
+        let permanent = err.downcast_ref::<super::room::RoomError>().is_some_and(|e| e.is_permanent());
+        RoomFailure { reason: err.to_string(), permanent }
+    }
+}
+
 /// Messages of the supervisor.
 #[derive(Debug)]
 pub enum SupervisorMsg {
@@ -98,8 +131,8 @@ pub enum SupervisorMsg {
     RoomUp(String),
     /// A recording failed writing in this directory (disk full or not writable).
     StorageFailed(std::path::PathBuf),
-    /// Health: `None` when fine, else what is wrong (the recordings disk is full).
-    GetHealth(RpcReplyPort<Option<String>>),
+    /// Health: what is wrong, if anything.
+    GetHealth(RpcReplyPort<Health>),
     /// A recording progressed (from its participant recorder).
     Progress(Progress),
     /// Reply with the recording's current state (sent after its final progress).
@@ -132,6 +165,10 @@ pub enum SupervisorMsg {
     Shutdown(RpcReplyPort<()>),
     /// The shutdown stops waiting for uploads.
     ShutdownDeadline,
+    /// The shutdown's rooms have all finalized (queued behind their recorders' last reports).
+    RoomsDrained,
+    /// `START_TIMEOUT` has passed since this recording was requested.
+    StartDeadline(String),
     /// Test hook: make a recording's participant recorder fail.
     #[cfg(feature = "testing")]
     InjectFailure(String),
@@ -146,6 +183,8 @@ pub enum SupervisorMsg {
 struct Entry {
     info: RecordingInfo,
     spec: RecordingSpec,
+    /// Its status, the only place that decides it (`info.status`/`info.error` mirror it).
+    life: Lifecycle,
     /// The parts by number.
     parts: BTreeMap<u32, PartInfo>,
     /// Local files removed after their verified upload.
@@ -157,10 +196,11 @@ struct Entry {
 }
 
 impl Entry {
-    fn new(info: RecordingInfo, spec: RecordingSpec) -> Entry {
+    fn new(info: RecordingInfo, spec: RecordingSpec, life: Lifecycle) -> Entry {
         Entry {
             info,
             spec,
+            life,
             parts: BTreeMap::new(),
             removed: Vec::new(),
             notified: false,
@@ -198,6 +238,12 @@ pub struct SupervisorState {
     uploads: Option<UploaderPool>,
     /// A shutdown waiting for the last uploads.
     draining: Option<RpcReplyPort<()>>,
+    /// The shutdown's rooms have finalized their recordings.
+    rooms_drained: bool,
+    /// Rooms whose actor is connected to LiveKit.
+    up: std::collections::HashSet<String>,
+    /// The last LiveKit connection failure, until a room connects again.
+    livekit_problem: Option<String>,
 }
 
 /// The root actor.
@@ -232,6 +278,9 @@ impl Actor for RecorderSupervisor {
             ended: std::collections::VecDeque::new(),
             uploads,
             draining: None,
+            rooms_drained: false,
+            up: std::collections::HashSet::new(),
+            livekit_problem: None,
         })
     }
 
@@ -254,7 +303,7 @@ impl Actor for RecorderSupervisor {
             SupervisorMsg::Start(req, reply) => {
                 let _ = reply.send(st.start(&me, req).await);
             }
-            SupervisorMsg::Stop(target, reply) => st.stop(target, reply),
+            SupervisorMsg::Stop(target, reply) => st.stop(&me, target, reply),
             SupervisorMsg::GetRecording(id, reply) => {
                 let _ = reply.send(st.get(&id));
             }
@@ -262,9 +311,15 @@ impl Actor for RecorderSupervisor {
                 let _ = reply.send(st.list(room.as_deref(), status));
             }
             SupervisorMsg::StorageFailed(dir) => st.probe.failed(dir),
-            SupervisorMsg::RoomUp(room) => st.outages.entry(room).or_default().on_up(Instant::now()),
+            SupervisorMsg::RoomUp(room) => st.on_room_up(&me, room),
             SupervisorMsg::GetHealth(reply) => {
-                let _ = reply.send(st.storage_problem());
+                let health = Health { storage: st.storage_problem(), livekit: st.livekit_problem.clone() };
+                let _ = reply.send(health);
+            }
+            SupervisorMsg::StartDeadline(id) => st.on_start_deadline(&me, &id),
+            SupervisorMsg::RoomsDrained => {
+                st.rooms_drained = true;
+                st.on_rooms_drained(&me);
             }
             SupervisorMsg::GetMetrics(reply) => {
                 let active = st.recs.values().filter(|e| e.info.status.is_live()).count();
@@ -325,11 +380,15 @@ impl Actor for RecorderSupervisor {
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => {
                 if let Some(room) = st.room_ids.remove(&cell.get_id()) {
+                    st.up.remove(&room);
                     st.rooms.remove(&room);
                 }
             }
             SupervisionEvent::ActorFailed(cell, err) => {
-                st.on_room_failed(&me, cell.get_id(), &err.to_string()).await
+                if let Some(room) = st.room_ids.get(&cell.get_id()) {
+                    st.up.remove(room);
+                }
+                st.on_room_failed(&me, cell.get_id(), &RoomFailure::of(&err)).await
             }
             SupervisionEvent::ActorStarted(_) | SupervisionEvent::ProcessGroupChanged(_) => {}
         }
@@ -365,7 +424,12 @@ impl SupervisorState {
         room.cast(RoomMsg::Record(spec.clone()))
             .map_err(|_| RecorderError::Unavailable("room actor is gone".into()))?;
         tracing::info!(recording = %spec.id, room = %spec.room, "recording requested");
-        self.recs.insert(spec.id.clone(), Entry::new(info.clone(), spec));
+        let life = Lifecycle::new(self.settings.uploader.is_some());
+        let id = spec.id.clone();
+        self.recs.insert(id.clone(), Entry::new(info.clone(), spec, life));
+        // a start that never gets media is bounded by START_TIMEOUT even while the room cannot
+        // connect (the participant recorder, which has its own timer, does not exist then)
+        me.send_after(self.settings.start_timeout, move || SupervisorMsg::StartDeadline(id));
         Ok((info, true))
     }
 
@@ -410,7 +474,12 @@ impl SupervisorState {
         Ok(actor)
     }
 
-    fn stop(&mut self, target: StopTarget, reply: RpcReplyPort<Result<RecordingInfo, RecorderError>>) {
+    fn stop(
+        &mut self,
+        me: &ActorRef<SupervisorMsg>,
+        target: StopTarget,
+        reply: RpcReplyPort<Result<RecordingInfo, RecorderError>>,
+    ) {
         let entry = match &target {
             StopTarget::Id(id) => self.recs.get(id),
             StopTarget::Participant { room, identity } => self.live(room, identity),
@@ -433,10 +502,7 @@ impl SupervisorState {
         match self.rooms.get(&entry.spec.room) {
             Some(room) => {
                 let room = room.clone();
-                if let Some(e) = self.recs.get_mut(&id) {
-                    e.info.status = Status::Finalizing;
-                }
-                self.journal(Event::Status { id: id.clone(), status: Status::Finalizing, error: None });
+                self.report(me, &id, Report::StopRequested);
                 let _ = room.cast(RoomMsg::Stop { id, reply });
             }
             None => {
@@ -470,8 +536,7 @@ impl SupervisorState {
             });
         }
         let Some(e) = self.recs.get_mut(&p.id) else { return };
-        let (id, before) = (p.id.clone(), e.info.status);
-        let was_live = before.is_live();
+        let id = p.id.clone();
         if new_part {
             let part = PartInfo {
                 part: p.part,
@@ -483,11 +548,23 @@ impl SupervisorState {
             };
             e.parts.insert(p.part, part);
         }
+        // the part's final report: its files again, without a status change
+        let part_closed = !new_part && !p.files.is_empty() && p.status.is_none();
+        let mut closed = None;
         if let Some(part) = e.parts.get_mut(&p.part) {
-            (part.bytes, part.duration_s) = (p.bytes, p.duration_s);
-            // the part's final report: its files again, without a status change
-            if !p.files.is_empty() && p.status.is_none() {
+            // a status report sent after the part closed carries no stats: they only grow
+            part.bytes = part.bytes.max(p.bytes);
+            part.duration_s = part.duration_s.max(p.duration_s);
+            if part_closed {
                 part.ended_at = Some(recording::rfc3339(now_ms));
+                closed = Some(Event::PartEnded {
+                    id: id.clone(),
+                    part: p.part,
+                    duration_s: part.duration_s,
+                    bytes: part.bytes,
+                    frames: p.frames,
+                    at_ms: now_ms,
+                });
             }
         }
         if !p.tracks.is_empty() {
@@ -503,32 +580,51 @@ impl SupervisorState {
         e.info.duration_s = e.parts.values().fold(0.0, |a, v| a + v.duration_s);
         e.info.parts = e.parts.values().cloned().collect();
         e.info.frames_lost += p.frames_lost;
-        let Some(s) = p.status else { return };
-        if !was_live {
-            return; // ended already (uploading, complete, failed): a late report changes nothing
+        if let Some(ev) = closed {
+            self.journal(ev);
         }
-        // a late `active` must not undo a stop in progress
-        if !(s == Status::Active && e.info.status == Status::Finalizing) {
-            e.info.status = s;
-        }
-        if s.is_live() {
-            let status = e.info.status;
-            if status != before {
-                self.journal(Event::Status { id, status, error: None });
+        self.report(me, &id, Report::Wrote { frames: p.frames });
+        let report = match p.status {
+            Some(Status::Active) => Report::PartOpened,
+            Some(Status::Complete) => Report::Ended(match p.error {
+                None => End::Finished,
+                Some(why) => End::GaveUp(why),
+            }),
+            Some(Status::Failed) => {
+                Report::Ended(End::Failed(p.error.unwrap_or_else(|| "recorder failed".into())))
             }
-            return;
-        }
-        e.info.ended_at = Some(recording::rfc3339(now_ms));
-        e.info.error = p.error;
-        if s == Status::Complete && !e.info.files.is_empty() && self.settings.uploader.is_some() {
-            self.queue_upload(me, &id);
-        }
-        self.notify_if_ended(me, &id);
+            Some(Status::Pending | Status::Finalizing | Status::Uploading) => return,
+            // a periodic report: its notice (no media arriving), or none
+            None if p.files.is_empty() => Report::Notice(p.error),
+            None => return,
+        };
+        self.report(me, &id, report);
     }
 
-    async fn on_room_failed(&mut self, me: &ActorRef<SupervisorMsg>, id: ActorId, err: &str) {
+    /// The one place a recording's status changes: applies `r` to its lifecycle, journals the
+    /// transition before acting on it, and starts what the new status needs (upload, result
+    /// callbacks).
+    pub(super) fn report(&mut self, me: &ActorRef<SupervisorMsg>, id: &str, r: Report) {
+        let Some(e) = self.recs.get_mut(id) else { return };
+        let t = e.life.apply(id, r);
+        e.info.error = e.life.error().map(str::to_owned);
+        let Some(t) = t else { return };
+        e.info.status = t.to;
+        if t.from.is_live() && !t.to.is_live() {
+            e.info.ended_at = Some(recording::rfc3339(recording::unix_ms_now()));
+        }
+        self.journal(t.record);
+        match t.to {
+            Status::Uploading => self.queue_upload(me, id),
+            s if s.is_terminal() => self.notify_if_ended(me, id),
+            _ => {}
+        }
+    }
+
+    async fn on_room_failed(&mut self, me: &ActorRef<SupervisorMsg>, id: ActorId, err: &RoomFailure) {
         let Some(room) = self.room_ids.remove(&id) else { return };
         self.rooms.remove(&room);
+        self.livekit_problem = Some(err.to_string());
         let give_up = self.settings.resume_timeout;
         let verdict = self.outages.entry(room.clone()).or_default().on_failure(Instant::now(), give_up);
         let live: Vec<(RecordingSpec, u32)> = self
@@ -540,49 +636,83 @@ impl SupervisorState {
         if live.is_empty() {
             return;
         }
+        if err.permanent {
+            // retrying cannot help (credentials refused, bad URL): say so at once
+            tracing::error!(%room, error = %err.reason, "LiveKit refused the recorder; the room's recordings end");
+            self.outages.remove(&room);
+            self.end_room(me, &room, &format!("LiveKit refused the connection: {}", err.reason));
+            return;
+        }
         match verdict {
             Some(delay) => {
-                tracing::warn!(%room, error = %err, ?delay, "room actor failed; reconnecting");
+                tracing::warn!(%room, error = %err.reason, ?delay, "room actor failed; reconnecting");
                 Metrics::add(&self.settings.metrics.restarts_room, 1);
+                let notice = format!("LiveKit unreachable, retrying: {}", err.reason);
+                let ids: Vec<String> = live.iter().map(|(s, _)| s.id.clone()).collect();
+                for id in ids {
+                    self.report(me, &id, Report::Notice(Some(notice.clone())));
+                }
                 if let Err(e) = self.room_with_delay(me, &room, live, delay).await {
                     self.fail_room(me, &room, &e.to_string());
                 }
             }
             None => {
-                tracing::error!(%room, error = %err, ?give_up, "room unreachable for RESUME_TIMEOUT; its recordings end");
+                tracing::error!(%room, error = %err.reason, ?give_up, "room unreachable for RESUME_TIMEOUT; its recordings end");
                 self.outages.remove(&room);
-                self.end_room(me, &room, &format!("LiveKit room unreachable for {give_up:?}: {err}"));
+                self.end_room(
+                    me,
+                    &room,
+                    &format!("LiveKit room unreachable for {give_up:?}: {}", err.reason),
+                );
             }
         }
     }
 
-    /// Gives up on a room: recordings that have files end `complete` with them, the others
-    /// `failed` with `err`.
+    /// Gives up on a room: recordings with media end `complete` with it, the others `failed`
+    /// with `err`.
     fn end_room(&mut self, me: &ActorRef<SupervisorMsg>, room: &str, err: &str) {
-        let (with, without): (Vec<_>, Vec<_>) = self
-            .recs
-            .values()
-            .filter(|e| e.spec.room == room && e.info.status.is_live())
-            .map(|e| (e.info.id.clone(), !e.parts.is_empty()))
-            .partition(|(_, has_files)| *has_files);
-        for (id, _) in with {
-            self.on_progress(me, Progress::status_only(id, 0, Status::Complete, None));
-        }
-        if !without.is_empty() {
-            self.fail_room(me, room, err);
+        for id in self.live_in(room) {
+            self.report(me, &id, Report::Ended(End::GaveUp(err.to_owned())));
         }
     }
 
     fn fail_room(&mut self, me: &ActorRef<SupervisorMsg>, room: &str, err: &str) {
-        let ids: Vec<String> = self
-            .recs
+        for id in self.live_in(room) {
+            self.report(me, &id, Report::Ended(End::Failed(err.to_owned())));
+        }
+    }
+
+    fn live_in(&self, room: &str) -> Vec<String> {
+        self.recs
             .values()
             .filter(|e| e.spec.room == room && e.info.status.is_live())
             .map(|e| e.info.id.clone())
-            .collect();
-        for id in ids {
-            self.on_progress(me, Progress::status_only(id, 0, Status::Failed, Some(err.to_owned())));
+            .collect()
+    }
+
+    fn on_room_up(&mut self, me: &ActorRef<SupervisorMsg>, room: String) {
+        self.outages.entry(room.clone()).or_default().on_up(Instant::now());
+        self.livekit_problem = None;
+        for id in self.live_in(&room) {
+            self.report(me, &id, Report::Notice(None));
         }
+        self.up.insert(room);
+    }
+
+    /// `START_TIMEOUT` after a start: a recording still without media whose room is not
+    /// connected (so no participant recorder watches the time) fails with the last error.
+    fn on_start_deadline(&mut self, me: &ActorRef<SupervisorMsg>, id: &str) {
+        let Some(e) = self.recs.get(id) else { return };
+        if e.info.status != Status::Pending || self.up.contains(&e.spec.room) {
+            return;
+        }
+        let secs = self.settings.start_timeout.as_secs_f64();
+        let why = match e.life.error() {
+            Some(last) => format!("not started within START_TIMEOUT ({secs} s): {last}"),
+            None => format!("not started within START_TIMEOUT ({secs} s)"),
+        };
+        tracing::warn!(recording = %id, "{why}");
+        self.report(me, id, Report::Ended(End::Failed(why)));
     }
 
     async fn shutdown(&mut self, me: &ActorRef<SupervisorMsg>, reply: RpcReplyPort<()>) {
@@ -593,8 +723,22 @@ impl SupervisorState {
         // the finalized recordings' last reports are queued behind this message: they start
         // their uploads, and the reply goes out once nothing is live or uploading any more
         self.draining = Some(reply);
+        let _ = me.cast(SupervisorMsg::RoomsDrained);
         if self.uploads.is_some() {
             me.send_after(SHUTDOWN_UPLOAD_WAIT, || SupervisorMsg::ShutdownDeadline);
+        }
+    }
+
+    /// Every room has finalized its recorders, and their final reports (queued before this
+    /// message) are applied: a recording still live had no recorder that could end it (its room
+    /// was reconnecting, or a recorder did not answer in time). It ends now, in the journal too,
+    /// so the next start does not resume it without a request.
+    fn on_rooms_drained(&mut self, me: &ActorRef<SupervisorMsg>) {
+        let live: Vec<String> =
+            self.recs.values().filter(|e| e.info.status.is_live()).map(|e| e.info.id.clone()).collect();
+        for id in live {
+            tracing::info!(recording = %id, "shutdown: ended without its recorder");
+            self.report(me, &id, Report::Ended(End::GaveUp("the recorder shut down".into())));
         }
         self.finish_shutdown(false);
     }

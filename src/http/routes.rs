@@ -47,7 +47,9 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
-fn field(name: &str, v: &str) -> Result<String, ApiError> {
+/// A room, identity, id or template as the API accepts it (webhooks too): trimmed, 1-256
+/// characters, no control characters.
+pub(super) fn field(name: &str, v: &str) -> Result<String, ApiError> {
     let v = v.trim();
     if v.is_empty() || v.len() > MAX_FIELD || v.chars().any(char::is_control) {
         return Err(ApiError::bad_request(format!(
@@ -151,6 +153,13 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
 /// Unknown routes.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(RecorderError::NotFound("no such route".into()).into())
+}
+
+/// A known route with a method it does not take.
+pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    HttpResponse::MethodNotAllowed().json(
+        serde_json::json!({ "error": format!("method {} not allowed on {}", req.method(), req.path()) }),
+    )
 }
 
 /// Malformed query strings (`?status=bogus`) are 400 with the JSON error body.

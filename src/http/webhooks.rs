@@ -6,7 +6,7 @@
 use std::collections::{HashSet, VecDeque};
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use livekit_api::webhooks::WebhookReceiver;
+use livekit_api::webhooks::{WebhookError, WebhookReceiver};
 
 use super::error::ApiError;
 use super::AppState;
@@ -107,14 +107,66 @@ pub async fn receive(
         return Err(ApiError::Unauthorized("missing webhook signature (Authorization)".into()));
     }
     let body = std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("webhook body is not UTF-8"))?;
-    let event = state.webhooks.receive(body, auth).map_err(|e| match e {
-        livekit_api::webhooks::WebhookError::InvalidData(e) => {
-            ApiError::bad_request(format!("invalid webhook body: {e}"))
+    let event = state.webhooks.receive(body, auth).map_err(|e| {
+        let why = rejection(&e);
+        tracing::warn!("webhook rejected: {why}");
+        match e {
+            WebhookError::InvalidData(_) => ApiError::bad_request(why),
+            _ => ApiError::Unauthorized(why),
         }
-        e => ApiError::Unauthorized(format!("webhook rejected: {e}")),
     })?;
-    let action = ractor::call_t!(state.supervisor, SupervisorMsg::Webhook, HOOK_MS, to_hook(event))?;
+    let hook = match validate(to_hook(event)) {
+        Ok(hook) => hook,
+        Err(why) => {
+            // answered (LiveKit must not retry it) and logged; never a recording
+            tracing::warn!("webhook ignored: {why}");
+            return Ok(HttpResponse::Ok().json(serde_json::json!({ "action": format!("ignored: {why}") })));
+        }
+    };
+    let action = ractor::call_t!(state.supervisor, SupervisorMsg::Webhook, HOOK_MS, hook)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "action": action })))
+}
+
+/// The room and identity of an event the recorder acts on get the REST API's checks.
+fn validate(mut hook: Hook) -> Result<Hook, String> {
+    let check = |what: &str, name: &str, v: &mut String| {
+        super::routes::field(name, v).map(|ok| *v = ok).map_err(|e| format!("invalid {what} webhook: {e}"))
+    };
+    match &mut hook.kind {
+        HookKind::Joined { room, identity } => {
+            check("participant_joined", "room", room)?;
+            check("participant_joined", "participant", identity)?;
+        }
+        HookKind::Left { room, identity, .. } => {
+            check("participant_left", "room", room)?;
+            check("participant_left", "participant", identity)?;
+        }
+        HookKind::RoomFinished { room } => check("room_finished", "room", room)?,
+        HookKind::Other(_) => {}
+    }
+    Ok(hook)
+}
+
+/// What failed in a webhook's verification, in words (livekit-api says "failed to encode jwt"
+/// for every token problem).
+fn rejection(e: &WebhookError) -> String {
+    use jsonwebtoken::errors::ErrorKind as K;
+    use livekit_api::access_token::AccessTokenError as A;
+    match e {
+        WebhookError::InvalidSignature => "the body does not match the signed sha256 (altered body)".into(),
+        WebhookError::InvalidBase64(_) => "the token's sha256 claim is not base64".into(),
+        WebhookError::InvalidData(e) => format!("invalid webhook body: {e}"),
+        WebhookError::InvalidAuth(A::Encoding(jwt)) => match jwt.kind() {
+            K::ExpiredSignature => "the signature token has expired".into(),
+            K::ImmatureSignature => "the signature token is not valid yet (nbf)".into(),
+            K::InvalidSignature => "bad signature: not signed with LIVEKIT_API_SECRET".into(),
+            K::InvalidIssuer => "unknown API key: the token is not issued by LIVEKIT_API_KEY".into(),
+            K::InvalidAlgorithm => "the signature token uses an unexpected algorithm".into(),
+            K::MissingRequiredClaim(c) => format!("the signature token lacks the `{c}` claim"),
+            _ => format!("malformed signature token: {jwt}"),
+        },
+        WebhookError::InvalidAuth(e) => format!("cannot verify the signature token: {e}"),
+    }
 }
 
 /// A receiver for webhooks signed with this key pair.
@@ -135,6 +187,49 @@ mod tests {
         assert!(s.insert("c")); // evicts "a"
         assert!(s.insert("a"));
         assert!(!s.insert("c"));
+    }
+
+    #[test]
+    fn hooks_get_the_rest_checks() {
+        let joined = |room: &str, identity: &str| Hook {
+            id: "EV_1".into(),
+            kind: HookKind::Joined { room: room.into(), identity: identity.into() },
+        };
+        assert!(validate(joined("r", "alice")).is_ok());
+        let e = validate(joined("", "alice")).unwrap_err();
+        assert!(e.contains("participant_joined") && e.contains("room"), "{e}");
+        assert!(validate(joined("r", "")).unwrap_err().contains("participant"));
+        assert!(validate(joined("r", "a\u{7}b")).is_err());
+        assert!(validate(joined(&"x".repeat(300), "a")).is_err());
+        let finished = Hook { id: "EV_2".into(), kind: HookKind::RoomFinished { room: " ".into() } };
+        assert!(validate(finished).is_err());
+        let other = Hook { id: "EV_3".into(), kind: HookKind::Other("track_published".into()) };
+        assert!(validate(other).is_ok());
+    }
+
+    #[test]
+    fn verification_errors_say_what_failed() {
+        let r = receiver("key", "secret-secret-secret-secret-0123");
+        let body = "{}";
+        let sign = |key: &str, secret: &str, ttl: std::time::Duration| {
+            use sha2::Digest;
+            let sha = base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                sha2::Sha256::digest(body),
+            );
+            livekit_api::access_token::AccessToken::with_api_key(key, secret)
+                .with_ttl(ttl)
+                .with_sha256(&sha)
+                .to_jwt()
+                .unwrap()
+        };
+        let ok = std::time::Duration::from_secs(60);
+        let msg = |tok: &str| rejection(&r.receive(body, tok).unwrap_err());
+        assert!(msg(&sign("key", "wrong-wrong-wrong-wrong-wrong-0123", ok)).contains("bad signature"));
+        assert!(msg(&sign("other", "secret-secret-secret-secret-0123", ok)).contains("unknown API key"));
+        assert!(msg("not.a.jwt").contains("malformed"));
+        let good = sign("key", "secret-secret-secret-secret-0123", ok);
+        assert!(rejection(&r.receive("{ }", &good).unwrap_err()).contains("altered body"));
     }
 
     #[test]

@@ -48,6 +48,21 @@ pub enum Event {
         #[serde(default)]
         at_ms: u64,
     },
+    /// A part was closed cleanly: its media time, size and frames (so a restart reports them).
+    PartEnded {
+        /// Recording id.
+        id: String,
+        /// Part number.
+        part: u32,
+        /// Media time in it, seconds.
+        duration_s: f64,
+        /// Bytes in it.
+        bytes: u64,
+        /// Frames written into it.
+        frames: u64,
+        /// When, ms since the UNIX epoch.
+        at_ms: u64,
+    },
     /// The recording's status changed.
     Status {
         /// Recording id.
@@ -94,6 +109,21 @@ pub struct Job {
     pub outputs: Option<Vec<String>>,
     /// Callback URLs that accepted the result.
     pub delivered: BTreeSet<String>,
+    /// Parts closed cleanly: part number -> what they hold.
+    pub ended: BTreeMap<u32, PartEnd>,
+}
+
+/// What a cleanly closed part holds ([`Event::PartEnded`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PartEnd {
+    /// Media time, seconds.
+    pub duration_s: f64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Frames written.
+    pub frames: u64,
+    /// Closed at, ms since the UNIX epoch.
+    pub at_ms: u64,
 }
 
 /// Why the journal could not be used.
@@ -244,6 +274,16 @@ fn job_events(job: &Job) -> Vec<Event> {
     for (part, (files, at_ms)) in &job.parts {
         evs.push(Event::Part { id: id.clone(), part: *part, files: files.clone(), at_ms: *at_ms });
     }
+    for (part, e) in &job.ended {
+        evs.push(Event::PartEnded {
+            id: id.clone(),
+            part: *part,
+            duration_s: e.duration_s,
+            bytes: e.bytes,
+            frames: e.frames,
+            at_ms: e.at_ms,
+        });
+    }
     evs.push(Event::Status { id: id.clone(), status: job.status, error: job.error.clone() });
     if let Some(outputs) = &job.outputs {
         evs.push(Event::Uploaded { id: id.clone(), outputs: outputs.clone() });
@@ -265,12 +305,18 @@ pub fn apply(jobs: &mut BTreeMap<String, Job>, ev: Event) {
                 error: None,
                 outputs: None,
                 delivered: BTreeSet::new(),
+                ended: BTreeMap::new(),
             };
             jobs.insert(spec.id, job);
         }
         Event::Part { id, part, files, at_ms } => {
             if let Some(j) = jobs.get_mut(&id) {
                 j.parts.insert(part, (files, at_ms));
+            }
+        }
+        Event::PartEnded { id, part, duration_s, bytes, frames, at_ms } => {
+            if let Some(j) = jobs.get_mut(&id) {
+                j.ended.insert(part, PartEnd { duration_s, bytes, frames, at_ms });
             }
         }
         Event::Status { id, status, error } => {

@@ -73,7 +73,7 @@ impl SupervisorState {
         for t in targets {
             // nobody waits for this reply: the webhook is acknowledged at once
             let (tx, _rx) = ractor::concurrency::oneshot();
-            self.stop(t, tx.into());
+            self.stop(me, t, tx.into());
         }
         format!("stopping {n}")
     }

@@ -16,9 +16,13 @@ use std::path::PathBuf;
 use ractor::ActorRef;
 
 use super::{Entry, SupervisorMsg, SupervisorState};
+use crate::lifecycle::{End, Lifecycle, Report};
 use crate::output::repair_part_file;
 use crate::recording::{self, PartInfo, RecordingInfo, RecordingSpec, Status};
 use crate::storage::journal::{Event, Job};
+
+/// A recovered part file larger than this holds media (container headers are far smaller).
+const MIN_MEDIA_BYTES: u64 = 1024;
 
 impl SupervisorState {
     /// Appends to the job log (if there is one). A failed append is logged: the recording
@@ -33,26 +37,25 @@ impl SupervisorState {
 
     /// A recording that was finalizing or uploading when the process died: uploads what is
     /// still local (files already gone were removed after their verified upload, so they are
-    /// in S3), then completes as usual; without S3 it is `complete` now.
+    /// in S3), then completes as usual; without S3 it ends now (`complete` with media).
     fn upload_after_restart(&mut self, me: &ActorRef<SupervisorMsg>, id: &str, outputs: Vec<String>) {
         let Some(e) = self.recs.get_mut(id) else { return };
         e.info.outputs = outputs;
-        match self.settings.uploader.clone() {
-            Some(up) => {
-                let all = e.info.files.clone();
-                for f in all.iter().filter(|f| !f.exists()) {
-                    let url = up.url_for(&up.key_for(f));
-                    if !e.info.outputs.contains(&url) {
-                        e.info.outputs.push(url);
-                    }
-                    e.removed.push(f.clone());
+        if let Some(up) = self.settings.uploader.clone() {
+            let all = e.info.files.clone();
+            for f in all.iter().filter(|f| !f.exists()) {
+                let url = up.url_for(&up.key_for(f));
+                if !e.info.outputs.contains(&url) {
+                    e.info.outputs.push(url);
                 }
-                e.info.files = e.local_files();
-                self.queue_upload(me, id);
+                e.removed.push(f.clone());
             }
-            None => e.info.status = Status::Complete,
+            e.info.files = e.local_files();
         }
-        self.notify_if_ended(me, id);
+        match e.info.status {
+            Status::Uploading => self.queue_upload(me, id),
+            _ => self.report(me, id, Report::Ended(End::Finished)),
+        }
     }
 
     /// Start-up: reconciles the jobs the log knows with the disk; resumes live recordings.
@@ -88,33 +91,39 @@ impl SupervisorState {
                 .map(|(n, (files, at_ms))| {
                     let bytes = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
                     let started_at = (*at_ms > 0).then(|| recording::rfc3339(*at_ms));
+                    let ended = job.ended.get(n);
                     let part = PartInfo {
                         part: *n,
                         files: files.clone(),
                         started_at,
-                        ended_at: None,
-                        duration_s: 0.0,
+                        ended_at: ended.map(|e| recording::rfc3339(e.at_ms)),
+                        duration_s: ended.map_or(0.0, |e| e.duration_s),
                         bytes,
                     };
                     (*n, part)
                 })
                 .collect();
+            // media: a cleanly closed part says how many frames it holds; a part the process
+            // died with is judged by its repaired size (a header alone is well under 1 KiB)
+            let media = job.parts.keys().any(|n| match job.ended.get(n) {
+                Some(e) => e.frames > 0,
+                None => parts.get(n).is_some_and(|p| p.bytes > MIN_MEDIA_BYTES),
+            });
             let next_part = job.parts.keys().max().map_or(1, |p| p + 1);
-            let mut entry = Entry::new(info, job.spec.clone());
+            let uploads = self.settings.uploader.is_some();
+            let life = Lifecycle::recovered(job.status, media, job.error.clone(), uploads);
+            let mut entry = Entry::new(info, job.spec.clone(), life);
+            entry.info.duration_s = parts.values().map(|p| p.duration_s).sum();
             entry.info.parts = parts.values().cloned().collect();
             entry.parts = parts;
             match job.status {
                 Status::Pending | Status::Active => {
                     tracing::info!(recording = %id, room = %job.spec.room, part = next_part, "resuming after a restart");
-                    if !job.parts.is_empty() {
-                        entry.info.status = Status::Active;
-                    }
                     resume.entry(job.spec.room.clone()).or_default().push((job.spec.clone(), next_part));
                     self.recs.insert(id, entry);
                 }
                 // the stop was asked for: the files are final now
                 Status::Finalizing | Status::Uploading => {
-                    entry.info.ended_at = Some(recording::rfc3339(recording::unix_ms_now()));
                     self.recs.insert(id.clone(), entry);
                     self.upload_after_restart(me, &id, job.outputs.unwrap_or_default());
                 }

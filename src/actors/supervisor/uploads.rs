@@ -10,6 +10,7 @@ use ractor::ActorRef;
 
 use super::uploader::{self, UploadJob};
 use super::{SupervisorMsg, SupervisorState};
+use crate::lifecycle::Report;
 use crate::recording::Status;
 use crate::storage::journal::Event;
 use crate::storage::s3::UploadReport;
@@ -35,38 +36,33 @@ impl SupervisorState {
         }
         e.info.files = e.local_files();
         if report.failed.is_empty() {
-            e.info.status = Status::Complete;
             tracing::info!(recording = %id, outputs = ?e.info.outputs, "recording uploaded");
+            self.report(me, id, Report::Uploaded);
         } else {
             let errors: Vec<String> = report.failed.iter().map(ToString::to_string).collect();
-            e.info.status = Status::Failed;
-            e.info.error = Some(errors.join("; "));
             tracing::error!(recording = %id, "upload failed: {}", errors.join("; "));
+            self.report(me, id, Report::UploadFailed(errors.join("; ")));
         }
-        self.notify_if_ended(me, id);
     }
 
     /// Hands a finished recording's local files to the uploader pool: `uploading` (journaled),
     /// or `failed` with its files kept when the pool cannot take the job.
     pub(super) fn queue_upload(&mut self, me: &ActorRef<SupervisorMsg>, id: &str) {
         let Some(e) = self.recs.get_mut(id) else { return };
-        match &self.uploads {
-            Some(pool) => {
-                e.info.status = Status::Uploading;
-                let job = UploadJob { files: e.info.files.clone(), reply_to: me.clone() };
-                if let Err(err) = pool.dispatch(id.to_owned(), job) {
-                    e.info.status = Status::Failed;
-                    e.info.error = Some(format!("cannot queue the upload (files kept): {err}"));
-                }
-            }
-            None => {
-                e.info.status = Status::Failed;
-                e.info.error =
-                    Some("not uploaded: the uploader pool is stopped (shutdown); files kept".into());
-            }
+        if e.info.files.is_empty() {
+            // everything is in S3 already (removed after a verified upload before a restart)
+            return self.report(me, id, Report::Uploaded);
         }
-        if e.info.status == Status::Uploading {
-            self.journal(Event::Status { id: id.to_owned(), status: Status::Uploading, error: None });
+        let failed = match &self.uploads {
+            Some(pool) => {
+                let job = UploadJob { files: e.info.files.clone(), reply_to: me.clone() };
+                let r = pool.dispatch(id.to_owned(), job);
+                r.err().map(|err| format!("cannot queue the upload (files kept): {err}"))
+            }
+            None => Some("not uploaded: the uploader pool is stopped (shutdown); files kept".into()),
+        };
+        if let Some(why) = failed {
+            self.report(me, id, Report::UploadFailed(why));
         }
     }
 
@@ -107,9 +103,8 @@ impl SupervisorState {
             });
             e.callbacks_pending = cb.send(&e.info, skip, done);
         }
-        let (status, error, outputs) = (e.info.status, e.info.error.clone(), e.info.outputs.clone());
+        let outputs = e.info.outputs.clone();
         let pending = e.callbacks_pending;
-        self.journal(Event::Status { id: id.to_owned(), status, error });
         if !outputs.is_empty() {
             self.journal(Event::Uploaded { id: id.to_owned(), outputs });
         }
@@ -151,12 +146,8 @@ impl SupervisorState {
                     .map(|e| e.info.id.clone())
                     .collect();
                 for id in ids {
-                    if let Some(e) = self.recs.get_mut(&id) {
-                        e.info.status = Status::Failed;
-                        e.info.error =
-                            Some(format!("upload not done: the uploader pool is gone ({spawn_err})"));
-                    }
-                    self.notify_if_ended(me, &id);
+                    let why = format!("upload not done: the uploader pool is gone ({spawn_err})");
+                    self.report(me, &id, Report::UploadFailed(why));
                 }
                 return;
             }
@@ -171,7 +162,7 @@ impl SupervisorState {
     /// Answers a waiting shutdown once no recording is live or uploading (or at the deadline:
     /// uploads still running are abandoned, their files stay local), and stops the pool.
     pub(super) fn finish_shutdown(&mut self, deadline: bool) {
-        if self.draining.is_none() {
+        if self.draining.is_none() || !(self.rooms_drained || deadline) {
             return;
         }
         let busy: Vec<&str> = self
