@@ -42,6 +42,10 @@ pub struct RoomArgs {
     pub delay: Duration,
 }
 
+/// How long a recording waits after its participant's session left before it ends: a
+/// participant rejoining with the same identity gets a new session, announced around then.
+pub const REJOIN_GRACE: Duration = Duration::from_secs(3);
+
 /// Messages of a room actor.
 #[derive(Debug)]
 pub enum RoomMsg {
@@ -66,12 +70,16 @@ pub enum RoomMsg {
         /// Track sid.
         track_sid: String,
     },
-    /// The participant sid the room currently knows for an identity (`None`: not present).
-    SessionOf {
+    /// A session of this identity left (a DISCONNECTED update, or a `participant_left`
+    /// webhook): its recording ends after [`REJOIN_GRACE`] unless the identity is in the room
+    /// again with another session by then.
+    Departed {
         /// Participant identity.
         identity: String,
-        /// The answer.
-        reply: RpcReplyPort<Option<String>>,
+        /// The session that left.
+        sid: String,
+        /// Whether the grace has passed.
+        checked: bool,
     },
     /// Something happened on the connection.
     Event(RoomEvent),
@@ -204,13 +212,13 @@ impl Actor for RoomActor {
         match msg {
             RoomMsg::Record(spec) => st.record(&me, spec, 1).await?,
             RoomMsg::Stop { id, reply } => st.stop_recording(&id, reply),
-            RoomMsg::SessionOf { identity, reply } => {
-                let sid = st.participants.values().find(|p| p.identity == identity).map(|p| p.sid.clone());
-                let _ = reply.send(sid);
+            RoomMsg::Departed { identity, sid, checked: false } => {
+                me.send_after(REJOIN_GRACE, move || RoomMsg::Departed { identity, sid, checked: true });
             }
+            RoomMsg::Departed { identity, sid, checked: true } => st.on_departed(&identity, &sid),
             RoomMsg::Route { track_sid, writer } => st.route(track_sid, writer),
             RoomMsg::RequestKeyframe { track_sid } => st.request_keyframe(&track_sid).await,
-            RoomMsg::Event(e) => st.on_event(e).await?,
+            RoomMsg::Event(e) => st.on_event(&me, e).await?,
             RoomMsg::Shutdown(reply) => {
                 st.finalize_all().await;
                 let _ = reply.send(());
@@ -333,12 +341,12 @@ impl RoomState {
         }
     }
 
-    async fn on_event(&mut self, e: RoomEvent) -> Result<(), RoomError> {
+    async fn on_event(&mut self, me: &ActorRef<RoomMsg>, e: RoomEvent) -> Result<(), RoomError> {
         match e {
             RoomEvent::Frame { track_sid, frame } => self.forward_frame(track_sid, frame),
             RoomEvent::Joined { participants, .. } | RoomEvent::ParticipantsChanged(participants) => {
                 for p in participants {
-                    self.on_participant(p).await;
+                    self.on_participant(me, p).await;
                 }
             }
             RoomEvent::TrackSubscribed { participant_sid, track_sid, codec, .. } => {
@@ -401,7 +409,22 @@ impl RoomState {
         self.participants.get(participant_sid).and_then(|p| self.recs.get(&p.identity))
     }
 
-    async fn on_participant(&mut self, p: ParticipantSnapshot) {
+    /// The grace after a session left has passed: the recording ends unless the identity
+    /// rejoined with a new session (a page reload, a network switch: the server replaces the
+    /// old session and may announce the new one after the old one's departure).
+    fn on_departed(&mut self, identity: &str, sid: &str) {
+        let rejoined = self.participants.values().find(|p| p.identity == identity && p.sid != sid);
+        if let Some(p) = rejoined {
+            tracing::info!(room = %self.args.room, participant = %identity, old = %sid, new = %p.sid, "rejoined: recording goes on");
+            return;
+        }
+        self.participants.remove(sid);
+        if let Some(r) = self.recs.get(identity) {
+            let _ = r.actor.cast(ParticipantMsg::Left);
+        }
+    }
+
+    async fn on_participant(&mut self, me: &ActorRef<RoomMsg>, p: ParticipantSnapshot) {
         let identity = p.identity.clone();
         if p.state == ParticipantState::Disconnected {
             self.participants.remove(&p.sid);
@@ -411,9 +434,7 @@ impl RoomState {
                 tracing::info!(room = %self.args.room, participant = %identity, "server shutting down");
                 return;
             }
-            if let Some(r) = self.recs.get(&identity) {
-                let _ = r.actor.cast(ParticipantMsg::Left);
-            }
+            let _ = me.cast(RoomMsg::Departed { identity, sid: p.sid, checked: false });
             return;
         }
         // the same identity joining again replaces its old session, and the server announces

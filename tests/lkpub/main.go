@@ -102,6 +102,9 @@ func main() {
 		}
 		p.kinds[kv.kind] = &kindState{src: src, want: true}
 	}
+	if v, a := p.kinds["video"], p.kinds["audio"]; v != nil && a != nil {
+		a.src.alignLoop(v.src)
+	}
 	if err := p.join(); err != nil {
 		event("error", "error", "join: "+err.Error())
 		os.Exit(1)
@@ -541,6 +544,25 @@ func (p *publisher) command(line string) map[string]any {
 		if err := p.join(); err != nil {
 			return fail(err)
 		}
+		p.mu.Lock()
+		sid := p.room.LocalParticipant.SID()
+		p.mu.Unlock()
+		return ok("participant_sid", sid)
+	case "rejoin":
+		// a second session with the same identity while the first is still connected (a page
+		// reload, a network switch): the server replaces the old session without announcing
+		// its departure to other participants; the old connection is then dropped
+		p.mu.Lock()
+		old := p.room
+		p.gen++
+		for _, ks := range p.kinds {
+			ks.writer, ks.pub, ks.sid = nil, nil, ""
+		}
+		p.mu.Unlock()
+		if err := p.join(); err != nil {
+			return fail(err)
+		}
+		old.Disconnect()
 		p.mu.Lock()
 		sid := p.room.LocalParticipant.SID()
 		p.mu.Unlock()

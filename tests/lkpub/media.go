@@ -41,6 +41,20 @@ func (s *source) frameTicks(i int) uint32 {
 	return s.loopTicks - s.frames[i].ticks
 }
 
+// alignLoop gives this loop the period of `other` (on its own clock) and leaves out frames
+// beyond it, so that both loops repeat together and the sync markers stay aligned loop after
+// loop (the Opus file is one 20 ms packet longer than the video: its encoder delay).
+func (s *source) alignLoop(other *source) {
+	period := uint32(uint64(other.loopTicks) * uint64(s.codec.ClockRate) / uint64(other.codec.ClockRate))
+	kept := s.frames[:0]
+	for _, f := range s.frames {
+		if f.ticks < period {
+			kept = append(kept, f)
+		}
+	}
+	s.frames, s.loopTicks = kept, period
+}
+
 func loadSource(kind, path string, fps uint32) (*source, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {

@@ -11,19 +11,7 @@ use crate::http::webhooks::{Hook, HookKind};
 use crate::livekit;
 use crate::recording::{Layout, Profile};
 
-/// How long the supervisor waits for a room actor to say which session an identity has.
-const SESSION_QUERY_MS: u64 = 1_000;
-
 impl SupervisorState {
-    /// The participant sid the room actor currently sees for `identity`, if any.
-    async fn session_of(&self, room: &str, identity: &str) -> Option<String> {
-        let actor = self.rooms.get(room)?;
-        let identity = identity.to_owned();
-        ractor::call_t!(actor, |reply| RoomMsg::SessionOf { identity, reply }, SESSION_QUERY_MS)
-            .ok()
-            .flatten()
-    }
-
     /// Acts on a webhook: joined starts (if enabled), left stops, room finished stops all.
     /// Our own bots and repeated event ids are ignored.
     pub(super) async fn on_hook(&mut self, me: &ActorRef<SupervisorMsg>, hook: Hook) -> String {
@@ -53,14 +41,15 @@ impl SupervisorState {
                     Err(e) => format!("start failed: {e}"),
                 };
             }
-            HookKind::Left { room, identity, sid } => {
-                if let Some(current) = self.session_of(&room, &identity).await {
-                    if !sid.is_empty() && current != sid {
-                        return format!("ignored: {identity} rejoined as {current}");
-                    }
+            HookKind::Left { room, identity, sid } => match self.rooms.get(&room) {
+                // the room actor sees the room: it ends the recording after the rejoin grace
+                // unless the identity came back with a new session
+                Some(actor) if !sid.is_empty() => {
+                    let _ = actor.cast(RoomMsg::Departed { identity, sid, checked: false });
+                    return "stopping after the rejoin grace".into();
                 }
-                vec![StopTarget::Participant { room, identity }]
-            }
+                _ => vec![StopTarget::Participant { room, identity }],
+            },
             HookKind::RoomFinished { room } => self
                 .recs
                 .values()

@@ -1,0 +1,333 @@
+//! The recorder against the real livekit-server v1.13.5 with a real publisher (server-sdk-go,
+//! `tests/lkpub`, publishing the fixture files without transcoding). Each test has its own
+//! server and its own daemon. What the files hold is judged without the recorder's help: every
+//! packet ffmpeg reads back is compared byte for byte with the publisher's file (in the form
+//! the container stores), ffmpeg decodes each file without an error, and the A/V offset is
+//! measured at the sync markers (white flash + 1 kHz beep every 2 s).
+//!
+//! Needs the server binary and Go (`sh tests/real_support/install.sh`, which `.ci/test` runs)
+//! and root (the test network is a veth pair).
+
+mod common;
+mod real_support;
+mod recorder_support;
+mod sim_support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use livekit_recorder::daemon::{Daemon, DaemonConfig};
+use livekit_recorder::media::codec::to_stored;
+use livekit_recorder::media::Codec;
+use real_support::*;
+use recorder_support::{api, files_of, wait_for};
+use reqwest::Method;
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(30);
+/// The A/V offset allowed at each sync marker.
+const SYNC_MS: f64 = 20.0;
+
+async fn daemon_for(server: &RealServer, dir: &Path, auto_record: bool) -> Daemon {
+    let mut cfg = DaemonConfig::new(&server.ws_url(), server.api_key(), server.api_secret(), dir);
+    cfg.start_timeout = Duration::from_secs(20);
+    cfg.filename_template = "{room_name}/{publisher_identity}-{time}".into();
+    cfg.auto_record_on_join = auto_record;
+    Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("daemon starts")
+}
+
+/// The publisher's frames of `asset` as the container stores them.
+fn stored_frames(asset_name: &str) -> (Codec, Vec<Vec<u8>>) {
+    let path = asset(asset_name);
+    let (codec, frames) = match asset_name.rsplit('.').next() {
+        Some("ogg") => (Codec::Opus, ogg_opus_packets(&path)),
+        Some("h264") => (Codec::H264, h264_access_units(&path)),
+        _ if asset_name.starts_with("vp8") => (Codec::Vp8, ivf_frames(&path)),
+        _ if asset_name.starts_with("vp9") => (Codec::Vp9, ivf_frames(&path)),
+        _ => (Codec::Av1, ivf_frames(&path)),
+    };
+    let stored = frames
+        .iter()
+        .map(|f| {
+            let mut out = Vec::new();
+            to_stored(codec, f, &mut out);
+            out
+        })
+        .collect();
+    (codec, stored)
+}
+
+/// The Opus packets the publisher loops beside a 4 s video: the file's packets within 4 s (its
+/// last packet, the encoder delay's extra 20 ms, is left out so both loops repeat together).
+fn audio_loop() -> Vec<Vec<u8>> {
+    let (_, mut frames) = stored_frames("opus.ogg");
+    frames.truncate(200);
+    frames
+}
+
+/// Which source frame (index into the looped file) each packet is. Every packet must be one of
+/// the publisher's frames; with `contiguous`, consecutive packets are consecutive frames of
+/// the loop (nothing missing, nothing added), else frames may be skipped (mute, rejoin) but
+/// never reordered or foreign. Returns the number of source frames skipped.
+fn match_source(what: &str, packets: &[common::Packet], source: &[Vec<u8>], contiguous: bool) -> usize {
+    assert!(!packets.is_empty(), "{what}: no packets");
+    let n = source.len();
+    let starts: Vec<usize> = (0..n).filter(|&i| source[i] == packets[0].data).collect();
+    assert!(
+        !starts.is_empty(),
+        "{what}: the first packet ({} bytes) is not a frame of the file",
+        packets[0].data.len()
+    );
+    let mut best: Option<(usize, usize)> = None; // (packets matched, skipped)
+    for s in starts {
+        let (mut at, mut skipped, mut matched) = (s, 0usize, 1usize);
+        for p in &packets[1..] {
+            let window = if contiguous { 1 } else { 3 * n };
+            match (1..=window).find(|&d| source[(at + d) % n] == p.data) {
+                Some(d) => {
+                    skipped += d - 1;
+                    at += d;
+                    matched += 1;
+                }
+                None => break,
+            }
+        }
+        if best.is_none_or(|(m, _)| matched > m) {
+            best = Some((matched, skipped));
+        }
+        if matched == packets.len() {
+            break;
+        }
+    }
+    let (matched, skipped) = best.expect("one start");
+    assert_eq!(
+        matched,
+        packets.len(),
+        "{what}: packet {matched} of {} is not the publisher's next frame ({} bytes)",
+        packets.len(),
+        packets[matched.min(packets.len() - 1)].data.len()
+    );
+    skipped
+}
+
+/// A/V offsets (ms) at every flash from `from_s` on; each within [`SYNC_MS`].
+fn assert_markers_in_sync(what: &str, path: &Path, from_s: f64, want: usize) -> Vec<f64> {
+    let (flashes, beeps) = (common::flashes(path), common::beeps(path));
+    let mut offsets = Vec::new();
+    for &t in flashes.iter().filter(|&&t| t >= from_s) {
+        let Some(b) = beeps.iter().copied().min_by(|x, y| (x - t).abs().total_cmp(&(y - t).abs())) else {
+            panic!("{what}: no beep near the flash at {t} s: beeps {beeps:?}")
+        };
+        offsets.push((b - t) * 1000.0);
+    }
+    eprintln!("{what}: A/V offset at the markers (ms): {offsets:.1?}");
+    assert!(
+        offsets.len() >= want,
+        "{what}: {} markers (flashes {flashes:?}, beeps {beeps:?})",
+        offsets.len()
+    );
+    for o in &offsets {
+        assert!(o.abs() <= SYNC_MS, "{what}: markers {o:.1} ms apart: {offsets:?}");
+    }
+    offsets
+}
+
+fn stream_index(path: &Path, kind: &str) -> usize {
+    common::ffprobe(path)
+        .streams
+        .iter()
+        .position(|s| s.codec_type == kind)
+        .unwrap_or_else(|| panic!("{} has no {kind} stream", path.display()))
+}
+
+/// Publisher `video` + Opus (with RED when `red`), recorded for ~6 s by REST start and stop:
+/// complete, byte-exact, decodable, in sync, and no frame the publisher did not send.
+async fn record_codec(video: &str, red: bool) {
+    let what = format!("{video}{}", if red { "+red" } else { "" });
+    let server = RealServer::start(ServerOpts::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = daemon_for(&server, dir.path(), false).await;
+    let addr = daemon.addr();
+    let room = "codecs";
+    let publisher = Publisher::spawn(
+        &server,
+        room,
+        "alice",
+        PublisherOpts::assets(Some(video), Some("opus.ogg")).red(red),
+    );
+    publisher.wait_started_async(Duration::from_secs(20)).await;
+
+    let t0 = Instant::now();
+    let body = json!({ "room": room, "participant": "alice" }).to_string();
+    let (status, rec) = api(addr, Method::POST, "/recordings/start", Some(&body), None).await;
+    assert_eq!(status, 201, "{rec}");
+    let id = rec["id"].as_str().expect("id").to_owned();
+    wait_for(addr, &id, None, WAIT, |r| r["status"] == "active").await;
+    let active = t0.elapsed();
+    wait_for(addr, &id, None, WAIT, |r| r["bytes"].as_u64().unwrap_or(0) > 0).await;
+    let bytes = t0.elapsed();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (status, done) =
+        api(addr, Method::POST, "/recordings/stop", Some(&json!({ "id": id }).to_string()), None).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["status"], "complete", "{done}");
+    assert_eq!(done["skipped_tracks"], json!([]), "{done}");
+    let codecs: Vec<&str> =
+        done["tracks"].as_array().expect("tracks").iter().filter_map(|t| t["codec"].as_str()).collect();
+    assert!(codecs.contains(&"opus"), "{what}: audio recorded as Opus: {done}");
+    let files = files_of(&done);
+    assert_eq!(files.len(), 1, "{done}");
+    let file = &files[0];
+    let errors = common::ffmpeg_errors(file);
+    assert!(errors.is_empty(), "{what}: {}: {errors}", file.display());
+
+    let (_, vsrc) = stored_frames(video);
+    let asrc = audio_loop();
+    let vp = common::packets(file, stream_index(file, "video"));
+    let ap = common::packets(file, stream_index(file, "audio"));
+    match_source(&format!("{what} video"), &vp, &vsrc, true);
+    match_source(&format!("{what} audio"), &ap, &asrc, true);
+    let probe = common::ffprobe(file);
+    let v = probe.streams.iter().find(|s| s.codec_type == "video").expect("video");
+    assert_eq!((v.width, v.height), (Some(320), Some(240)), "{what}: size");
+    let offsets = assert_markers_in_sync(&what, file, 0.0, 2);
+    eprintln!(
+        "{what}: start -> active {:.0} ms, -> first bytes {:.0} ms; {} video + {} audio packets, all the \
+         publisher's, contiguous; A/V {offsets:.1?} ms",
+        active.as_secs_f64() * 1e3,
+        bytes.as_secs_f64() * 1e3,
+        vp.len(),
+        ap.len()
+    );
+    daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn vp8_with_red_audio_is_recorded_byte_exact_and_in_sync() {
+    record_codec("vp8.ivf", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn vp9_opus_is_recorded_byte_exact_and_in_sync() {
+    record_codec("vp9.ivf", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn av1_opus_is_recorded_byte_exact_and_in_sync() {
+    record_codec("av1.ivf", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn h264_opus_is_recorded_byte_exact_and_in_sync() {
+    record_codec("h264.h264", false).await;
+}
+
+/// Webhooks signed by the real server: `participant_joined` starts a recording,
+/// `participant_left` stops it (the server's 8x8 keyframes and silence at the leave are not in
+/// the file), `room_finished` (the room deleted) stops the other participant's recording. A
+/// mute and unmute of audio, and a rejoin with the same identity (a new session replacing the
+/// old one) leave gaps but no foreign frame, and do not end the recording.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn webhooks_mute_and_rejoin_against_the_real_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // the daemon's port must be known before the server's config is written
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let port = probe.local_addr().expect("addr").port();
+    drop(probe);
+    let server = RealServer::start(ServerOpts {
+        webhook_url: Some(format!("http://127.0.0.1:{port}/recordings/webhooks")),
+        departure_timeout: Some(1),
+        ..ServerOpts::default()
+    });
+    let mut cfg = DaemonConfig::new(&server.ws_url(), server.api_key(), server.api_secret(), dir.path());
+    cfg.start_timeout = Duration::from_secs(20);
+    cfg.filename_template = "{room_name}/{publisher_identity}-{time}".into();
+    cfg.auto_record_on_join = true;
+    let daemon = Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], port))).await.expect("daemon starts");
+    let addr = daemon.addr();
+    let room = "hooks";
+    let alice = Publisher::spawn(&server, room, "alice", PublisherOpts::vp8_opus());
+    let bob = Publisher::spawn(&server, room, "bob", PublisherOpts::vp8_opus().red(true));
+    alice.wait_started_async(Duration::from_secs(20)).await;
+    bob.wait_started_async(Duration::from_secs(20)).await;
+
+    let find = |who: &'static str| async move {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (_, list) = api(addr, Method::GET, "/recordings", None, None).await;
+            let items = list
+                .as_array()
+                .cloned()
+                .or_else(|| list["recordings"].as_array().cloned())
+                .unwrap_or_default();
+            if let Some(r) = items.iter().find(|r| r["participant"] == who && r["status"] == "active") {
+                return r["id"].as_str().expect("id").to_owned();
+            }
+            assert!(Instant::now() < deadline, "no active recording of {who} started by the webhook: {list}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let (a_id, b_id) = (find("alice").await, find("bob").await);
+
+    // alice: audio muted for 2 s (the server sends 1 s of silence), then a rejoin
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(alice.command_async("mute audio").await["ok"], true);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(alice.command_async("unmute audio").await["ok"], true);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let old_sid = alice.participant_sid();
+    let rejoin = alice.command_async("rejoin").await;
+    assert_eq!(rejoin["ok"], true, "{rejoin}");
+    assert_ne!(rejoin["participant_sid"].as_str().map(str::to_owned), old_sid, "a new session");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (_, rec) = api(addr, Method::GET, &format!("/recordings/{a_id}"), None, None).await;
+    assert_eq!(rec["status"], "active", "the old session's participant_left does not stop it: {rec}");
+    // alice leaves: participant_left stops her recording
+    assert_eq!(alice.command_async("leave").await["ok"], true);
+    let a_done =
+        wait_for(addr, &a_id, None, WAIT, |r| r["status"] == "complete" || r["status"] == "failed").await;
+    assert_eq!(a_done["status"], "complete", "{a_done}");
+    // the room is deleted: room_finished stops bob's
+    let rc = server.room_client();
+    rc.delete_room(room).await.expect("delete room");
+    let b_done =
+        wait_for(addr, &b_id, None, WAIT, |r| r["status"] == "complete" || r["status"] == "failed").await;
+    assert_eq!(b_done["status"], "complete", "{b_done}");
+
+    let (_, vsrc) = stored_frames("vp8.ivf");
+    let asrc = audio_loop();
+    for (who, done, contiguous) in [("alice", &a_done, false), ("bob", &b_done, true)] {
+        let files = files_of(done);
+        assert!(!files.is_empty(), "{done}");
+        let (mut v_skipped, mut a_skipped, mut packets) = (0, 0, 0);
+        for file in &files {
+            let errors = common::ffmpeg_errors(file);
+            assert!(errors.is_empty(), "{who}: {}: {errors}", file.display());
+            let vp = common::packets(file, stream_index(file, "video"));
+            let ap = common::packets(file, stream_index(file, "audio"));
+            v_skipped += match_source(&format!("{who} video"), &vp, &vsrc, contiguous);
+            a_skipped += match_source(&format!("{who} audio"), &ap, &asrc, contiguous);
+            packets += vp.len() + ap.len();
+            let v =
+                common::ffprobe(file).streams.into_iter().find(|s| s.codec_type == "video").expect("video");
+            assert_eq!((v.width, v.height), (Some(320), Some(240)), "{who}: no 8x8 keyframe");
+        }
+        eprintln!(
+            "{who}: {} part(s), {packets} packets, every one the publisher's; frames skipped (mute, rejoin): \
+             video {v_skipped}, audio {a_skipped}",
+            files.len()
+        );
+    }
+    let (_, metrics) = api(addr, Method::GET, "/metrics", None, None).await;
+    let text = metrics.as_str().unwrap_or_default().to_owned();
+    let fillers = text
+        .lines()
+        .find_map(|l| l.strip_prefix("recorder_sfu_filler_frames_total "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("filler metric");
+    eprintln!("server filler frames left out: {fillers}");
+    assert!(fillers > 0, "the server's filler frames reached the recorder and were left out");
+    daemon.shutdown().await;
+    drop(server);
+}
