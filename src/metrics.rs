@@ -17,6 +17,8 @@ pub struct Metrics {
     pub frames_lost: AtomicU64,
     /// Keyframe requests (PLIs) asked of the connection (it rate-limits them further).
     pub plis_requested: AtomicU64,
+    /// Signal connections that dropped and started a resume (a healthy room shows none).
+    pub signal_reconnects: AtomicU64,
     /// Room actors restarted.
     pub restarts_room: AtomicU64,
     /// Participant recorder actors restarted.
@@ -97,6 +99,12 @@ impl Metrics {
             "counter",
             "Keyframe requests (PLI).",
             &[(String::new(), get(&self.plis_requested))],
+        );
+        metric(
+            "recorder_signal_reconnects_total",
+            "counter",
+            "Signal connections to LiveKit that dropped and were resumed (or retried).",
+            &[(String::new(), get(&self.signal_reconnects))],
         );
         let restarts = [
             ("{actor=\"room\"}".to_owned(), get(&self.restarts_room)),
