@@ -225,3 +225,23 @@ async fn route_source(target: &str) -> io::Result<IpAddr> {
     probe.connect(addr).await?;
     Ok(probe.local_addr()?.ip())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The subscriber socket gets the large receive buffer (up to the kernel's cap): with the
+    /// default one, a room of 50 A/V participants lost ~5 % of its datagrams (`RcvbufErrors`).
+    #[tokio::test]
+    async fn subscriber_socket_gets_a_large_receive_buffer() {
+        let peer = Peer::bind(Some(Ipv4Addr::LOCALHOST.into()), &[], None).await.expect("bind");
+        let granted = socket2::SockRef::from(&*peer.socket()).recv_buffer_size().expect("SO_RCVBUF");
+        let cap = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(RECV_BUFFER);
+        let want = RECV_BUFFER.min(cap);
+        eprintln!("receive buffer {granted} bytes (asked {RECV_BUFFER}, rmem_max {cap})");
+        assert!(granted >= want, "receive buffer {granted} bytes, want at least {want}");
+    }
+}
