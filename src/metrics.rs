@@ -152,7 +152,9 @@ mod tests {
     fn renders_prometheus_text() {
         let m = Metrics::default();
         Metrics::add(&m.restarts_participant, 2);
+        Metrics::add(&m.signal_reconnects, 1);
         let text = m.render(3);
+        assert!(text.contains("recorder_signal_reconnects_total 1\n"), "{text}");
         assert!(text.contains("recorder_active_recordings 3\n"), "{text}");
         assert!(text.contains("recorder_actor_restarts_total{actor=\"participant\"} 2\n"), "{text}");
         assert!(text.contains("# TYPE recorder_bytes_written_total counter\n"), "{text}");
