@@ -19,6 +19,8 @@ pub struct Metrics {
     pub sfu_filler_frames: AtomicU64,
     /// Keyframe requests (PLIs) asked of the connection (it rate-limits them further).
     pub plis_requested: AtomicU64,
+    /// Signal connections that dropped and started a resume (a healthy room shows none).
+    pub signal_reconnects: AtomicU64,
     /// Room actors restarted.
     pub restarts_room: AtomicU64,
     /// Participant recorder actors restarted.
@@ -106,6 +108,12 @@ impl Metrics {
             "Keyframe requests (PLI).",
             &[(String::new(), get(&self.plis_requested))],
         );
+        metric(
+            "recorder_signal_reconnects_total",
+            "counter",
+            "Signal connections to LiveKit that dropped and were resumed (or retried).",
+            &[(String::new(), get(&self.signal_reconnects))],
+        );
         let restarts = [
             ("{actor=\"room\"}".to_owned(), get(&self.restarts_room)),
             ("{actor=\"participant\"}".to_owned(), get(&self.restarts_participant)),
@@ -152,7 +160,9 @@ mod tests {
     fn renders_prometheus_text() {
         let m = Metrics::default();
         Metrics::add(&m.restarts_participant, 2);
+        Metrics::add(&m.signal_reconnects, 1);
         let text = m.render(3);
+        assert!(text.contains("recorder_signal_reconnects_total 1\n"), "{text}");
         assert!(text.contains("recorder_active_recordings 3\n"), "{text}");
         assert!(text.contains("recorder_actor_restarts_total{actor=\"participant\"} 2\n"), "{text}");
         assert!(text.contains("# TYPE recorder_bytes_written_total counter\n"), "{text}");

@@ -1,4 +1,5 @@
-//! OTP-style restart intensity as a pure value: "at most `max` restarts within `window`".
+//! OTP-style restart intensity as a pure value: "at most `max` restarts within `window`", and
+//! the backoffs of reconnects ([`Reconnect`]) and signal resumes ([`Resumes`]).
 //!
 //! Pure: time is passed in (`now`), nothing here reads a clock, so the policy is unit-tested
 //! without sleeping. Every supervisor in [`crate::actors`] keeps one [`RestartBudget`] per
@@ -92,9 +93,63 @@ impl Reconnect {
     }
 }
 
+/// Resumes of a signal connection: the first after a stable stretch is immediate (a lone
+/// blip costs nothing); a connection that drops again within [`STABLE_AFTER`] of its last
+/// resume waits 250 ms, 500 ms, 1 s, ... at most 5 s first. Without it, a server that closes
+/// the socket right after every resume (a message it refuses, a proxy's frame limit) gets one
+/// resume per round trip: hundreds a second.
+#[derive(Debug, Clone, Default)]
+pub struct Resumes {
+    up_at: Option<Instant>,
+    quick: u32,
+}
+
+const RESUME_BASE: Duration = Duration::from_millis(250);
+const RESUME_CAP: Duration = Duration::from_secs(5);
+
+impl Resumes {
+    /// A resume succeeded at `now`.
+    pub fn on_up(&mut self, now: Instant) {
+        self.up_at = Some(now);
+    }
+
+    /// The signal connection dropped at `now`: how long to wait before resuming.
+    pub fn on_lost(&mut self, now: Instant) -> Duration {
+        let quick = self.up_at.take().is_some_and(|up| now.saturating_duration_since(up) < STABLE_AFTER);
+        self.quick = if quick { self.quick + 1 } else { 0 };
+        match self.quick {
+            0 => Duration::ZERO,
+            n => RESUME_BASE.saturating_mul(1 << (n - 1).min(16)).min(RESUME_CAP),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signal_drops_right_after_resumes_back_off() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut r = Resumes::default();
+        assert_eq!(r.on_lost(t0), Duration::ZERO, "the first drop resumes at once");
+        let mut delays = Vec::new();
+        let mut now = 0;
+        for _ in 0..7 {
+            r.on_up(ms(now));
+            now += 25; // dropped again 25 ms after each resume
+            let d = r.on_lost(ms(now));
+            delays.push(d.as_millis() as u64);
+            now += d.as_millis() as u64;
+        }
+        assert_eq!(delays, [250, 500, 1000, 2000, 4000, 5000, 5000]);
+        // a resumed connection that stays up ends the trouble
+        r.on_up(ms(now));
+        assert_eq!(r.on_lost(ms(now) + STABLE_AFTER), Duration::ZERO);
+        // a drop while no resume has succeeded (a resume still under way) is not counted quick
+        assert_eq!(r.on_lost(ms(now) + STABLE_AFTER), Duration::ZERO);
+    }
 
     #[test]
     fn restarts_until_the_budget_is_spent_then_escalates() {

@@ -85,6 +85,40 @@ async fn hidden_recorder_joins_and_gets_a_livekit_shaped_offer() {
     sim.stop().await;
 }
 
+/// A subscriber to 20 A/V participants answers with 40 m-lines: well over 64 KiB in one
+/// WebSocket message. The real server reads it (gorilla/websocket, no read limit); so must the
+/// simulator: the session stays up and every track's media arrives. (With actix-ws's default
+/// 64 KiB frame limit the session dropped at that answer, and at every SyncState after.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_larger_than_64_kib_keeps_the_session() {
+    let sim = start_sim(vec![]).await;
+    let mut tracks = Vec::new();
+    for n in 0..20 {
+        let p = add_participant(sim.http_addr(), "big", &format!("p{n:02}"), Some("vp8"), true).await;
+        let sids = p["tracks"]
+            .as_array()
+            .expect("tracks")
+            .iter()
+            .map(|t| t["sid"].as_str().expect("sid").to_owned());
+        tracks.extend(sids);
+    }
+    let mut bot = Bot::join(&sim.ws_url(), &recorder_token("big", "rec"), true).await;
+    let all_media = |b: &Bot| {
+        let got: std::collections::HashSet<&str> = b.frames.iter().map(|f| f.track.as_str()).collect();
+        tracks.iter().all(|t| got.contains(t.as_str()))
+    };
+    let ok = bot.run_until(Duration::from_secs(20), |b| b.closed || (b.connected && all_media(b))).await;
+    let largest = bot.answer_bytes.iter().copied().max().unwrap_or(0);
+    eprintln!("answers {:?} bytes; {} m-lines", bot.answer_bytes, tracks.len());
+    assert!(
+        largest > 64 << 10,
+        "the answer ({largest} bytes) must exceed 64 KiB for this test to mean anything"
+    );
+    assert!(!bot.closed, "the simulator closed the session after an answer of {largest} bytes");
+    assert!(ok && all_media(&bot), "media from all {} tracks", tracks.len());
+    sim.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_tokens_are_refused_and_unknown_resumes_get_leave() {
     let sim = start_sim(vec![]).await;

@@ -360,7 +360,10 @@ impl RoomState {
                 self.routes.remove(&track_sid);
                 self.unrouted.remove(&track_sid);
             }
-            RoomEvent::Reconnecting => tracing::info!(room = %self.args.room, "signal reconnecting"),
+            RoomEvent::Reconnecting => {
+                crate::metrics::Metrics::add(&self.args.settings.metrics.signal_reconnects, 1);
+                tracing::info!(room = %self.args.room, "signal reconnecting")
+            }
             RoomEvent::Reconnected => tracing::info!(room = %self.args.room, "signal resumed"),
             RoomEvent::Disconnected { reason } => {
                 self.suspend_all().await;

@@ -21,6 +21,13 @@ use super::LiveKitError;
 /// How often str0m reports ingress statistics (NACK counts).
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Receive buffer asked for the subscriber socket. One socket carries every track of the room:
+/// 50 A/V participants are ~4,000 datagrams/s, and the default buffer (208 KiB on Linux, tens of
+/// milliseconds of that) overflows whenever the connection task is descheduled briefly, which
+/// loses frames that NACK cannot always bring back. 4 MiB holds about a second of it. The
+/// kernel caps it at `net.core.rmem_max`.
+pub(crate) const RECV_BUFFER: usize = 4 << 20;
+
 /// The receive side of the subscriber PC.
 pub(crate) struct Peer {
     rtc: Rtc,
@@ -42,6 +49,7 @@ impl Peer {
         let addr = SocketAddr::new(bind_ip.unwrap_or(Ipv4Addr::UNSPECIFIED.into()), 0);
         let socket = UdpSocket::bind(addr).await.map_err(|source| LiveKitError::Bind { addr, source })?;
         let port = socket.local_addr().map_err(|source| LiveKitError::Bind { addr, source })?.port();
+        grow_recv_buffer(&socket, RECV_BUFFER);
         let local_ips = match (advertise.is_empty(), bind_ip) {
             (false, _) => advertise.to_vec(),
             (true, Some(ip)) if !ip.is_unspecified() => vec![ip],
@@ -161,6 +169,24 @@ impl Peer {
     }
 }
 
+/// Asks for a receive buffer of `want` bytes; says so when the kernel grants less. Returns the
+/// size granted (Linux reports twice the usable size: its bookkeeping overhead).
+pub(crate) fn grow_recv_buffer(socket: &UdpSocket, want: usize) -> usize {
+    let sock = socket2::SockRef::from(socket);
+    if let Err(e) = sock.set_recv_buffer_size(want) {
+        tracing::debug!(error = %e, "cannot set the UDP receive buffer size");
+    }
+    let got = sock.recv_buffer_size().unwrap_or(0);
+    if got < want {
+        tracing::info!(
+            bytes = got,
+            wanted = want,
+            "UDP receive buffer smaller than asked (net.core.rmem_max); crowded rooms may lose packets"
+        );
+    }
+    got
+}
+
 /// Frame mode, only the codecs we record (Opus without RED, VP8, VP9, H.264, AV1; RTX comes with
 /// the video codecs), ingress stats for NACK counts.
 fn rtc_config() -> RtcConfig {
@@ -198,4 +224,24 @@ async fn route_source(target: &str) -> io::Result<IpAddr> {
     let probe = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await?;
     probe.connect(addr).await?;
     Ok(probe.local_addr()?.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The subscriber socket gets the large receive buffer (up to the kernel's cap): with the
+    /// default one, a room of 50 A/V participants lost ~5 % of its datagrams (`RcvbufErrors`).
+    #[tokio::test]
+    async fn subscriber_socket_gets_a_large_receive_buffer() {
+        let peer = Peer::bind(Some(Ipv4Addr::LOCALHOST.into()), &[], None).await.expect("bind");
+        let granted = socket2::SockRef::from(&*peer.socket()).recv_buffer_size().expect("SO_RCVBUF");
+        let cap = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(RECV_BUFFER);
+        let want = RECV_BUFFER.min(cap);
+        eprintln!("receive buffer {granted} bytes (asked {RECV_BUFFER}, rmem_max {cap})");
+        assert!(granted >= want, "receive buffer {granted} bytes, want at least {want}");
+    }
 }

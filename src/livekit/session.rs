@@ -28,6 +28,7 @@ use super::signal::{ResumeOutcome, SignalCmd};
 use super::sink::{EventSink, Stalled};
 use super::tracks::Tracks;
 use super::{Command, ConnectOptions, Counters};
+use crate::supervision::Resumes;
 
 /// Remote candidates kept while no offer has been applied yet.
 const MAX_PENDING_CANDIDATES: usize = 64;
@@ -54,6 +55,8 @@ pub(crate) struct Session {
     last_offer: Option<proto::SessionDescription>,
     last_answer: Option<proto::SessionDescription>,
     resuming: bool,
+    /// Backoff of resumes that follow each other closely (a socket dropped after every resume).
+    resume_backoff: Resumes,
 }
 
 /// The inputs the loop waits on.
@@ -88,6 +91,7 @@ impl Session {
             last_offer: None,
             last_answer: None,
             resuming: false,
+            resume_backoff: Resumes::default(),
         }
     }
 
@@ -310,7 +314,11 @@ impl Session {
         self.resuming = true;
         self.counters.resumes.fetch_add(1, Ordering::Relaxed);
         self.emit(RoomEvent::Reconnecting)?;
-        let cmd = SignalCmd::Resume { attempts: self.opts.resume_attempts };
+        let delay = self.resume_backoff.on_lost(Instant::now());
+        if !delay.is_zero() {
+            tracing::info!(?delay, "signal dropped again soon after a resume; waiting before the next");
+        }
+        let cmd = SignalCmd::Resume { attempts: self.opts.resume_attempts, delay };
         self.signal_tx.try_send(cmd).map_err(|_| Exit::from("signal pump gone"))
     }
 
@@ -325,6 +333,7 @@ impl Session {
             subscription: Some(self.tracks.subscription_state()),
             ..Default::default()
         };
+        self.resume_backoff.on_up(Instant::now());
         self.send(Req::SyncState(sync));
         let _ = self.signal_tx.try_send(SignalCmd::SetReconnected);
         self.emit(RoomEvent::Reconnected)

@@ -31,8 +31,8 @@ const RESUME_BACKOFF_MS: [u64; 6] = [0, 250, 500, 1_000, 2_000, 4_000];
 pub(crate) enum SignalCmd {
     /// Send a request (queued by the client while resuming unless it is pass-through).
     Send(Box<proto::signal_request::Message>),
-    /// Resume the signal connection (`reconnect=1`), up to `attempts` tries.
-    Resume { attempts: usize },
+    /// Resume the signal connection (`reconnect=1`) after `delay`, up to `attempts` tries.
+    Resume { attempts: usize, delay: Duration },
     /// The resume is complete: flush what the client held back.
     SetReconnected,
     /// Close the WebSocket and end the pump.
@@ -97,7 +97,8 @@ async fn pump(
                     tracing::debug!("leave sent");
                 }
             }
-            SignalCmd::Resume { attempts } => {
+            SignalCmd::Resume { attempts, delay } => {
+                tokio::time::sleep(delay).await;
                 let outcome = resume(&client, attempts).await;
                 let _ = outcomes.send(outcome).await;
             }

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::AggregatedMessage;
 use livekit_protocol as proto;
 use prost::Message as _;
 use proto::signal_request::Message as Req;
@@ -20,6 +21,16 @@ use super::ids::unix_ms;
 use super::lifecycle::OpError;
 use super::peer::PeerCmd;
 use super::Sim;
+
+/// Largest signal request the simulator reads, in one frame or aggregated from continuations.
+///
+/// The real server reads with gorilla/websocket and sets no read limit (none in
+/// `pkg/service/rtcservice.go` or `wsprotocol.go`), so requests of any size get through. actix-ws
+/// would cut at 64 KiB, and a subscriber answer outgrows that at about 30 m-lines (a recorder of
+/// 15 A/V participants): the session then dropped at every answer and at the SyncState after
+/// each resume, a reconnect storm the real server does not have. 16 MiB is the frame limit of
+/// the clients' own WebSocket stack (tungstenite), far above any SDP.
+const MAX_REQUEST_BYTES: usize = 16 << 20;
 
 /// Who a session speaks for.
 struct Who {
@@ -67,6 +78,10 @@ pub async fn rtc(
         Ok(x) => x,
         Err(e) => return text(StatusCode::BAD_REQUEST, &format!("not a WebSocket upgrade: {e}")),
     };
+    let stream = stream
+        .max_frame_size(MAX_REQUEST_BYTES)
+        .aggregate_continuations()
+        .max_continuation_size(MAX_REQUEST_BYTES);
     let sim = sim.get_ref().clone();
     let reconnect = flag(&query, "reconnect", false);
     let auto_subscribe = flag(&query, "auto_subscribe", true);
@@ -122,7 +137,7 @@ enum End {
 
 async fn run_session(
     mut ws: actix_ws::Session,
-    mut stream: actix_ws::MessageStream,
+    mut stream: actix_ws::AggregatedMessageStream,
     sim: Arc<Sim>,
     who: Who,
     gen: u64,
@@ -141,11 +156,15 @@ async fn run_session(
                 None => break End::Done,
             },
             msg = stream.recv() => match msg {
-                Some(Ok(actix_ws::Message::Binary(b))) => {
+                Some(Ok(AggregatedMessage::Binary(b))) => {
                     if !request(&sim, &who, &mut ws, &b).await { break End::Done }
                 }
-                Some(Ok(actix_ws::Message::Ping(p))) => { let _ = ws.pong(&p).await; }
-                Some(Ok(actix_ws::Message::Close(_))) | Some(Err(_)) | None => break End::Lost,
+                Some(Ok(AggregatedMessage::Ping(p))) => { let _ = ws.pong(&p).await; }
+                Some(Err(e)) => {
+                    tracing::warn!(room = %who.room, identity = %who.identity, "signal read failed: {e}");
+                    break End::Lost
+                }
+                Some(Ok(AggregatedMessage::Close(_))) | None => break End::Lost,
                 Some(Ok(_)) => {}
             },
         }

@@ -112,6 +112,8 @@ pub struct Bot {
     cand: Candidate,
     pub mid_track: HashMap<String, String>,
     pub offers: Vec<proto::SessionDescription>,
+    /// Size of each answer sent, as encoded on the WebSocket (bytes).
+    pub answer_bytes: Vec<usize>,
     pub updates: Vec<proto::ParticipantInfo>,
     pub frames: Vec<RecvFrame>,
     pub connected: bool,
@@ -150,6 +152,7 @@ impl Bot {
             cand,
             mid_track: HashMap::new(),
             offers: Vec::new(),
+            answer_bytes: Vec::new(),
             updates: Vec::new(),
             frames: Vec::new(),
             connected: false,
@@ -238,7 +241,9 @@ impl Bot {
             id,
             mid_to_track_id: Default::default(),
         };
-        self.signal.send(Req::Answer(answer)).await;
+        let req = proto::SignalRequest { message: Some(Req::Answer(answer)) };
+        self.answer_bytes.push(prost::Message::encoded_len(&req));
+        self.signal.send(req.message.expect("answer")).await;
         if first {
             let init = serde_json::json!({ "candidate": self.cand.to_sdp_string(), "sdpMid": "0", "sdpMLineIndex": 0 }).to_string();
             let t = proto::TrickleRequest {

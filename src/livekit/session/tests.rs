@@ -130,3 +130,20 @@ async fn server_leave_ends_the_session_unless_resume() {
     assert!(matches!(h.events.try_recv(), Ok(RoomEvent::Reconnecting)));
     assert!(matches!(h.signal_rx.try_recv(), Ok(SignalCmd::Resume { .. })));
 }
+
+#[tokio::test]
+async fn signal_dropping_after_every_resume_backs_off() {
+    let mut h = harness().await;
+    let mut delays = Vec::new();
+    for _ in 0..4 {
+        h.session.on_signal(Some(SignalEvent::Close("socket closed".into()))).unwrap();
+        match h.signal_rx.try_recv() {
+            Ok(SignalCmd::Resume { delay, .. }) => delays.push(delay.as_millis() as u64),
+            other => panic!("expected a resume, got {other:?}"),
+        }
+        h.session.on_resumed(Ok(())).unwrap();
+        while h.signal_rx.try_recv().is_ok() {} // SyncState, SetReconnected
+    }
+    assert_eq!(delays, [0, 250, 500, 1000], "a lone drop resumes at once, a storm backs off");
+    assert_eq!(h.session.counters.resumes.load(Ordering::Relaxed), 4);
+}
