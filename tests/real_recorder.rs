@@ -303,7 +303,7 @@ async fn webhooks_mute_and_rejoin_against_the_real_server() {
         let (mut v_skipped, mut a_skipped, mut packets) = (0, 0, 0);
         for file in &files {
             let errors = common::ffmpeg_errors(file);
-            assert!(errors.is_empty(), "{who}: {}: {errors}", file.display());
+            assert!(errors.is_empty(), "{who}: {}: {errors}\n{done}", file.display());
             let vp = common::packets(file, stream_index(file, "video"));
             let ap = common::packets(file, stream_index(file, "audio"));
             v_skipped += match_source(&format!("{who} video"), &vp, &vsrc, contiguous);

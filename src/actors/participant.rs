@@ -318,6 +318,23 @@ impl ParticipantState {
         me: &ActorRef<ParticipantMsg>,
         tracks: &[TrackSnapshot],
     ) -> Result<(), ActorProcessingErr> {
+        // the list is the participant's current session's tracks: the others are gone (an
+        // unpublish, or a rejoin that replaced the session) and stay out of later parts
+        for w in &mut self.tracks {
+            if !w.gone && !tracks.iter().any(|t| t.sid == w.sid) {
+                tracing::info!(recording = %self.args.spec.id, track = %w.sid, "track gone");
+                w.gone = true;
+                w.subscribed = false;
+            }
+        }
+        // every track of the open part is gone (the session was replaced): the part closes,
+        // and the next opens like the first, once the new tracks are there
+        let in_part = || self.tracks.iter().filter(|w| w.slot.is_some());
+        if !self.parts.is_empty() && in_part().count() > 0 && in_part().all(|w| w.gone) {
+            self.close_part()?;
+            self.part_no += 1;
+            self.first_subscribed = None;
+        }
         for t in tracks {
             if let Some(reason) = t.unrecordable() {
                 if self.args.spec.profile.wants(t.kind) && !self.skipped.iter().any(|s| s.sid == t.sid) {
@@ -396,7 +413,7 @@ impl ParticipantState {
     }
 
     fn on_subscribed(&mut self, sid: &str, codec: Option<Codec>) -> Result<(), ActorProcessingErr> {
-        let Some(w) = self.tracks.iter_mut().find(|w| w.sid == sid) else { return Ok(()) };
+        let Some(w) = self.tracks.iter_mut().find(|w| w.sid == sid && !w.gone) else { return Ok(()) };
         w.subscribed = true;
         if let Some(c) = codec {
             w.codec = c;
@@ -478,11 +495,12 @@ impl ParticipantState {
     /// With only one of audio and video published, it gives the other [`COMPANION_WAIT`] to
     /// appear (publishers start both within a moment), so that it is not left to a part 2.
     fn ready(&self) -> bool {
-        let subscribed = self.tracks.iter().all(|w| w.subscribed) && self.tracks.iter().any(|w| w.seen);
+        let live = || self.tracks.iter().filter(|w| !w.gone);
+        let subscribed = live().all(|w| w.subscribed) && live().any(|w| w.seen);
         let profile = &self.args.spec.profile;
         let missing_kind = [MediaKind::Audio, MediaKind::Video]
             .into_iter()
-            .any(|k| profile.wants(k) && !self.tracks.iter().any(|w| w.kind == k));
+            .any(|k| profile.wants(k) && !live().any(|w| w.kind == k));
         let waited = self.first_subscribed.is_some_and(|t| t.elapsed() >= COMPANION_WAIT);
         subscribed && (!missing_kind || waited)
     }

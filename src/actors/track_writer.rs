@@ -187,6 +187,9 @@ pub struct TrackWriter {
     pub frames: u64,
     /// Whether the subscription is negotiated (frames can arrive).
     pub subscribed: bool,
+    /// The publication is gone (unpublished, or its session was replaced by a rejoin): no
+    /// later part includes the track.
+    pub gone: bool,
     /// Whether the track has a sender report (its time is on the sender's clock).
     pub synced: bool,
     /// Whether any frame arrived.
@@ -207,6 +210,7 @@ impl TrackWriter {
             slot: None,
             frames: 0,
             subscribed: false,
+            gone: false,
             synced: false,
             seen: false,
             actor: None,
