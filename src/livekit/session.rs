@@ -3,7 +3,8 @@
 //!
 //! Invariants: every input (signal message, datagram, timer, command, resume outcome) is handled
 //! to completion before the next one; str0m is drained after each. Bad input from the network
-//! (malformed SDP, garbage candidates, unknown mids) is logged at debug and ignored. The task
+//! (garbage candidates, unknown mids) is logged at debug and ignored; an offer we cannot answer
+//! ends the session with the reason. The task
 //! ends on `close()`, when the handle is dropped, on a terminal signal error, or when the peer
 //! connection dies, and always emits `Disconnected` last (if the consumer still listens).
 
@@ -215,8 +216,11 @@ impl Session {
         let answer = match self.peer.accept_offer(&sd.sdp) {
             Ok(answer) => answer,
             Err(e) => {
+                // unanswered, the server would wait 15 s and force a reconnect, again and
+                // again: end the session now with the reason (the room actor reconnects with
+                // backoff and the recordings show the error)
                 tracing::warn!(offer_id = sd.id, error = %e, "cannot answer subscriber offer");
-                return Ok(());
+                return Err(format!("cannot answer LiveKit's subscriber offer {}: {e}", sd.id));
             }
         };
         if sdp::has_codec(&answer, "red") {

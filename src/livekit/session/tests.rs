@@ -51,7 +51,7 @@ fn info(sid: &str, version: u32, state: proto::participant_info::State) -> proto
 }
 
 #[tokio::test]
-async fn malformed_offer_is_ignored() {
+async fn an_offer_that_cannot_be_answered_ends_the_session_with_the_reason() {
     let mut h = harness().await;
     let offer = proto::SessionDescription {
         r#type: "offer".into(),
@@ -59,7 +59,8 @@ async fn malformed_offer_is_ignored() {
         id: 3,
         ..Default::default()
     };
-    assert!(h.session.on_message(Resp::Offer(offer)).is_ok());
+    let err = h.session.on_message(Resp::Offer(offer)).expect_err("a malformed offer ends the session");
+    assert!(err.contains("cannot answer LiveKit's subscriber offer 3"), "{err}");
     assert!(sent(&mut h).is_empty(), "no answer to a malformed offer");
 }
 
