@@ -42,6 +42,7 @@ type config struct {
 	video, audio                           string
 	loops                                  int
 	red                                    bool
+	e2ee                                   bool
 	ttl                                    time.Duration
 	fps                                    uint
 	startTimeout                           time.Duration
@@ -81,13 +82,14 @@ func main() {
 	flag.StringVar(&c.audio, "audio", "", "audio file (.ogg Opus)")
 	flag.IntVar(&loops, "loops", 1, "times to play the files, 0 = forever")
 	flag.BoolVar(&c.red, "red", false, "publish the audio as audio/red (RFC 2198, primary + previous packet)")
+	flag.BoolVar(&c.e2ee, "e2ee", false, "announce the audio track as end-to-end encrypted (TrackInfo.encryption = GCM; the payload is sent as is, unencrypted)")
 	flag.DurationVar(&c.ttl, "token-ttl", time.Hour, "access token lifetime")
 	flag.UintVar(&c.fps, "fps", 30, "frame rate of an .h264 file")
 	flag.DurationVar(&c.startTimeout, "start-timeout", 15*time.Second, "how long to wait for the tracks to be bound before starting anyway")
 	flag.Parse()
 	c.loops = loops
 	if c.room == "" || c.apiSecret == "" || (c.video == "" && c.audio == "") {
-		fmt.Fprintln(os.Stderr, "usage: lkpub --url ws://... --api-key K --api-secret S --room R --identity I [--video F] [--audio F] [--loops N] [--red]")
+		fmt.Fprintln(os.Stderr, "usage: lkpub --url ws://... --api-key K --api-secret S --room R --identity I [--video F] [--audio F] [--loops N] [--red] [--e2ee]")
 		os.Exit(2)
 	}
 	p := &publisher{cfg: c, kinds: map[string]*kindState{}}
@@ -266,6 +268,9 @@ func (p *publisher) publish(kind string) error {
 	ks.writer, ks.want, ks.pub, ks.sid = w, true, nil, ""
 	p.mu.Unlock()
 	opts := &lksdk.TrackPublicationOptions{Name: kind}
+	if kind == "audio" && p.cfg.e2ee {
+		opts.Encryption = livekit.Encryption_GCM
+	}
 	if kind == "video" {
 		opts.VideoWidth, opts.VideoHeight = 320, 240
 		if ks.src.width > 0 {
