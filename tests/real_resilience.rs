@@ -40,6 +40,8 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// `(status, body)`; status 0 when the request itself failed (the daemon is down).
 async fn api(addr: SocketAddr, method: Method, path: &str, body: Option<&str>) -> (u16, Value) {
+    // reqwest is built without a crypto provider (see Cargo.toml): install ring's first
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder().no_proxy().build().expect("client");
     let mut req = client.request(method, format!("http://{addr}{path}")).timeout(Duration::from_secs(20));
     if let Some(b) = body {
