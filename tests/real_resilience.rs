@@ -259,6 +259,8 @@ impl Serve {
             .env("LIVEKIT_API_KEY", server.api_key())
             .env("LIVEKIT_API_SECRET", server.api_secret())
             .env("APP_PORT", port.to_string())
+            .env("BIND_ADDRESS", "127.0.0.1")
+            .env("NO_COLOR", "1")
             .env("RECORDINGS_DIR", dir)
             .env("AUTO_RECORD_ON_JOIN", "false")
             .env("START_TIMEOUT", "20s")
