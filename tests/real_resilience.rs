@@ -231,6 +231,16 @@ fn assert_parts_hold_the_publishers_frames(rec: &Value, want: &Expect) -> (usize
     (files.len(), nv, na)
 }
 
+/// Nothing recorded twice: the packets of all parts together are no more than the publisher
+/// sent since it started (its `status` after the stop).
+async fn assert_not_doubled(publisher: &Publisher, nv: usize, na: usize, rec: &Value) {
+    let status = publisher.command_async("status").await;
+    let sent = |kind: &str| status["tracks"][kind]["sent"].as_u64().expect("sent") as usize;
+    let (sv, sa) = (sent("video"), sent("audio"));
+    eprintln!("recorded {nv} of {sv} video and {na} of {sa} audio frames the publisher sent in all");
+    assert!(nv <= sv && na <= sa, "more packets recorded than sent: {nv}/{sv}, {na}/{sa}\n{rec}");
+}
+
 /// `livekit-recorder serve` as a child process; killed on drop.
 struct Serve {
     child: Child,
@@ -336,6 +346,7 @@ async fn recorder_killed_9_resumes_in_a_new_part_against_the_real_server() {
         &done,
         &Expect { who: "alice", video: "vp8.ivf", audio: true },
     );
+    assert_not_doubled(&alice, nv, na, &done).await;
     // the killed part keeps what was written up to the last flush before the kill: at least
     // 2.5 s of the 4 s recorded after the first bytes
     let first = common::packets(&files_of(&done)[0], 0).len();
@@ -393,6 +404,7 @@ async fn livekit_server_killed_and_restarted_the_recording_continues() {
         &done,
         &Expect { who: "alice", video: "vp8.ivf", audio: true },
     );
+    assert_not_doubled(&alice, nv, na, &done).await;
     assert!(parts >= 2, "a new part after the outage: {done}");
     let first = common::packets(&files_of(&done)[0], 0).len();
     assert!(first >= 105, "part 1 holds the 4 s before the outage: {first} video packets\n{done}");
@@ -529,8 +541,22 @@ async fn an_encrypted_track_is_named_in_skipped_tracks_and_the_other_is_recorded
     let video_sid = alice.track_sid("video").expect("video published");
 
     // the server took the flag: its TrackInfo says GCM for the audio, NONE for the video
-    let participants = server.room_client().list_participants(room).await.expect("list participants");
-    let p = participants.iter().find(|p| p.identity == "alice").expect("alice");
+    // (polled: the server's participant info can lag the publisher's own events a little)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let p = loop {
+        let participants = server.room_client().list_participants(room).await.expect("list participants");
+        let alice_info = participants.iter().find(|p| p.identity == "alice").cloned();
+        if let Some(p) = alice_info
+            .filter(|p| [&audio_sid, &video_sid].iter().all(|sid| p.tracks.iter().any(|t| &&t.sid == sid)))
+        {
+            break p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server does not list alice's tracks {audio_sid} and {video_sid}: {participants:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let enc = |sid: &str| p.tracks.iter().find(|t| t.sid == sid).map(|t| t.encryption).expect("track");
     assert_eq!(enc(&audio_sid), livekit_protocol::encryption::Type::Gcm as i32, "{p:?}");
     assert_eq!(enc(&video_sid), livekit_protocol::encryption::Type::None as i32, "{p:?}");
