@@ -236,6 +236,7 @@ mod tests {
             layout: crate::recording::Layout::Participant,
             template: String::new(),
             started_unix_ms: 0,
+            h264_container: Default::default(),
         };
         let ended = Arc::new(AtomicUsize::new(0));
         let counter = ended.clone();

@@ -52,6 +52,17 @@ pub enum Layout {
     Track,
 }
 
+/// The container of a file with H.264 video (other video codecs go to WebM, audio alone to Ogg).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum H264Container {
+    /// Matroska (`.mkv`, default): H.264 with Opus.
+    #[default]
+    Mkv,
+    /// Fragmented MP4 (`.mp4`): H.264 with Opus, what most players and editors open.
+    Mp4,
+}
+
 /// Lifecycle of a recording: `pending` → `active` → `finalizing` → (`uploading`, when S3 is
 /// configured) → `complete`, or `failed` from any of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +193,9 @@ pub struct RecordingSpec {
     pub template: String,
     /// Start time, ms since the UNIX epoch.
     pub started_unix_ms: u64,
+    /// Container for H.264 video (journals written before it existed read as the default).
+    #[serde(default)]
+    pub h264_container: H264Container,
 }
 
 impl RecordingInfo {

@@ -143,8 +143,12 @@ fn stream_index(path: &Path, kind: &str) -> usize {
 
 /// Publisher `video` + Opus (with RED when `red`), recorded for ~6 s by REST start and stop:
 /// complete, byte-exact, decodable, in sync, and no frame the publisher did not send.
-async fn record_codec(video: &str, red: bool) {
-    let what = format!("{video}{}", if red { "+red" } else { "" });
+async fn record_codec(video: &str, red: bool, h264_container: &str) {
+    let what = format!(
+        "{video}{}{}",
+        if red { "+red" } else { "" },
+        if h264_container == "mp4" { " in mp4" } else { "" }
+    );
     let server = RealServer::start(ServerOpts::default());
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = daemon_for(&server, dir.path(), false).await;
@@ -159,7 +163,7 @@ async fn record_codec(video: &str, red: bool) {
     publisher.wait_started_async(Duration::from_secs(20)).await;
 
     let t0 = Instant::now();
-    let body = json!({ "room": room, "participant": "alice" }).to_string();
+    let body = json!({ "room": room, "participant": "alice", "h264_container": h264_container }).to_string();
     let (status, rec) = api(addr, Method::POST, "/recordings/start", Some(&body), None).await;
     assert_eq!(status, 201, "{rec}");
     let id = rec["id"].as_str().expect("id").to_owned();
@@ -179,6 +183,14 @@ async fn record_codec(video: &str, red: bool) {
     let files = files_of(&done);
     assert_eq!(files.len(), 1, "{done}");
     let file = &files[0];
+    if h264_container == "mp4" {
+        assert_eq!(file.extension().and_then(|e| e.to_str()), Some("mp4"), "{done}");
+    }
+    if let Some(keep) = std::env::var_os("REAL_RECORDER_KEEP") {
+        // a copy for a look after the test
+        let _ = std::fs::create_dir_all(&keep);
+        let _ = std::fs::copy(file, Path::new(&keep).join(file.file_name().expect("name")));
+    }
     let errors = common::ffmpeg_errors(file);
     assert!(errors.is_empty(), "{what}: {}: {errors}", file.display());
 
@@ -205,22 +217,27 @@ async fn record_codec(video: &str, red: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn vp8_with_red_audio_is_recorded_byte_exact_and_in_sync() {
-    record_codec("vp8.ivf", true).await;
+    record_codec("vp8.ivf", true, "mkv").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn vp9_opus_is_recorded_byte_exact_and_in_sync() {
-    record_codec("vp9.ivf", false).await;
+    record_codec("vp9.ivf", false, "mkv").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn av1_opus_is_recorded_byte_exact_and_in_sync() {
-    record_codec("av1.ivf", false).await;
+    record_codec("av1.ivf", false, "mkv").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn h264_opus_is_recorded_byte_exact_and_in_sync() {
-    record_codec("h264.h264", false).await;
+    record_codec("h264.h264", false, "mkv").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn h264_opus_in_mp4_is_recorded_byte_exact_and_in_sync() {
+    record_codec("h264.h264", false, "mp4").await;
 }
 
 /// Webhooks signed by the real server: `participant_joined` starts a recording,

@@ -33,7 +33,9 @@ use crate::media::session::SessionConfig;
 use crate::media::{Codec, MediaKind};
 use crate::metrics::Metrics;
 use crate::output::RecordingPart;
-use crate::recording::{Layout, RecorderError, RecordingInfo, RecordingSpec, SkippedTrack, Status};
+use crate::recording::{
+    H264Container, Layout, RecorderError, RecordingInfo, RecordingSpec, SkippedTrack, Status,
+};
 use crate::storage::layout::{relative_path, NameVars};
 use crate::supervision::{RestartBudget, Verdict};
 
@@ -117,6 +119,8 @@ pub struct ParticipantState {
     tracks: Vec<TrackWriter>,
     /// Wanted tracks that cannot be recorded (reported in the recording).
     skipped: Vec<SkippedTrack>,
+    /// A stop was asked for: a suspend (the room failing) ends the recording instead.
+    stopping: bool,
     /// The open files of the current part: one, or one per track with the `track` layout.
     parts: Vec<RecordingPart>,
     part_no: u32,
@@ -176,6 +180,7 @@ impl Actor for ParticipantRecorder {
             frames_lost: 0,
             reported_lost: 0,
             skipped: Vec::new(),
+            stopping: false,
             stall: progress::StallWatch::new(Instant::now()),
         })
     }
@@ -264,8 +269,15 @@ impl ParticipantState {
             ParticipantMsg::Stop { reply } => {
                 // everything the room received before the stop is in the writers' mailboxes:
                 // let them hand it over, then finish behind it
+                st.stopping = true;
                 st.flush_writers().await;
                 let _ = me.cast(ParticipantMsg::Finish(Some(reply)));
+            }
+            ParticipantMsg::Suspend(reply) if st.stopping => {
+                // the room fails while a stop is under way (a deleted room closes the
+                // connection as `room_finished` stops its recordings): the stop wins
+                st.end(&me, Status::Complete, None)?;
+                let _ = reply.send(());
             }
             ParticipantMsg::Suspend(reply) => {
                 st.close_part()?;
@@ -602,7 +614,12 @@ impl ParticipantState {
             let path = self.part_path(group);
             let codecs: Vec<Codec> = group.iter().map(|&i| self.tracks[i].codec).collect();
             let first = |k| group.iter().map(|&i| &self.tracks[i]).find(|w| w.kind == k).map(|w| w.codec);
-            let kind = ContainerKind::for_codecs(first(MediaKind::Video), first(MediaKind::Audio));
+            let kind = match ContainerKind::for_codecs(first(MediaKind::Video), first(MediaKind::Audio)) {
+                ContainerKind::Mkv if self.args.spec.h264_container == H264Container::Mp4 => {
+                    ContainerKind::Mp4
+                }
+                kind => kind,
+            };
             let path = path.with_extension(kind.extension());
             self.part_dir = path.parent().map(std::path::Path::to_path_buf);
             // the file starts at the first keyframe, without waiting for sender reports (the

@@ -59,6 +59,8 @@ pub struct StartRequest {
     pub layout: Layout,
     /// File name template.
     pub template: String,
+    /// Container for H.264 video.
+    pub h264_container: crate::recording::H264Container,
 }
 
 /// Which recording to stop.
@@ -417,6 +419,7 @@ impl SupervisorState {
             layout: req.layout,
             template: req.template,
             started_unix_ms: recording::unix_ms_now(),
+            h264_container: req.h264_container,
         };
         let info = RecordingInfo::pending(&spec);
         self.journal(Event::Started { spec: spec.clone() });

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::error::ApiError;
 use super::AppState;
 use crate::actors::supervisor::{StartRequest, StopTarget, SupervisorMsg};
-use crate::recording::{Layout, Profile, RecorderError, Status};
+use crate::recording::{H264Container, Layout, Profile, RecorderError, Status};
 
 /// Timeout for calls that only read the table.
 const QUERY_MS: u64 = 5_000;
@@ -26,6 +26,8 @@ struct StartBody {
     #[serde(default)]
     layout: Layout,
     filename: Option<String>,
+    #[serde(default)]
+    h264_container: H264Container,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +98,7 @@ pub async fn start(
         profile: b.profile,
         layout: b.layout,
         template,
+        h264_container: b.h264_container,
     };
     let (info, created) = ractor::call_t!(state.supervisor, SupervisorMsg::Start, QUERY_MS, start)??;
     Ok(if created { HttpResponse::Created() } else { HttpResponse::Ok() }.json(info))

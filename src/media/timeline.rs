@@ -39,6 +39,9 @@ use super::SenderReport;
 /// target (5 ms: inaudible and invisible, yet 250 ms/s of correction for 20 ms audio frames).
 pub const MAX_STEP_NS: i128 = 5_000_000;
 
+/// The least time between two video frames of one track (1 ms: Matroska's time unit).
+pub const MIN_VIDEO_STEP_NS: u64 = 1_000_000;
+
 /// A correction forward larger than this is applied at once instead of gradually.
 pub const SNAP_FORWARD_NS: i128 = 1_000_000_000;
 
@@ -195,7 +198,10 @@ impl TrackTimeline {
             self.last_out_ns = self.last_out_ns.map(|l| (i128::from(l) + shift).max(0) as u64);
         }
         let t = (rtp_ns + offset).clamp(0, i128::from(u64::MAX)) as u64;
-        let t = self.last_out_ns.map_or(t, |last| t.max(last));
+        // never earlier than the previous frame; two video frames never share a time (a
+        // container or player would take the second for a duplicate)
+        let min_step = if self.snap_ns.is_none() { MIN_VIDEO_STEP_NS } else { 0 };
+        let t = self.last_out_ns.map_or(t, |last| t.max(last.saturating_add(min_step)));
         self.last_out_ns = Some(t);
         t
     }

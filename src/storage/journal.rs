@@ -392,7 +392,18 @@ mod tests {
             layout: Layout::Participant,
             template: "{room_name}/{publisher_identity}".into(),
             started_unix_ms: 1,
+            h264_container: Default::default(),
         }
+    }
+
+    #[test]
+    fn specs_journaled_before_the_h264_container_option_read_as_mkv() {
+        let old = r#"{"id":"RC_1","room":"r","identity":"a","profile":"av","layout":"participant","template":"t","started_unix_ms":1}"#;
+        let spec: RecordingSpec = serde_json::from_str(old).expect("old spec");
+        assert_eq!(spec.h264_container, crate::recording::H264Container::Mkv);
+        let mp4 = old.replace(r#""started_unix_ms":1"#, r#""started_unix_ms":1,"h264_container":"mp4""#);
+        let spec: RecordingSpec = serde_json::from_str(&mp4).expect("new spec");
+        assert_eq!(spec.h264_container, crate::recording::H264Container::Mp4);
     }
 
     fn fill(j: &mut Journal) {

@@ -9,7 +9,7 @@ use super::{StartRequest, StopTarget, SupervisorMsg, SupervisorState};
 use crate::actors::room::RoomMsg;
 use crate::http::webhooks::{Hook, HookKind};
 use crate::livekit;
-use crate::recording::{Layout, Profile};
+use crate::recording::{H264Container, Layout, Profile};
 
 impl SupervisorState {
     /// Acts on a webhook: joined starts (if enabled), left stops, room finished stops all.
@@ -35,6 +35,7 @@ impl SupervisorState {
                     profile: Profile::Av,
                     layout: Layout::Participant,
                     template,
+                    h264_container: H264Container::default(),
                 };
                 return match self.start(me, req).await {
                     Ok((info, _)) => format!("recording {}", info.id),
