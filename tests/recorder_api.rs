@@ -52,7 +52,7 @@ async fn late_join_records_every_frame_in_sync() {
     let (_, sent) = call(sim.http_addr(), Method::GET, "/sim/rooms/late/sent", None).await;
     assert_contiguous_run("video", &common::packets(&path, 0), &sent_hashes(&sent, "video"));
     assert_contiguous_run("audio", &common::packets(&path, 1), &sent_hashes(&sent, "audio"));
-    common::assert_in_sync(&path, 1.0, 1);
+    common::assert_recorder_in_sync(&path, 1.0, 1);
     daemon.shutdown().await;
     sim.stop().await;
 }
@@ -224,7 +224,7 @@ async fn failed_track_writer_leaves_a_short_gap_in_the_same_file() {
     );
     assert!(gap_ms <= 1200, "video gap {gap_ms} ms after the restart");
     assert_contiguous_run("alice audio", &common::packets(&done[0], 1), &sent_hashes(&sent, "audio"));
-    common::assert_in_sync(&done[0], 1.0, 2);
+    common::assert_recorder_in_sync(&done[0], 1.0, 2);
     let (_, sent) = call(sim.http_addr(), Method::GET, "/sim/rooms/tw-other/sent", None).await;
     assert_contiguous_run("bob video", &common::packets(&done[1], 0), &sent_hashes(&sent, "video"));
     assert_contiguous_run("bob audio", &common::packets(&done[1], 1), &sent_hashes(&sent, "audio"));

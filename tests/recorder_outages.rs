@@ -111,7 +111,7 @@ async fn a_five_second_network_pause_leaves_a_gap_of_its_length() {
     let (vgap, agap) = (largest_gap_ms(&video), largest_gap_ms(&audio));
     eprintln!("5 s pause: largest gap video {vgap} ms, audio {agap} ms");
     assert!((4000..=6000).contains(&vgap) && (4000..=6000).contains(&agap), "gaps {vgap} / {agap} ms");
-    common::assert_in_sync(&files[0], 1.0, 2);
+    common::assert_recorder_in_sync(&files[0], 1.0, 2);
     daemon.shutdown().await;
     sim.stop().await;
 }
@@ -162,7 +162,7 @@ async fn a_server_restart_continues_the_recording_in_a_new_part() {
         assert_contiguous_run("video", &common::packets(file, 0), &sent_hashes(sent, "video"));
         assert_contiguous_run("audio", &common::packets(file, 1), &sent_hashes(sent, "audio"));
     }
-    common::assert_in_sync(&files[1], 1.0, 1);
+    common::assert_recorder_in_sync(&files[1], 1.0, 1);
     let text = metrics(addr).await;
     assert!(!text.contains("recorder_actor_restarts_total{actor=\"room\"} 0\n"), "{text}");
     daemon.shutdown().await;

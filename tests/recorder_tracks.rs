@@ -161,7 +161,7 @@ fn check_av_file(what: &str, path: &Path, sent: &Value, video: &str, audio: &str
     let (vp, ap) = (common::packets(path, vi), common::packets(path, ai));
     assert_contiguous_run(&format!("{what} video"), &vp, &hashes(&sent_track(sent, video)));
     assert_contiguous_run(&format!("{what} audio"), &ap, &hashes(&sent_track(sent, audio)));
-    common::assert_in_sync(path, 1.0, 1);
+    common::assert_recorder_in_sync(path, 1.0, 1);
     (vp.len(), ap.len())
 }
 
@@ -403,7 +403,7 @@ async fn unrepairable_video_loss_is_counted_and_video_resumes_at_a_keyframe() {
     // and the start needs none when a keyframe is among the frames kept before the part opened)
     assert_eq!(done["frames_lost"].as_u64(), Some(missing.len() as u64), "{done}");
     assert!(metric(addr, "recorder_frames_lost_total").await >= 1);
-    common::assert_in_sync(&files[0], 1.0, 1);
+    common::assert_recorder_in_sync(&files[0], 1.0, 1);
     daemon.shutdown().await;
     sim.stop().await;
 }

@@ -112,6 +112,11 @@ impl RoomFailure {
 /// Messages of the supervisor.
 #[derive(Debug)]
 pub enum SupervisorMsg {
+    /// A room actor is gone: its recordings still live once the reports queued before this
+    /// message are applied end (see `end_orphans`).
+    EndOrphans(String),
+    /// A room actor failed during a stop: the room's recordings still `finalizing` end.
+    EndStopping(String),
     /// Start (or find the live) recording; replies `(recording, created)`.
     Start(StartRequest, RpcReplyPort<Result<(RecordingInfo, bool), RecorderError>>),
     /// Stop a recording; replies once it is final.
@@ -319,6 +324,22 @@ impl Actor for RecorderSupervisor {
                 let _ = reply.send(health);
             }
             SupervisorMsg::StartDeadline(id) => st.on_start_deadline(&me, &id),
+            SupervisorMsg::EndStopping(room) => {
+                let ids: Vec<String> = st
+                    .recs
+                    .values()
+                    .filter(|e| e.spec.room == room && e.info.status == Status::Finalizing)
+                    .map(|e| e.info.id.clone())
+                    .collect();
+                for id in ids {
+                    st.report(&me, &id, Report::Ended(End::Finished));
+                }
+            }
+            SupervisorMsg::EndOrphans(room) => {
+                if !st.rooms.contains_key(&room) {
+                    st.end_orphans(&me, &room, "the LiveKit room closed");
+                }
+            }
             SupervisorMsg::RoomsDrained => {
                 st.rooms_drained = true;
                 st.on_rooms_drained(&me);
@@ -384,6 +405,13 @@ impl Actor for RecorderSupervisor {
                 if let Some(room) = st.room_ids.remove(&cell.get_id()) {
                     st.up.remove(&room);
                     st.rooms.remove(&room);
+                    // a room actor that ended on its own (the room was closed) takes its
+                    // recordings with it: none may stay live without a recorder. Checked
+                    // behind the reports its recorders sent before it ended (supervision
+                    // events overtake messages); a drain ends them itself.
+                    if st.accepting {
+                        let _ = me.cast(SupervisorMsg::EndOrphans(room));
+                    }
                 }
             }
             SupervisionEvent::ActorFailed(cell, err) => {
@@ -624,16 +652,32 @@ impl SupervisorState {
         }
     }
 
+    /// Ends the live recordings of a room whose actor is gone: those being stopped end as
+    /// stopped (complete with their media), the others as given up with `why`.
+    fn end_orphans(&mut self, me: &ActorRef<SupervisorMsg>, room: &str, why: &str) {
+        for id in self.live_in(room) {
+            let stopping = self.recs.get(&id).is_some_and(|e| e.info.status == Status::Finalizing);
+            let end = if stopping { End::Finished } else { End::GaveUp(why.to_owned()) };
+            self.report(me, &id, Report::Ended(end));
+        }
+    }
+
     async fn on_room_failed(&mut self, me: &ActorRef<SupervisorMsg>, id: ActorId, err: &RoomFailure) {
         let Some(room) = self.room_ids.remove(&id) else { return };
         self.rooms.remove(&room);
+        // a stop under way is not resumed in a new part: it ends with what was written, once
+        // the reports queued before this are applied
+        let stopping = self.recs.values().any(|e| e.spec.room == room && e.info.status == Status::Finalizing);
+        if stopping {
+            let _ = me.cast(SupervisorMsg::EndStopping(room.clone()));
+        }
         self.livekit_problem = Some(err.to_string());
         let give_up = self.settings.resume_timeout;
         let verdict = self.outages.entry(room.clone()).or_default().on_failure(Instant::now(), give_up);
         let live: Vec<(RecordingSpec, u32)> = self
             .recs
             .values()
-            .filter(|e| e.spec.room == room && e.info.status.is_live())
+            .filter(|e| e.spec.room == room && e.info.status.is_live() && e.info.status != Status::Finalizing)
             .map(|e| (e.spec.clone(), e.parts.keys().max().map_or(1, |p| p + 1)))
             .collect();
         if live.is_empty() {

@@ -141,10 +141,8 @@ impl TrackWriterState {
 
     /// A video delta frame long after the previous frame (see [`VIDEO_STALL_NS`]).
     fn stalled(&self, frame: &ReceivedFrame) -> bool {
-        let Some(last) = self.last_rtp else { return false };
-        let step = i64::from(frame.rtp_time.wrapping_sub(last) as i32);
-        let limit = VIDEO_STALL_NS as i64 * i64::from(self.args.codec.clock_rate()) / 1_000_000_000;
-        frame.keyframe == Some(false) && step > limit
+        self.last_rtp
+            .is_some_and(|last| is_stall(last, frame.rtp_time, frame.keyframe, self.args.codec.clock_rate()))
     }
 
     /// Takes a frame's sender report; the track counts as synced once two different reports
@@ -158,6 +156,14 @@ impl TrackWriterState {
         }
         self.last_sr = Some(sr);
     }
+}
+
+/// Whether a frame at `rtp` after one at `last` (RTP times of a `clock_rate` clock) is a
+/// delta frame after a publisher stall (see [`VIDEO_STALL_NS`]).
+pub fn is_stall(last: u32, rtp: u32, keyframe: Option<bool>, clock_rate: u32) -> bool {
+    let step = i64::from(rtp.wrapping_sub(last) as i32);
+    let limit = VIDEO_STALL_NS as i64 * i64::from(clock_rate) / 1_000_000_000;
+    keyframe == Some(false) && step > limit
 }
 
 /// Two sender reports of one track agree when their NTP and RTP differences match this well.
@@ -231,6 +237,18 @@ impl TrackWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn low_frame_rates_are_not_stalls() {
+        // a screen share at 1 fps, 0.5 fps (90 kHz clock): not loss
+        assert!(!is_stall(u32::MAX - 1000, 89_000, Some(false), 90_000), "1 s later, across the wrap");
+        assert!(!is_stall(0, 180_000, Some(false), 90_000), "2 s later");
+        // a delta frame 5 s after the previous one: its references are stale
+        assert!(is_stall(0, 450_000, Some(false), 90_000));
+        // a keyframe after any pause starts clean; audio is never a stall
+        assert!(!is_stall(0, 450_000, Some(true), 90_000));
+        assert!(!is_stall(0, 240_000, None, 48_000));
+    }
 
     #[test]
     fn reports_on_one_line_agree() {

@@ -39,8 +39,9 @@ use super::SenderReport;
 /// target (5 ms: inaudible and invisible, yet 250 ms/s of correction for 20 ms audio frames).
 pub const MAX_STEP_NS: i128 = 5_000_000;
 
-/// The least time between two video frames of one track (1 ms: Matroska's time unit).
-pub const MIN_VIDEO_STEP_NS: u64 = 1_000_000;
+/// The least time between two video frames of one track: 2 ms, so that they stay distinct in
+/// a millisecond time base (Matroska) whichever way it rounds.
+pub const MIN_VIDEO_STEP_NS: u64 = 2_000_000;
 
 /// A correction forward larger than this is applied at once instead of gradually.
 pub const SNAP_FORWARD_NS: i128 = 1_000_000_000;
@@ -329,6 +330,21 @@ mod tests {
         }
         assert_eq!(last, (100 + 99 * 20) * MS);
         assert_eq!(a.corrections(), 20);
+    }
+
+    #[test]
+    fn video_frames_never_share_a_time() {
+        let mut clock = ParticipantClock::new();
+        let mut v = TrackTimeline::new(90_000);
+        let a = v.map(&mut clock, 9000, 0, None, true);
+        // the same RTP time again, then one going back: each lands 2 ms after the last
+        let b = v.map(&mut clock, 9000, 10 * MS, None, true);
+        let c = v.map(&mut clock, 8000, 20 * MS, None, true);
+        assert_eq!((b - a, c - b), (MIN_VIDEO_STEP_NS, MIN_VIDEO_STEP_NS));
+        // audio frames are never moved for this (the session drops overlapping audio)
+        let mut au = TrackTimeline::for_audio(48_000);
+        let x = au.map(&mut clock, 960, 0, None, true);
+        assert_eq!(au.map(&mut clock, 960, 5 * MS, None, true), x);
     }
 
     #[test]
