@@ -111,16 +111,17 @@ pub fn record(dir: &Path, kind: ContainerKind, codecs: &[Codec], o: &PublishOpts
     Recorded { path, codecs: codecs.to_vec(), sent, flushes, stats, bytes }
 }
 
-/// `ffmpeg -v error -i FILE -fps_mode passthrough -f null -`: what it printed (empty = clean
-/// decode). WebRTC video has a variable frame rate (frame times follow the sender's clock and
-/// sync corrections): every frame is decoded with its own timestamp instead of being forced
-/// onto a constant-rate grid, where two frames 28 ms apart can land on one 1/30 s tick and the
-/// null muxer complains about the grid, not about the file.
+/// `ffmpeg -v error -i FILE -fps_mode vfr -f null -`: what it printed (empty = clean decode).
+/// WebRTC video has a variable frame rate (frame times follow the sender's clock and sync
+/// corrections): frames are decoded with their own timestamps instead of being forced onto a
+/// constant-rate grid, where two frames 28 ms apart can land on one 1/30 s tick and the null
+/// muxer complains about the grid, not about the file. (Every packet is compared byte for
+/// byte separately; this judges decoding.)
 pub fn ffmpeg_errors(path: &Path) -> String {
     let out = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
         .arg(path)
-        .args(["-fps_mode", "passthrough", "-f", "null", "-"])
+        .args(["-fps_mode", "vfr", "-f", "null", "-"])
         .output()
         .expect("run ffmpeg (is it installed? the README's test command installs it)");
     let mut s = String::from_utf8_lossy(&out.stderr).into_owned();
