@@ -348,3 +348,60 @@ async fn webhooks_mute_and_rejoin_against_the_real_server() {
     daemon.shutdown().await;
     drop(server);
 }
+
+/// Video unpublished and published again mid-recording (a camera turned off and on): the
+/// recording goes on with audio, the republished track (a new sid) continues in a new part with
+/// both tracks, and every packet of every part is the publisher's, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unpublish_and_republish_continue_the_recording() {
+    let server = RealServer::start(ServerOpts::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = daemon_for(&server, dir.path(), false).await;
+    let addr = daemon.addr();
+    let room = "republish";
+    let publisher = Publisher::spawn(&server, room, "alice", PublisherOpts::vp8_opus());
+    publisher.wait_started_async(Duration::from_secs(20)).await;
+    let body = json!({ "room": room, "participant": "alice" }).to_string();
+    let (status, rec) = api(addr, Method::POST, "/recordings/start", Some(&body), None).await;
+    assert_eq!(status, 201, "{rec}");
+    let id = rec["id"].as_str().expect("id").to_owned();
+    wait_for(addr, &id, None, WAIT, |r| r["status"] == "active").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let old_video = publisher.track_sid("video");
+    assert_eq!(publisher.command_async("unpublish video").await["ok"], true);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, rec) = api(addr, Method::GET, &format!("/recordings/{id}"), None, None).await;
+    assert_eq!(rec["status"], "active", "audio goes on: {rec}");
+    let republished = publisher.command_async("publish video").await;
+    assert_eq!(republished["ok"], true, "{republished}");
+    assert_ne!(republished["track_sid"].as_str().map(str::to_owned), old_video, "a new track sid");
+    // the new part holds the new video track
+    wait_for(addr, &id, None, WAIT, |r| r["parts"].as_array().is_some_and(|p| p.len() >= 2)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (status, done) =
+        api(addr, Method::POST, "/recordings/stop", Some(&json!({ "id": id }).to_string()), None).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["status"], "complete", "{done}");
+    let files = files_of(&done);
+    assert_eq!(files.len(), 2, "part 1 (video, then audio alone), part 2 (the new video and audio): {done}");
+    let (_, vsrc) = stored_frames("vp8.ivf");
+    let asrc = audio_loop();
+    let mut audio_packets = 0;
+    for file in &files {
+        let errors = common::ffmpeg_errors(file);
+        assert!(errors.is_empty(), "{}: {errors}\n{done}", file.display());
+        let vp = common::packets(file, stream_index(file, "video"));
+        let ap = common::packets(file, stream_index(file, "audio"));
+        match_source("republish video", &vp, &vsrc, false);
+        // audio never stopped: contiguous within each part
+        match_source("republish audio", &ap, &asrc, true);
+        audio_packets += ap.len();
+    }
+    // audio of both parts covers the whole recording (about 9 s)
+    assert!(audio_packets >= 300, "{audio_packets} audio packets in {files:?}");
+    eprintln!(
+        "republish: {} parts, {audio_packets} audio packets, every packet the publisher's",
+        files.len()
+    );
+    daemon.shutdown().await;
+}
