@@ -58,6 +58,9 @@ pub struct RecorderSettings {
     /// `RESUME_TIMEOUT`: how long a recording resumed after a restart or reconnect waits for
     /// its participant before it ends `complete` with the parts it has.
     pub resume_timeout: Duration,
+    /// Lifetime of the recorder's join tokens (a signal resume after it uses the server's
+    /// `refresh_token`; a new connection mints a new token).
+    pub token_ttl: Duration,
     /// S3 uploads (`S3_BUCKET` set).
     pub uploader: Option<Arc<crate::storage::s3::Uploader>>,
     /// Result callbacks (`WEBHOOK_URLS` set).

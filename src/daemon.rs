@@ -18,6 +18,9 @@ use crate::storage::s3::{S3Settings, Uploader};
 /// How long a shutdown waits for result callbacks still being delivered.
 pub const CALLBACK_WAIT: Duration = Duration::from_secs(10);
 
+/// Lifetime of the recorder's join tokens.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
+
 /// What the daemon needs.
 #[derive(Clone)]
 pub struct DaemonConfig {
@@ -43,6 +46,8 @@ pub struct DaemonConfig {
     pub max_duration: Option<Duration>,
     /// `RESUME_TIMEOUT`: how long a resumed recording waits for its participant.
     pub resume_timeout: Duration,
+    /// Lifetime of the recorder's join tokens (default 6 h; tests shorten it).
+    pub token_ttl: Duration,
     /// `MAX_CONCURRENT_RECORDINGS`.
     pub max_concurrent: Option<usize>,
     /// `S3_*`, `UPLOAD_*`: upload finished recordings (None: files stay local, no `uploading`).
@@ -71,6 +76,7 @@ impl DaemonConfig {
             max_file_bytes: None,
             max_duration: None,
             resume_timeout: crate::config::DEFAULT_RESUME_TIMEOUT,
+            token_ttl: DEFAULT_TOKEN_TTL,
             max_concurrent: None,
             s3: None,
             webhook_urls: Vec::new(),
@@ -121,6 +127,7 @@ impl Daemon {
             max_file_bytes: cfg.max_file_bytes,
             max_duration: cfg.max_duration,
             resume_timeout: cfg.resume_timeout,
+            token_ttl: cfg.token_ttl,
             max_concurrent: cfg.max_concurrent,
         });
         let (supervisor, root) = Actor::spawn(None, RecorderSupervisor, settings)

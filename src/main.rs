@@ -174,6 +174,7 @@ fn daemon_config(config: &Config) -> Option<DaemonConfig> {
         max_file_bytes: config.max_file_bytes,
         max_duration: config.max_duration,
         resume_timeout: config.resume_timeout,
+        token_ttl: livekit_recorder::daemon::DEFAULT_TOKEN_TTL,
         max_concurrent: config.max_concurrent,
         s3: config.s3.clone(),
         webhook_urls: config.webhook_urls.iter().map(|u| u.0.clone()).collect(),

@@ -431,11 +431,9 @@ impl ParticipantState {
             w.codec = c;
         }
         self.first_subscribed.get_or_insert_with(Instant::now);
-        let open = !self.parts.is_empty();
-        if !open && self.ready() {
+        // with a part open, the track joins the next part at its first frame (see `on_frame`)
+        if self.parts.is_empty() && self.ready() {
             self.open_part()
-        } else if open && self.tracks.iter().any(|w| w.subscribed && w.slot.is_none()) {
-            self.rotate()
         } else {
             Ok(())
         }
@@ -458,6 +456,18 @@ impl ParticipantState {
             && self.tracks.iter().any(|w| w.sid == sid && w.slot.is_some())
         {
             self.roll_requested = None;
+            self.rotate()?;
+        }
+        // a track subscribed while the part is open joins at its first frame (video: its first
+        // keyframe): the next part starts there, so its header has the track's configuration
+        // and the track is never an empty or sizeless one
+        let joining =
+            self.tracks.iter().find(|w| w.sid == sid && w.subscribed && !w.gone && w.slot.is_none());
+        if let Some(kind) = joining.map(|w| w.kind) {
+            if kind == MediaKind::Video && !keyframe {
+                self.request_keyframe(&sid);
+                return Ok(());
+            }
             self.rotate()?;
         }
         let Some(w) = self.tracks.iter_mut().find(|w| w.sid == sid) else { return Ok(()) };

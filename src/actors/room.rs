@@ -275,14 +275,9 @@ impl RoomState {
     async fn connect(&mut self, me: &ActorRef<RoomMsg>) -> Result<(), RoomError> {
         let s = &self.args.settings;
         let identity = crate::recording::new_recording_id().replace("RC_", "");
-        let token = livekit::recorder_token(
-            &s.api_key,
-            &s.api_secret,
-            &self.args.room,
-            &identity,
-            Duration::from_secs(6 * 3600),
-        )
-        .map_err(|e| RoomError::Token(e.to_string()))?;
+        let token =
+            livekit::recorder_token(&s.api_key, &s.api_secret, &self.args.room, &identity, s.token_ttl)
+                .map_err(|e| RoomError::Token(e.to_string()))?;
         let (conn, mut events) =
             livekit::connect(&s.livekit_url, &token, livekit::ConnectOptions::default()).await?;
         let me = me.clone();
