@@ -9,6 +9,7 @@
 //! and root (the test network is a veth pair).
 
 mod common;
+mod real_judge;
 mod real_support;
 mod recorder_support;
 mod sim_support;
@@ -18,8 +19,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use livekit_recorder::daemon::{Daemon, DaemonConfig};
-use livekit_recorder::media::codec::to_stored;
-use livekit_recorder::media::Codec;
+use real_judge::*;
 use real_support::*;
 use recorder_support::{api, files_of, wait_for};
 use reqwest::Method;
@@ -35,80 +35,6 @@ async fn daemon_for(server: &RealServer, dir: &Path, auto_record: bool) -> Daemo
     cfg.filename_template = "{room_name}/{publisher_identity}-{time}".into();
     cfg.auto_record_on_join = auto_record;
     Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("daemon starts")
-}
-
-/// The publisher's frames of `asset` as the container stores them.
-fn stored_frames(asset_name: &str) -> (Codec, Vec<Vec<u8>>) {
-    let path = asset(asset_name);
-    let (codec, frames) = match asset_name.rsplit('.').next() {
-        Some("ogg") => (Codec::Opus, ogg_opus_packets(&path)),
-        Some("h264") => (Codec::H264, h264_access_units(&path)),
-        _ if asset_name.starts_with("vp8") => (Codec::Vp8, ivf_frames(&path)),
-        _ if asset_name.starts_with("vp9") => (Codec::Vp9, ivf_frames(&path)),
-        _ => (Codec::Av1, ivf_frames(&path)),
-    };
-    let stored = frames
-        .iter()
-        .map(|f| {
-            let mut out = Vec::new();
-            to_stored(codec, f, &mut out);
-            out
-        })
-        .collect();
-    (codec, stored)
-}
-
-/// The Opus packets the publisher loops beside a 4 s video: the file's packets within 4 s (its
-/// last packet, the encoder delay's extra 20 ms, is left out so both loops repeat together).
-fn audio_loop() -> Vec<Vec<u8>> {
-    let (_, mut frames) = stored_frames("opus.ogg");
-    frames.truncate(200);
-    frames
-}
-
-/// Which source frame (index into the looped file) each packet is. Every packet must be one of
-/// the publisher's frames; with `contiguous`, consecutive packets are consecutive frames of
-/// the loop (nothing missing, nothing added), else frames may be skipped (mute, rejoin) but
-/// never reordered or foreign. Returns the number of source frames skipped.
-fn match_source(what: &str, packets: &[common::Packet], source: &[Vec<u8>], contiguous: bool) -> usize {
-    assert!(!packets.is_empty(), "{what}: no packets");
-    let n = source.len();
-    let starts: Vec<usize> = (0..n).filter(|&i| source[i] == packets[0].data).collect();
-    assert!(
-        !starts.is_empty(),
-        "{what}: the first packet ({} bytes) is not a frame of the file",
-        packets[0].data.len()
-    );
-    let mut best: Option<(usize, usize)> = None; // (packets matched, skipped)
-    for s in starts {
-        let (mut at, mut skipped, mut matched) = (s, 0usize, 1usize);
-        for p in &packets[1..] {
-            let window = if contiguous { 1 } else { 3 * n };
-            match (1..=window).find(|&d| source[(at + d) % n] == p.data) {
-                Some(d) => {
-                    skipped += d - 1;
-                    at += d;
-                    matched += 1;
-                }
-                None => break,
-            }
-        }
-        if best.is_none_or(|(m, _)| matched > m) {
-            best = Some((matched, skipped));
-        }
-        if matched == packets.len() {
-            break;
-        }
-    }
-    let (matched, skipped) = best.expect("one start");
-    assert_eq!(
-        matched,
-        packets.len(),
-        "{what}: packet {matched} of {} is not the publisher's next frame ({} bytes)",
-        packets.len(),
-        packets[matched.min(packets.len() - 1)].data.len()
-    );
-    skipped
 }
 
 /// A/V offsets (ms) at every flash from `from_s` on; each within [`SYNC_MS`].
