@@ -262,7 +262,7 @@ fn decode_errors(path: &Path) -> String {
     let out = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
         .arg(path)
-        .args(["-fps_mode", "passthrough", "-f", "null", "-"])
+        .args(["-fps_mode", "vfr", "-f", "null", "-"])
         .output();
     match out {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stderr).trim().to_owned(),
