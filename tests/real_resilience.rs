@@ -33,30 +33,11 @@ use livekit_recorder::daemon::{Daemon, DaemonConfig};
 use livekit_recorder::media::Codec;
 use real_judge::*;
 use real_support::*;
-use recorder_support::files_of;
+use recorder_support::{api_or_down as api, files_of};
 use reqwest::Method;
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// `(status, body)`; status 0 when the request itself failed (the daemon is down).
-async fn api(addr: SocketAddr, method: Method, path: &str, body: Option<&str>) -> (u16, Value) {
-    // reqwest is built without a crypto provider (see Cargo.toml): install ring's first
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder().no_proxy().build().expect("client");
-    let mut req = client.request(method, format!("http://{addr}{path}")).timeout(Duration::from_secs(20));
-    if let Some(b) = body {
-        req = req.header("content-type", "application/json").body(b.to_owned());
-    }
-    match req.send().await {
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            let text = resp.text().await.unwrap_or_default();
-            (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-        }
-        Err(e) => (0, Value::String(e.to_string())),
-    }
-}
 
 /// `GET /recordings/{id}` until `pred` holds; panics with the last answer after `timeout`.
 async fn wait_rec(addr: SocketAddr, id: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {

@@ -119,8 +119,6 @@ pub struct ParticipantState {
     tracks: Vec<TrackWriter>,
     /// Wanted tracks that cannot be recorded (reported in the recording).
     skipped: Vec<SkippedTrack>,
-    /// A stop was asked for: a suspend (the room failing) ends the recording instead.
-    stopping: bool,
     /// The open files of the current part: one, or one per track with the `track` layout.
     parts: Vec<RecordingPart>,
     part_no: u32,
@@ -180,7 +178,6 @@ impl Actor for ParticipantRecorder {
             frames_lost: 0,
             reported_lost: 0,
             skipped: Vec::new(),
-            stopping: false,
             stall: progress::StallWatch::new(Instant::now()),
         })
     }
@@ -269,15 +266,8 @@ impl ParticipantState {
             ParticipantMsg::Stop { reply } => {
                 // everything the room received before the stop is in the writers' mailboxes:
                 // let them hand it over, then finish behind it
-                st.stopping = true;
                 st.flush_writers().await;
                 let _ = me.cast(ParticipantMsg::Finish(Some(reply)));
-            }
-            ParticipantMsg::Suspend(reply) if st.stopping => {
-                // the room fails while a stop is under way (a deleted room closes the
-                // connection as `room_finished` stops its recordings): the stop wins
-                st.end(&me, Status::Complete, None)?;
-                let _ = reply.send(());
             }
             ParticipantMsg::Suspend(reply) => {
                 st.close_part()?;

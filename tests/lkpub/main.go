@@ -472,6 +472,31 @@ func ok(kv ...any) map[string]any {
 
 func fail(err error) map[string]any { return map[string]any{"ok": false, "error": err.Error()} }
 
+// rejoin joins again with the same identity, republishing: after leaving (newFirst false), or
+// with the new session first and the old one dropped after it (newFirst true).
+func (p *publisher) rejoin(newFirst bool) map[string]any {
+	p.mu.Lock()
+	old := p.room
+	p.gen++
+	for _, ks := range p.kinds {
+		ks.writer, ks.pub, ks.sid = nil, nil, ""
+	}
+	p.mu.Unlock()
+	if !newFirst {
+		old.Disconnect()
+	}
+	if err := p.join(); err != nil {
+		return fail(err)
+	}
+	if newFirst {
+		old.Disconnect()
+	}
+	p.mu.Lock()
+	sid := p.room.LocalParticipant.SID()
+	p.mu.Unlock()
+	return ok("participant_sid", sid)
+}
+
 func (p *publisher) command(line string) map[string]any {
 	f := strings.Fields(line)
 	arg := ""
@@ -538,40 +563,13 @@ func (p *publisher) command(line string) map[string]any {
 		p.mu.Unlock()
 		return ok("track_sid", sid)
 	case "reconnect":
-		p.mu.Lock()
-		old := p.room
-		p.gen++
-		for _, ks := range p.kinds {
-			ks.writer, ks.pub, ks.sid = nil, nil, ""
-		}
-		p.mu.Unlock()
-		old.Disconnect()
-		if err := p.join(); err != nil {
-			return fail(err)
-		}
-		p.mu.Lock()
-		sid := p.room.LocalParticipant.SID()
-		p.mu.Unlock()
-		return ok("participant_sid", sid)
+		// leave, then join again with the same identity
+		return p.rejoin(false)
 	case "rejoin":
 		// a second session with the same identity while the first is still connected (a page
 		// reload, a network switch): the server replaces the old session without announcing
 		// its departure to other participants; the old connection is then dropped
-		p.mu.Lock()
-		old := p.room
-		p.gen++
-		for _, ks := range p.kinds {
-			ks.writer, ks.pub, ks.sid = nil, nil, ""
-		}
-		p.mu.Unlock()
-		if err := p.join(); err != nil {
-			return fail(err)
-		}
-		old.Disconnect()
-		p.mu.Lock()
-		sid := p.room.LocalParticipant.SID()
-		p.mu.Unlock()
-		return ok("participant_sid", sid)
+		return p.rejoin(true)
 	case "leave":
 		return ok()
 	case "status":

@@ -43,6 +43,24 @@ pub async fn api(
     body: Option<&str>,
     token: Option<&str>,
 ) -> (u16, Value) {
+    request(addr, method, path, body, token).await.unwrap_or_else(|e| panic!("request: {e}"))
+}
+
+/// `(status, body)`; status 0 when the request itself failed (a daemon that is down or
+/// restarting).
+pub async fn api_or_down(addr: SocketAddr, method: Method, path: &str, body: Option<&str>) -> (u16, Value) {
+    request(addr, method, path, body, None).await.unwrap_or_else(|e| (0, Value::String(e.to_string())))
+}
+
+async fn request(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> Result<(u16, Value), reqwest::Error> {
+    // reqwest is built without a crypto provider (see Cargo.toml): install ring's first
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder().no_proxy().build().expect("client");
     let mut req = client.request(method, format!("http://{addr}{path}")).timeout(Duration::from_secs(20));
     if let Some(t) = token {
@@ -51,10 +69,10 @@ pub async fn api(
     if let Some(b) = body {
         req = req.header("content-type", "application/json").body(b.to_owned());
     }
-    let resp = req.send().await.expect("request");
+    let resp = req.send().await?;
     let status = resp.status().as_u16();
-    let text = resp.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    let text = resp.text().await.unwrap_or_default();
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
 }
 
 /// Polls `GET /recordings/{id}` until `pred` holds (or panics after `timeout`).
