@@ -150,7 +150,7 @@ pub struct RecordingInfo {
     pub participant: String,
     /// Lifecycle state.
     pub status: Status,
-    /// The tracks in the file(s).
+    /// The tracks in the file(s), over all parts (a republished track is a new track).
     pub tracks: Vec<TrackInfo>,
     /// Published tracks the recording wanted but cannot record, with the reason.
     pub skipped_tracks: Vec<SkippedTrack>,

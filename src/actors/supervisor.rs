@@ -598,8 +598,11 @@ impl SupervisorState {
                 });
             }
         }
-        if !p.tracks.is_empty() {
-            e.info.tracks = p.tracks;
+        // every track recorded over all parts (a republished track is a new track)
+        for t in p.tracks {
+            if !e.info.tracks.iter().any(|x| x.sid == t.sid) {
+                e.info.tracks.push(t);
+            }
         }
         for t in p.skipped_tracks {
             if !e.info.skipped_tracks.iter().any(|s| s.sid == t.sid) {

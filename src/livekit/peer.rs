@@ -5,13 +5,14 @@
 //! and every output is drained by [`Peer::poll`]. RED is never enabled (the answer would carry
 //! RFC 2198 payloads we do not unwrap); RTX, NACK and PLI are handled by str0m.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::change::SdpOffer;
-use str0m::media::{KeyframeRequestKind, Mid};
+use str0m::media::{KeyframeRequestKind, Mid, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
@@ -36,6 +37,11 @@ pub(crate) struct Peer {
     /// Host candidate addresses (loopback first); the destination of a received datagram is
     /// guessed from its source, since a wildcard-bound socket does not report it.
     local_ips: Vec<IpAddr>,
+    /// The main SSRC each m-line last announced (kept while the m-line is idle), to see an
+    /// m-line the server reuses for another track.
+    mid_ssrc: HashMap<Mid, u32>,
+    /// Streams moved to a fresh depacketizer so far (names their private rid).
+    fresh_streams: u32,
 }
 
 impl Peer {
@@ -67,7 +73,14 @@ impl Peer {
             return Err(LiveKitError::NoCandidates);
         }
         tracing::debug!(port, ips = ?added, "subscriber socket bound");
-        Ok(Peer { rtc, socket: Arc::new(socket), port, local_ips: added })
+        Ok(Peer {
+            rtc,
+            socket: Arc::new(socket),
+            port,
+            local_ips: added,
+            mid_ssrc: HashMap::new(),
+            fresh_streams: 0,
+        })
     }
 
     /// The socket, for the receive loop.
@@ -79,7 +92,32 @@ impl Peer {
     pub(crate) fn accept_offer(&mut self, sdp: &str) -> Result<String, LiveKitError> {
         let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| LiveKitError::Sdp(e.to_string()))?;
         let answer = self.rtc.sdp_api().accept_offer(offer).map_err(|e| LiveKitError::Sdp(e.to_string()))?;
+        for (mid, ssrc) in super::sdp::mid_ssrcs(sdp) {
+            let mid = Mid::from(mid.as_str());
+            match self.mid_ssrc.insert(mid, ssrc.main) {
+                Some(old) if old != ssrc.main => self.fresh_depacketizer(mid, old, ssrc),
+                _ => {}
+            }
+        }
         Ok(answer.to_sdp_string())
+    }
+
+    /// An m-line the server reuses for another track (a republish, a new subscription on a
+    /// freed transceiver) carries a new SSRC with its own sequence numbers. str0m keeps one
+    /// depacketizer per (payload type, rid) of an m-line, which drops every packet numbered
+    /// below the old stream's last one: the new track would never be recorded (half the time).
+    /// The new SSRC is declared under a rid of its own, which gives it a fresh depacketizer,
+    /// and the old stream is removed (so keyframe requests reach the new one).
+    fn fresh_depacketizer(&mut self, mid: Mid, old: u32, ssrc: super::sdp::MidSsrc) {
+        self.fresh_streams = self.fresh_streams.wrapping_add(1);
+        // a rid is at most 8 characters
+        let rid = Rid::from(format!("rr{}", self.fresh_streams % 1_000_000).as_str());
+        let mut api = self.rtc.direct_api();
+        api.remove_stream_rx(old.into());
+        api.remove_stream_rx(ssrc.main.into());
+        let stream = api.expect_stream_rx(ssrc.main.into(), ssrc.repair.map(Into::into), mid, Some(rid));
+        stream.suppress_nack(ssrc.repair.is_none());
+        tracing::debug!(%mid, old, new = ssrc.main, %rid, "m-line reused by another stream: fresh depacketizer");
     }
 
     /// Adds a trickled remote candidate.

@@ -23,6 +23,10 @@ struct Section {
     kind: String,
     mid: Option<String>,
     msid: Option<(String, String)>,
+    /// `a=ssrc:` ids in order of appearance (deduplicated).
+    ssrcs: Vec<u32>,
+    /// `a=ssrc-group:FID main repair` pairs.
+    fid: Vec<(u32, u32)>,
 }
 
 /// W3C `RTCIceCandidateInit` JSON for a candidate line (`candidate:...` or `a=candidate:...`).
@@ -72,7 +76,45 @@ fn parse_section_attr(section: &mut Section, line: &str) {
         let stream = parts.next().unwrap_or_default().to_owned();
         let track = parts.next().unwrap_or_default().to_owned();
         section.msid = Some((stream, track));
+    } else if let Some(rest) = line.strip_prefix("a=ssrc-group:FID ") {
+        let ids: Vec<u32> = rest.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+        if let [main, repair] = ids[..] {
+            section.fid.push((main, repair));
+        }
+    } else if let Some(rest) = line.strip_prefix("a=ssrc:") {
+        if let Some(ssrc) = rest.split_whitespace().next().and_then(|v| v.parse().ok()) {
+            if !section.ssrcs.contains(&ssrc) {
+                section.ssrcs.push(ssrc);
+            }
+        }
     }
+}
+
+/// The SSRCs an offer announces for one m-line (non-simulcast: one main stream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MidSsrc {
+    /// The main (media) SSRC.
+    pub main: u32,
+    /// Its retransmission (RTX) SSRC, from `a=ssrc-group:FID`.
+    pub repair: Option<u32>,
+}
+
+/// The main SSRC (and its RTX) of every audio/video m-line that announces one, by mid.
+/// Sections announcing several main SSRCs (simulcast by SSRC) are left out.
+pub(crate) fn mid_ssrcs(sdp: &str) -> HashMap<String, MidSsrc> {
+    let mut out = HashMap::new();
+    for s in sections(sdp) {
+        let (true, Some(mid)) = (s.kind == "audio" || s.kind == "video", s.mid) else {
+            continue;
+        };
+        let repairs: Vec<u32> = s.fid.iter().map(|&(_, r)| r).collect();
+        let mains: Vec<u32> = s.ssrcs.iter().copied().filter(|x| !repairs.contains(x)).collect();
+        if let [main] = mains[..] {
+            let repair = s.fid.iter().find(|&&(m, _)| m == main).map(|&(_, r)| r);
+            out.insert(mid, MidSsrc { main, repair });
+        }
+    }
+    out
 }
 
 /// Maps every audio/video mid of an offer to its track: `mid_to_track_id` first, else the msid
@@ -171,6 +213,21 @@ mod tests {
         assert_eq!(map["1"].participant_sid.as_deref(), Some("PA_pub"));
         assert_eq!(map["4"].track_sid, "TR_Y");
         assert_eq!(map["4"].participant_sid, None);
+    }
+
+    #[test]
+    fn mid_ssrcs_pair_main_and_repair_and_skip_sections_without_one() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=ssrc:11 cname:x\r\n\
+                   a=ssrc:11 msid:PA_a TR_a\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=mid:1\r\n\
+                   a=ssrc-group:FID 21 22\r\na=ssrc:21 cname:x\r\na=ssrc:22 cname:x\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=inactive\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:3\r\na=ssrc:31 x\r\na=ssrc:32 x\r\n\
+                   m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:4\r\na=ssrc:41 x\r\n";
+        let m = mid_ssrcs(sdp);
+        assert_eq!(m.get("0"), Some(&MidSsrc { main: 11, repair: None }));
+        assert_eq!(m.get("1"), Some(&MidSsrc { main: 21, repair: Some(22) }));
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert!(mid_ssrcs("a=ssrc:oops\r\nm=video\r\na=ssrc-group:FID 1\r\na=ssrc:\r\n").is_empty());
     }
 
     #[test]
