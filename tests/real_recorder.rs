@@ -341,6 +341,73 @@ async fn republished_tracks_are_recorded_every_time() {
     daemon.shutdown().await;
 }
 
+/// A screen share at 2 fps (a VP8 file ffmpeg makes here, a keyframe every 3 s, published
+/// without audio): recorded whole, byte-exact and contiguous, no frame counted as lost, no
+/// keyframe-request storm while frames are 500 ms apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn screen_share_at_2_fps_is_not_loss() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let screen = tmp.path().join("screen.ivf");
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=2", "-frames:v", "40"])
+        .args(["-c:v", "libvpx", "-g", "6", "-b:v", "300k", "-y"])
+        .arg(&screen)
+        .output()
+        .expect("run ffmpeg");
+    assert!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
+    let server = RealServer::start(ServerOpts::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = daemon_for(&server, dir.path(), false).await;
+    let addr = daemon.addr();
+    let room = "screen";
+    let opts = PublisherOpts { video: Some(screen.clone()), ..Default::default() };
+    let alice = Publisher::spawn(&server, room, "alice", opts);
+    alice.wait_started_async(Duration::from_secs(20)).await;
+    let body = json!({ "room": room, "participant": "alice" }).to_string();
+    let t0 = Instant::now();
+    let (status, rec) = api(addr, Method::POST, "/recordings/start", Some(&body), None).await;
+    assert_eq!(status, 201, "{rec}");
+    let id = rec["id"].as_str().expect("id").to_owned();
+    wait_for(addr, &id, None, WAIT, |r| r["bytes"].as_u64().unwrap_or(0) > 0).await;
+    let first = t0.elapsed();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (_, live) = api(addr, Method::GET, &format!("/recordings/{id}"), None, None).await;
+    assert_eq!(live["status"], "active", "500 ms between frames is not a stall: {live}");
+    assert_eq!(live["error"], serde_json::Value::Null, "{live}");
+    let (status, done) =
+        api(addr, Method::POST, "/recordings/stop", Some(&json!({ "id": id }).to_string()), None).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["status"], "complete", "{done}");
+    assert_eq!(done["frames_lost"], 0, "{done}");
+    let files = files_of(&done);
+    assert_eq!(files.len(), 1, "{done}");
+    let errors = common::ffmpeg_errors(&files[0]);
+    assert!(errors.is_empty(), "{errors}");
+    let vp = common::packets(&files[0], stream_index(&files[0], "video"));
+    let src = stored_file_frames(livekit_recorder::media::Codec::Vp8, &screen);
+    match_source("2 fps screen share", &vp, &src, true);
+    let span = (vp.last().expect("packet").pts_ns() - vp[0].pts_ns()) as f64 / 1e9;
+    let (_, metrics) = api(addr, Method::GET, "/metrics", None, None).await;
+    let plis = metrics
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("recorder_plis_requested_total "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("PLI metric");
+    eprintln!(
+        "2 fps screen share: first bytes after {:.0} ms, {} frames over {span:.1} s, all contiguous; \
+         PLIs sent {plis}",
+        first.as_secs_f64() * 1e3,
+        vp.len()
+    );
+    assert!(vp.len() >= 18, "10 s at 2 fps: {} frames", vp.len());
+    // the start asks for a keyframe (and again while none came); frames 500 ms apart must not
+    // keep asking
+    assert!(plis <= 4, "{plis} keyframe requests for a 2 fps track");
+    daemon.shutdown().await;
+}
+
 /// A TCP proxy in front of the server's signalling port whose connections the test can cut.
 struct CutProxy {
     port: u16,

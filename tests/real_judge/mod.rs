@@ -11,23 +11,32 @@ use crate::real_support::{asset, h264_access_units, ivf_frames, ogg_opus_packets
 
 /// The publisher's frames of `asset` as the container stores them.
 pub fn stored_frames(asset_name: &str) -> (Codec, Vec<Vec<u8>>) {
-    let path = asset(asset_name);
-    let (codec, frames) = match asset_name.rsplit('.').next() {
-        Some("ogg") => (Codec::Opus, ogg_opus_packets(&path)),
-        Some("h264") => (Codec::H264, h264_access_units(&path)),
-        _ if asset_name.starts_with("vp8") => (Codec::Vp8, ivf_frames(&path)),
-        _ if asset_name.starts_with("vp9") => (Codec::Vp9, ivf_frames(&path)),
-        _ => (Codec::Av1, ivf_frames(&path)),
+    let codec = match asset_name.rsplit('.').next() {
+        Some("ogg") => Codec::Opus,
+        Some("h264") => Codec::H264,
+        _ if asset_name.starts_with("vp8") => Codec::Vp8,
+        _ if asset_name.starts_with("vp9") => Codec::Vp9,
+        _ => Codec::Av1,
     };
-    let stored = frames
+    (codec, stored_file_frames(codec, &asset(asset_name)))
+}
+
+/// The frames of a publisher's file (`.ogg` Opus, `.h264` Annex-B, else IVF) as the container
+/// stores them.
+pub fn stored_file_frames(codec: Codec, path: &std::path::Path) -> Vec<Vec<u8>> {
+    let frames = match codec {
+        Codec::Opus => ogg_opus_packets(path),
+        Codec::H264 => h264_access_units(path),
+        _ => ivf_frames(path),
+    };
+    frames
         .iter()
         .map(|f| {
             let mut out = Vec::new();
             to_stored(codec, f, &mut out);
             out
         })
-        .collect();
-    (codec, stored)
+        .collect()
 }
 
 /// The Opus packets the publisher loops beside a 4 s video: the file's packets within 4 s (its
