@@ -174,6 +174,33 @@ fn audio_is_not_held_back_forever_waiting_for_video() {
     assert!((first - 3.0).abs() <= 0.001, "video joins at 3 s: {first}");
 }
 
+/// A busy receiver hands over the first 300 ms of audio at once (15 frames within 1.5 ms)
+/// before the first video keyframe: every audio frame keeps its own time in the file (no two
+/// at one timestamp, which ffmpeg reports as non-monotonic), and the file decodes cleanly.
+#[test]
+fn a_burst_of_late_audio_at_the_start_keeps_its_spacing() {
+    let dir = tempfile::tempdir().unwrap();
+    let audio = EncodedLoop::embedded(Codec::Opus).unwrap();
+    let mut frames = Vec::new();
+    for (k, f) in audio.frames.iter().take(100).enumerate() {
+        let arrival = if k < 15 { 1_000 * MS + k as u64 * 100_000 } else { 1_000 * MS + k as u64 * 20 * MS };
+        frames.push((arrival, (1, f.data.clone(), (k * 960) as u32, arrival, true)));
+    }
+    for (t, v) in video_frames(Codec::Vp8, 0, 45).into_iter().enumerate() {
+        let at = 1_300 * MS + t as u64 * 100 * MS / 3;
+        frames.push((at, (0, v.1, (27_000 + t * 3000) as u32, at, true)));
+    }
+    frames.sort_by_key(|f| f.0);
+    let frames: Vec<_> = frames.into_iter().map(|f| f.1).collect();
+    let (path, _, _) = write_file(dir.path(), ContainerKind::Webm, &[Codec::Vp8, Codec::Opus], &frames);
+    let errors = ffmpeg_errors(&path);
+    assert!(errors.is_empty(), "{errors}");
+    let a = packets(&path, 1);
+    for w in a.windows(2) {
+        assert!(w[1].pts > w[0].pts, "audio packets share or reverse a time: {} then {}", w[0].pts, w[1].pts);
+    }
+}
+
 fn make_with_ffmpeg(dir: &std::path::Path, name: &str, size: &str, codec_args: &[&str]) -> Vec<u8> {
     let path = dir.join(name);
     let src = format!("testsrc2=size={size}:rate=30:duration=1,format=yuv420p");

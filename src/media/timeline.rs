@@ -53,6 +53,14 @@ pub const AUDIO_SNAP_NS: i128 = 40_000_000;
 /// extrapolates the reports' NTP times).
 pub const AUDIO_DEADBAND_NS: i128 = 5_000_000;
 
+/// Where a participant's first arrival lands on its timeline (60 s). Before anything is
+/// written, a track may be re-timed backwards (it follows its least delayed frame; a first
+/// sender report): a burst of frames that waited in a busy receiver moves its start back by
+/// 5 ms per frame, and frames still queued move with it. Starting at zero, those times would
+/// stop at zero and collide (two audio frames at one time); with this headroom they never
+/// reach it. Files count from their first frame, so the value never shows.
+pub const HEADROOM_NS: u64 = 60_000_000_000;
+
 const NS_PER_S: i128 = 1_000_000_000;
 
 /// Unwraps 32-bit RTP timestamps into a monotonic-ish 64-bit counter (RFC 3550 §5.1: the
@@ -97,17 +105,25 @@ pub struct ParticipantClock {
     /// Added to every arrival-based offset: raised when written audio turns out to belong
     /// earlier (see the module docs), so that the other tracks move instead.
     arrival_shift_ns: i128,
+    /// The first arrival's time on the timeline ([`HEADROOM_NS`]).
+    headroom_ns: i128,
 }
 
 impl ParticipantClock {
-    /// A clock with no frames seen.
+    /// A clock with no frames seen; its first arrival is [`HEADROOM_NS`].
     pub fn new() -> ParticipantClock {
+        ParticipantClock { headroom_ns: i128::from(HEADROOM_NS), ..ParticipantClock::default() }
+    }
+
+    /// A clock whose first arrival is timeline zero (tests that read absolute times).
+    #[cfg(test)]
+    fn at_zero() -> ParticipantClock {
         ParticipantClock::default()
     }
 
     fn local(&mut self, arrival_ns: u64) -> i128 {
         let origin = *self.origin_arrival_ns.get_or_insert(arrival_ns);
-        i128::from(arrival_ns) - i128::from(origin)
+        i128::from(arrival_ns) - i128::from(origin) + self.headroom_ns
     }
 }
 
@@ -281,7 +297,7 @@ mod tests {
 
     #[test]
     fn rtp_deltas_not_arrival_jitter_drive_time() {
-        let mut clock = ParticipantClock::new();
+        let mut clock = ParticipantClock::at_zero();
         let mut v = TrackTimeline::new(90_000);
         assert_eq!(v.map(&mut clock, 1000, 5_000 * MS, None, true), 0);
         // arrives 50 ms late, but the RTP clock says 33.3 ms
@@ -297,7 +313,7 @@ mod tests {
         let ntp0 = 100_000 * MS;
         let v_sr = SenderReport { ntp_ns: ntp0, rtp_time: v_base };
         let a_sr = SenderReport { ntp_ns: ntp0, rtp_time: a_base.wrapping_sub(48_000 * 7 / 10) };
-        let mut clock = ParticipantClock::new();
+        let mut clock = ParticipantClock::at_zero();
         let (mut v, mut a) = (TrackTimeline::new(90_000), TrackTimeline::new(48_000));
         let tv = v.map(&mut clock, v_base, 10_000 * MS, Some(v_sr), true);
         let ta = a.map(&mut clock, a_base, 10_880 * MS, Some(a_sr), true);
@@ -312,7 +328,7 @@ mod tests {
 
     #[test]
     fn late_report_corrects_gradually_without_going_backwards() {
-        let mut clock = ParticipantClock::new();
+        let mut clock = ParticipantClock::at_zero();
         let (mut v, mut a) = (TrackTimeline::new(90_000), TrackTimeline::new(48_000));
         // video's report ties the sender clock to ours: NTP 0 is local 0
         v.map(&mut clock, 0, 0, Some(SenderReport { ntp_ns: 0, rtp_time: 0 }), true);
@@ -333,8 +349,34 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_before_the_file_starts_keeps_every_frame_apart() {
+        // a busy receiver: ten audio frames (20 ms apart on the RTP clock) delivered together
+        // at the participant's first arrival, nothing written yet. The track follows its least
+        // delayed frame back, 5 ms per frame; the frames already queued move back with it (as
+        // the session does). Their spacing must survive, which needs room below the first
+        // arrival: from zero they would pile up there.
+        for (clock, apart) in [(ParticipantClock::new(), true), (ParticipantClock::at_zero(), false)] {
+            let mut clock = clock;
+            let mut a = TrackTimeline::for_audio(48_000);
+            let mut queued: Vec<i128> = Vec::new();
+            for i in 0..10u32 {
+                let before = a.offset_ns();
+                let t = a.map(&mut clock, i * 960, 5_000 * MS + u64::from(i) * 100_000, None, false);
+                if let (Some(old), Some(new)) = (before, a.offset_ns()) {
+                    for q in &mut queued {
+                        *q = (*q + new - old).max(0);
+                    }
+                }
+                queued.push(i128::from(t));
+            }
+            let distinct = queued.windows(2).all(|w| w[1] > w[0]);
+            assert_eq!(distinct, apart, "{queued:?}");
+        }
+    }
+
+    #[test]
     fn video_frames_never_share_a_time() {
-        let mut clock = ParticipantClock::new();
+        let mut clock = ParticipantClock::at_zero();
         let mut v = TrackTimeline::new(90_000);
         let a = v.map(&mut clock, 9000, 0, None, true);
         // the same RTP time again, then one going back: each lands 2 ms after the last
@@ -349,7 +391,7 @@ mod tests {
 
     #[test]
     fn drift_is_corrected_in_small_steps() {
-        let mut clock = ParticipantClock::new();
+        let mut clock = ParticipantClock::at_zero();
         let mut v = TrackTimeline::new(90_000);
         let sr0 = SenderReport { ntp_ns: 0, rtp_time: 0 };
         v.map(&mut clock, 0, 0, Some(sr0), true);
@@ -369,7 +411,7 @@ mod tests {
 
     #[test]
     fn before_the_file_starts_a_first_report_retimes_backwards_at_once() {
-        let mut clock = ParticipantClock::new();
+        let mut clock = ParticipantClock::at_zero();
         let (mut v, mut a) = (TrackTimeline::new(90_000), TrackTimeline::for_audio(48_000));
         v.map(&mut clock, 0, 0, Some(SenderReport { ntp_ns: 0, rtp_time: 0 }), false);
         // arrival-based: 300 ms; the report says 100 ms
@@ -381,7 +423,7 @@ mod tests {
 
     #[test]
     fn written_audio_never_moves_back_and_the_other_tracks_follow_it() {
-        let mut clock = ParticipantClock::new();
+        let mut clock = ParticipantClock::at_zero();
         let (mut v, mut a) = (TrackTimeline::new(90_000), TrackTimeline::for_audio(48_000));
         v.map(&mut clock, 0, 0, Some(SenderReport { ntp_ns: 0, rtp_time: 0 }), true);
         let mut out = Vec::new();
@@ -416,7 +458,7 @@ mod tests {
                 1..200),
             rate in prop::sample::select(vec![1u32, 8_000, 48_000, 90_000]),
         ) {
-            let mut clock = ParticipantClock::new();
+            let mut clock = ParticipantClock::at_zero();
             let mut tl = TrackTimeline::new(rate);
             let mut last = 0;
             for (rtp, arrival, sr) in frames {
@@ -433,7 +475,7 @@ mod tests {
             base in any::<u32>(),
             ntp in 0u64..(1u64 << 62),
         ) {
-            let mut clock = ParticipantClock::new();
+            let mut clock = ParticipantClock::at_zero();
             let mut tl = TrackTimeline::new(90_000);
             let (mut rtp, mut arrival, mut last) = (base, 0u64, 0u64);
             for (d, jitter, with_sr) in steps {
