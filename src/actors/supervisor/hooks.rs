@@ -7,7 +7,7 @@ use ractor::ActorRef;
 
 use super::{StartRequest, StopTarget, SupervisorMsg, SupervisorState};
 use crate::actors::room::RoomMsg;
-use crate::http::webhooks::{Hook, HookKind};
+use crate::webhook::{Hook, HookKind};
 use crate::livekit;
 use crate::recording::{H264Container, Layout, Profile};
 
