@@ -221,8 +221,13 @@ impl Config {
                     _ => return Err(bad("HISTORY_MAX_RECORDINGS", v, "expected a number from 1 to 1000000")),
                 },
             },
-            max_age: duration_var(&get, "HISTORY_MAX_AGE", Duration::ZERO, "expected a positive duration such as 30d")?
-                .unwrap_or(defaults.max_age),
+            max_age: duration_var(
+                &get,
+                "HISTORY_MAX_AGE",
+                Duration::ZERO,
+                "expected a positive duration such as 30d",
+            )?
+            .unwrap_or(defaults.max_age),
         };
         let max_concurrent = match nonempty("MAX_CONCURRENT_RECORDINGS") {
             None => None,
@@ -423,7 +428,10 @@ mod tests {
         let e = load(&[("MAX_CONCURRENT_RECORDINGS", "0")]).unwrap_err();
         assert_eq!(e.name, "MAX_CONCURRENT_RECORDINGS");
         assert_eq!(load(&[("HISTORY_MAX_RECORDINGS", "0")]).unwrap_err().name, "HISTORY_MAX_RECORDINGS");
-        assert_eq!(load(&[("HISTORY_MAX_RECORDINGS", "2000000")]).unwrap_err().name, "HISTORY_MAX_RECORDINGS");
+        assert_eq!(
+            load(&[("HISTORY_MAX_RECORDINGS", "2000000")]).unwrap_err().name,
+            "HISTORY_MAX_RECORDINGS"
+        );
         assert_eq!(load(&[("HISTORY_MAX_AGE", "forever")]).unwrap_err().name, "HISTORY_MAX_AGE");
         assert_eq!(load(&[("HISTORY_MAX_AGE", "0s")]).unwrap_err().name, "HISTORY_MAX_AGE");
         assert_eq!(load(&[("MAX_RECORDING_DURATION", "0s")]).unwrap_err().name, "MAX_RECORDING_DURATION");

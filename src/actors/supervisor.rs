@@ -31,7 +31,6 @@ mod uploads;
 use super::room::{RoomActor, RoomArgs, RoomMsg};
 use super::uploader::{self, UploaderPool};
 use super::{Progress, RecorderSettings};
-use crate::webhook::{Hook, SeenIds};
 use crate::lifecycle::{End, Lifecycle, Report};
 use crate::metrics::Metrics;
 use crate::recording::{
@@ -40,6 +39,7 @@ use crate::recording::{
 use crate::storage::journal::{Event, JobLog};
 use crate::storage::s3::UploadReport;
 use crate::supervision::Reconnect;
+use crate::webhook::{Hook, SeenIds};
 
 /// Webhook event ids remembered for de-duplication.
 const SEEN_HOOKS: usize = 4096;
