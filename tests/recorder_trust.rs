@@ -405,3 +405,24 @@ fn the_actors_do_not_depend_on_http() {
         .collect();
     assert!(offenders.is_empty(), "src/actors imports crate::http: {offenders:?}");
 }
+
+/// Issue 9: `HISTORY_MAX_AGE` drops an ended recording that long after it ended, on the
+/// daemon's timer (nothing else ends), and a restart does not bring it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ended_recordings_expire_after_the_history_max_age() {
+    let sim = start_sim(vec![]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let short = |c: &mut DaemonConfig| c.history.max_age = Duration::from_secs(1);
+    let daemon = start_daemon_with(&sim, dir.path(), None, short).await;
+    let addr = daemon.addr();
+    let id = start(addr, "age", "nobody", None).await;
+    assert_eq!(stop_by_id(addr, &id).await["status"], "failed");
+    assert_eq!(statuses(addr, std::slice::from_ref(&id)).await, [200], "kept while young");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(statuses(addr, std::slice::from_ref(&id)).await, [404], "dropped once older than 1 s");
+    daemon.shutdown().await;
+    let daemon = start_daemon(&sim, dir.path(), None).await;
+    assert_eq!(statuses(daemon.addr(), &[id]).await, [404], "not back after a restart");
+    daemon.shutdown().await;
+    sim.stop().await;
+}

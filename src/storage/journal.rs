@@ -14,8 +14,8 @@
 //! The journal is also the store of the ended recordings' history: [`Event::Ended`] holds a
 //! recording's final JSON (what `GET /recordings/{id}` answered when it ended), so it answers
 //! the same after a restart. That history is bounded by the supervisor's
-//! [`Retention`](super::history::Retention): an expired entry ([`JobLog::expire`]) leaves memory
-//! at once and the file at the next compaction. An embedded database would add nothing here: the
+//! [`Retention`](super::history::Retention): an expired entry ([`JobLog::expire`], an
+//! [`Event::Expired`] record) is gone at once, and from the file at the next compaction. An embedded database would add nothing here: the
 //! history is at most `HISTORY_MAX_RECORDINGS` small records, read whole at start-up and
 //! served from memory.
 //!
@@ -102,6 +102,11 @@ pub enum Event {
     },
     /// The recording ended (`complete` or `failed`): its final JSON, kept as history.
     Ended(Box<EndedRecording>),
+    /// The history no longer keeps this recording (retention).
+    Expired {
+        /// Recording id.
+        id: String,
+    },
 }
 
 /// An ended recording as the history keeps it ([`Event::Ended`]).
@@ -309,14 +314,15 @@ impl JobLog {
         self.compact_if_due()
     }
 
-    /// Drops `id` from the history (retention): from memory now, from the file at the next
-    /// compaction (no record is written: replaying an expired entry again only brings it
-    /// back until the retention drops it again).
+    /// Drops `id` from the history (retention): journaled, so a restart with a longer
+    /// retention does not bring it back; the file loses it at the next compaction.
     pub fn expire(&mut self, id: &str) -> Result<(), JournalError> {
-        if self.state.history.remove(id).is_some() {
-            self.journal.appended += 1;
+        if !self.state.history.contains_key(id) {
+            return Ok(());
         }
-        self.compact_if_due()
+        // the Ended record it supersedes goes too at the next compaction
+        self.journal.appended += 1;
+        self.record(Event::Expired { id: id.to_owned() })
     }
 
     fn compact_if_due(&mut self) -> Result<(), JournalError> {
@@ -401,6 +407,9 @@ pub fn apply(state: &mut Replayed, ev: Event) {
         }
         Event::Ended(ended) => {
             state.history.insert(ended.info.id.clone(), *ended);
+        }
+        Event::Expired { id } => {
+            state.history.remove(&id);
         }
     }
 }
@@ -575,10 +584,15 @@ mod tests {
         let Event::Ended(want) = ended("RC_2", 10) else { unreachable!() };
         assert_eq!(log.history()["RC_2"], *want, "the whole JSON comes back");
         log.expire("RC_2").unwrap();
-        log.journal.compact(&log.state).unwrap();
         drop(log);
+        let (mut j, state) = Journal::open(dir.path()).unwrap();
+        assert_eq!(state.history.keys().collect::<Vec<_>>(), ["RC_3"], "the expiry is durable");
+        // 10 records; kept: RC_1's Started, Part and Status, and RC_3's Ended
+        assert_eq!(j.appended(), 10 - 4, "what the next compaction drops");
+        j.compact(&state).unwrap();
+        drop(j);
         let (j, state) = Journal::open(dir.path()).unwrap();
-        assert_eq!(state.history.keys().collect::<Vec<_>>(), ["RC_3"], "expired, then compacted away");
+        assert_eq!(state.history.keys().collect::<Vec<_>>(), ["RC_3"], "compacted away");
         assert_eq!(j.appended(), 0, "a freshly compacted file has nothing to drop");
     }
 
