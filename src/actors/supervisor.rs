@@ -615,7 +615,13 @@ impl SupervisorState {
             .filter(|(k, _)| after.as_ref().is_none_or(|a| k < a))
             .collect();
         found.sort_unstable_by(|a, b| b.0.cmp(&a.0));
-        let next = (found.len() > q.limit).then(|| found[q.limit - 1].0.clone()).filter(|_| q.limit > 0);
+        found.truncate(q.limit.saturating_add(1));
+        // one more than asked for: there is a next page, which starts after the last shown
+        let next = match q.limit {
+            0 => None,
+            n if found.len() > n => Some(found[n - 1].0.clone()),
+            _ => None,
+        };
         found.truncate(q.limit);
         Ok(RecordingPage { recordings: found.into_iter().map(|(_, e)| e.info.clone()).collect(), next })
     }
