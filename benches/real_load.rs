@@ -411,7 +411,8 @@ async fn measure(kind: Kind, n: usize, window: Duration, quick: bool, client: &r
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = Value::Null;
     while bytes.iter().any(Option::is_none) && Instant::now() < deadline {
-        let (_, list) = http(client, Method::GET, &format!("{api}/recordings?room={ROOM}"), None).await;
+        let (_, list) =
+            http(client, Method::GET, &format!("{api}/recordings?room={ROOM}&limit=1000"), None).await;
         let now = Instant::now();
         for r in list.as_array().into_iter().flatten() {
             let Some(i) = starts.iter().position(|(id, _)| r["id"] == id.as_str()) else { continue };

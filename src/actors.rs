@@ -65,6 +65,9 @@ pub struct RecorderSettings {
     pub uploader: Option<Arc<crate::storage::s3::Uploader>>,
     /// Result callbacks (`WEBHOOK_URLS` set).
     pub callbacks: Option<Arc<crate::callbacks::Callbacks>>,
+    /// `HISTORY_MAX_RECORDINGS`, `HISTORY_MAX_AGE`: how many ended recordings stay answerable,
+    /// and how long.
+    pub history: crate::storage::history::Retention,
 }
 
 impl std::fmt::Debug for RecorderSettings {

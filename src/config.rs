@@ -67,6 +67,9 @@ pub struct Config {
     /// `DRAIN_TIMEOUT` (humantime, default 30s): how long SIGTERM/SIGINT waits for recordings
     /// to be finalized before the process exits anyway.
     pub drain_timeout: Duration,
+    /// `HISTORY_MAX_RECORDINGS` (default 10000) and `HISTORY_MAX_AGE` (humantime, default 30d):
+    /// the ended recordings that stay answerable, across restarts.
+    pub history: crate::storage::history::Retention,
     /// S3 upload (`S3_BUCKET` set; `S3_*`, `UPLOAD_*`). Credentials come from the standard AWS
     /// chain, so `credentials` is always `None` here.
     pub s3: Option<crate::storage::s3::S3Settings>,
@@ -209,6 +212,23 @@ impl Config {
             }
             webhook_urls.push(Secret(u.to_owned()));
         }
+        let defaults = crate::storage::history::Retention::default();
+        let history = crate::storage::history::Retention {
+            max_recordings: match nonempty("HISTORY_MAX_RECORDINGS") {
+                None => defaults.max_recordings,
+                Some(v) => match v.parse::<usize>() {
+                    Ok(n) if (1..=MAX_HISTORY).contains(&n) => n,
+                    _ => return Err(bad("HISTORY_MAX_RECORDINGS", v, "expected a number from 1 to 1000000")),
+                },
+            },
+            max_age: duration_var(
+                &get,
+                "HISTORY_MAX_AGE",
+                Duration::ZERO,
+                "expected a positive duration such as 30d",
+            )?
+            .unwrap_or(defaults.max_age),
+        };
         let max_concurrent = match nonempty("MAX_CONCURRENT_RECORDINGS") {
             None => None,
             Some(v) => match v.parse::<usize>() {
@@ -217,6 +237,7 @@ impl Config {
             },
         };
         Ok(Config {
+            history,
             max_concurrent,
             resume_timeout,
             drain_timeout,
@@ -272,6 +293,9 @@ fn duration_var(
         },
     }
 }
+
+/// Largest `HISTORY_MAX_RECORDINGS` (the history is held in memory and in the journal).
+const MAX_HISTORY: usize = 1_000_000;
 
 /// Smallest `MAX_FILE_SIZE` (a part must hold at least a keyframe interval).
 const MIN_FILE_SIZE: u64 = 1_000_000;
@@ -369,6 +393,10 @@ mod tests {
         assert_eq!(c.recordings_dir, PathBuf::from("./recordings"));
         assert_eq!(c.bind_address.to_string(), "0.0.0.0");
         assert_eq!(c.api_token, None);
+        assert_eq!(c.history.max_recordings, 10_000);
+        assert_eq!(c.history.max_age, Duration::from_secs(30 * 24 * 3600));
+        let h = load(&[("HISTORY_MAX_RECORDINGS", "1"), ("HISTORY_MAX_AGE", "12h")]).unwrap().history;
+        assert_eq!((h.max_recordings, h.max_age), (1, Duration::from_secs(12 * 3600)));
         let c = load(&[("BIND_ADDRESS", "127.0.0.1"), ("API_TOKEN", "t")]).unwrap();
         assert_eq!((c.bind_address.to_string(), c.api_token), ("127.0.0.1".into(), Some(Secret("t".into()))));
     }
@@ -399,6 +427,13 @@ mod tests {
         assert_eq!(load(&[("MAX_FILE_SIZE", "10KB")]).unwrap_err().name, "MAX_FILE_SIZE");
         let e = load(&[("MAX_CONCURRENT_RECORDINGS", "0")]).unwrap_err();
         assert_eq!(e.name, "MAX_CONCURRENT_RECORDINGS");
+        assert_eq!(load(&[("HISTORY_MAX_RECORDINGS", "0")]).unwrap_err().name, "HISTORY_MAX_RECORDINGS");
+        assert_eq!(
+            load(&[("HISTORY_MAX_RECORDINGS", "2000000")]).unwrap_err().name,
+            "HISTORY_MAX_RECORDINGS"
+        );
+        assert_eq!(load(&[("HISTORY_MAX_AGE", "forever")]).unwrap_err().name, "HISTORY_MAX_AGE");
+        assert_eq!(load(&[("HISTORY_MAX_AGE", "0s")]).unwrap_err().name, "HISTORY_MAX_AGE");
         assert_eq!(load(&[("MAX_RECORDING_DURATION", "0s")]).unwrap_err().name, "MAX_RECORDING_DURATION");
         let b = ("S3_BUCKET", "rec");
         assert_eq!(load(&[b, ("S3_ENDPOINT", "minio:9000")]).unwrap_err().name, "S3_ENDPOINT");

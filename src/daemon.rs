@@ -54,6 +54,8 @@ pub struct DaemonConfig {
     pub s3: Option<S3Settings>,
     /// `WEBHOOK_URLS`: result callbacks.
     pub webhook_urls: Vec<String>,
+    /// `HISTORY_MAX_RECORDINGS`, `HISTORY_MAX_AGE`: the ended recordings kept.
+    pub history: crate::storage::history::Retention,
 }
 
 impl DaemonConfig {
@@ -80,6 +82,7 @@ impl DaemonConfig {
             max_concurrent: None,
             s3: None,
             webhook_urls: Vec::new(),
+            history: crate::storage::history::Retention::default(),
         }
     }
 }
@@ -117,6 +120,7 @@ impl Daemon {
             api_key: cfg.api_key,
             api_secret: cfg.api_secret,
             recordings_dir: cfg.recordings_dir,
+            history: cfg.history,
             start_timeout: cfg.start_timeout,
             track_grace: Duration::from_millis(1500),
             auto_record_on_join: cfg.auto_record_on_join,

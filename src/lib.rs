@@ -18,6 +18,7 @@
 //! - [`daemon`]: starting and stopping the actor tree and the HTTP server.
 //! - [`metrics`]: counters for `GET /metrics`.
 //! - [`callbacks`]: signed result callbacks (`WEBHOOK_URLS`).
+//! - [`webhook`]: LiveKit webhook events as the supervisor acts on them (no HTTP).
 //! - [`config`], [`telemetry`], [`http`]: the daemon's settings, logging and HTTP surface.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, clippy::mod_module_files)]
@@ -39,3 +40,4 @@ pub mod storage;
 pub mod supervision;
 pub mod synth;
 pub mod telemetry;
+pub mod webhook;

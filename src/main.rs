@@ -178,6 +178,7 @@ fn daemon_config(config: &Config) -> Option<DaemonConfig> {
         max_concurrent: config.max_concurrent,
         s3: config.s3.clone(),
         webhook_urls: config.webhook_urls.iter().map(|u| u.0.clone()).collect(),
+        history: config.history,
     })
 }
 

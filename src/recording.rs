@@ -96,7 +96,7 @@ impl Status {
 }
 
 /// One recorded track.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrackInfo {
     /// Track sid.
     pub sid: String,
@@ -108,7 +108,7 @@ pub struct TrackInfo {
 
 /// A wanted track the recorder cannot record (end-to-end encrypted, or a codec it does not
 /// write), named in the recording so that `complete` never hides a missing track.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkippedTrack {
     /// Track sid.
     pub sid: String,
@@ -122,7 +122,7 @@ pub struct SkippedTrack {
 
 /// One part of a recording: the file(s) written by one run of its participant recorder
 /// (a restart, a reconnect, a new track or the size limit starts the next part).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PartInfo {
     /// Part number (1, 2, ...).
     pub part: u32,
@@ -140,7 +140,9 @@ pub struct PartInfo {
 }
 
 /// A recording as `GET /recordings/{id}` returns it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Deserialized from the journal's history (`storage::journal::Event::Ended`): every field but
+/// the identity and status has a default, so a history written by another version still reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordingInfo {
     /// Recording id (`RC_...`).
     pub id: String,
@@ -151,28 +153,38 @@ pub struct RecordingInfo {
     /// Lifecycle state.
     pub status: Status,
     /// The tracks in the file(s), over all parts (a republished track is a new track).
+    #[serde(default)]
     pub tracks: Vec<TrackInfo>,
     /// Published tracks the recording wanted but cannot record, with the reason.
+    #[serde(default)]
     pub skipped_tracks: Vec<SkippedTrack>,
     /// When the start was requested (RFC 3339, UTC).
     pub started_at: String,
     /// When it ended (RFC 3339, UTC).
+    #[serde(default)]
     pub ended_at: Option<String>,
     /// Media time written, seconds (all parts).
+    #[serde(default)]
     pub duration_s: f64,
     /// Bytes written (all parts).
+    #[serde(default)]
     pub bytes: u64,
     /// Local files, oldest first (a restart continues in a new part). A file removed after its
     /// verified upload (S3 without `S3_KEEP_LOCAL`) leaves this list; see `outputs`.
+    #[serde(default)]
     pub files: Vec<PathBuf>,
     /// The parts, with their files and time ranges.
+    #[serde(default)]
     pub parts: Vec<PartInfo>,
     /// Uploaded objects (`s3://bucket/key`), oldest first; empty without S3.
+    #[serde(default)]
     pub outputs: Vec<String>,
     /// Why it failed.
+    #[serde(default)]
     pub error: Option<String>,
     /// Frames lost to network loss that retransmission could not repair: never received, or
     /// dropped until the next keyframe (all parts).
+    #[serde(default)]
     pub frames_lost: u64,
 }
 

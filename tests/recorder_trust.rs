@@ -1,8 +1,9 @@
 //! A recording's status never lies (end to end, daemon against the in-process simulator):
 //! no `complete` without media, a stall says so while live, a drain ends every live recording
 //! in the journal, dependencies that refuse us or are down fail or show why, colliding file
-//! names keep both recordings, webhooks get the REST checks, durations are reported, and the
-//! HTTP surface answers wrong methods and oversize bodies with JSON.
+//! names keep both recordings, webhooks get the REST checks, durations are reported, the
+//! HTTP surface answers wrong methods and oversize bodies with JSON, and ended recordings
+//! answer the same after a restart (within the history's retention), never resumed.
 
 mod common;
 mod recorder_support;
@@ -13,7 +14,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use livekit_recorder::daemon::{Daemon, DaemonConfig};
-use recorder_support::{api, files_of, sent_hashes, start_daemon, start_daemon_with, stop_by_id, wait_for};
+use recorder_support::{
+    api, files_of, sent_hashes, start_daemon, start_daemon_with, stop_by_id, wait_for, walk,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
 use sim_support::{call, start_sim, KEY, SECRET};
@@ -107,8 +110,9 @@ async fn a_drain_leaves_no_live_job_in_the_journal() {
         wait_for(addr, id, None, Duration::from_secs(15), |r| r["status"] == "active").await;
     }
     assert!(daemon.drain(Duration::from_secs(30)).await, "drained in time");
-    let (_, jobs) = livekit_recorder::storage::journal::Journal::open(dir.path()).expect("journal");
-    let live: Vec<_> = jobs.values().filter(|j| j.status.is_live()).map(|j| (&j.spec.id, j.status)).collect();
+    let (_, replayed) = livekit_recorder::storage::journal::Journal::open(dir.path()).expect("journal");
+    let live: Vec<_> =
+        replayed.jobs.values().filter(|j| j.status.is_live()).map(|j| (&j.spec.id, j.status)).collect();
     assert!(live.is_empty(), "live after a clean drain: {live:?}");
     // and a restart resumes nothing
     let daemon = start_daemon(&sim, dir.path(), None).await;
@@ -298,4 +302,127 @@ async fn a_recordings_dir_that_is_a_file_is_a_clear_error() {
     let err = Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.err().expect("refused");
     let msg = err.to_string();
     assert!(msg.contains("RECORDINGS_DIR") && msg.contains("not a directory"), "{msg}");
+}
+
+/// Issue 9: ended recordings (complete and failed) answer with the same JSON after a restart,
+/// in `GET /recordings` too, and the new daemon does not resume them although the participant
+/// is still publishing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ended_recordings_answer_the_same_after_a_restart() {
+    let sim = start_sim(vec![]).await;
+    sim_support::add_participant(sim.http_addr(), "hist", "alice", Some("vp8"), true).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = start_daemon(&sim, dir.path(), None).await;
+    let addr = daemon.addr();
+    let done_id = start(addr, "hist", "alice", None).await;
+    let failed_id = start(addr, "hist", "nobody", None).await;
+    wait_for(addr, &done_id, None, Duration::from_secs(15), |r| r["status"] == "active").await;
+    wait_for(addr, &done_id, None, Duration::from_secs(10), |r| r["duration_s"].as_f64() > Some(1.0)).await;
+    let done = stop_by_id(addr, &done_id).await;
+    assert_eq!(done["status"], "complete", "{done}");
+    let failed = stop_by_id(addr, &failed_id).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let (_, before_done) = api(addr, Method::GET, &format!("/recordings/{done_id}"), None, None).await;
+    let (_, before_failed) = api(addr, Method::GET, &format!("/recordings/{failed_id}"), None, None).await;
+    assert!(before_done["parts"].as_array().is_some_and(|p| p.len() == 1), "{before_done}");
+    assert!(before_done["tracks"].as_array().is_some_and(|t| !t.is_empty()), "{before_done}");
+    daemon.shutdown().await;
+
+    let daemon = start_daemon(&sim, dir.path(), None).await;
+    let addr = daemon.addr();
+    let (s, after_done) = api(addr, Method::GET, &format!("/recordings/{done_id}"), None, None).await;
+    assert_eq!(s, 200, "the complete recording is still known: {after_done}");
+    assert_eq!(after_done, before_done, "the same JSON after a restart");
+    let (s, after_failed) = api(addr, Method::GET, &format!("/recordings/{failed_id}"), None, None).await;
+    assert_eq!(s, 200, "the failed recording is still known: {after_failed}");
+    assert_eq!(after_failed, before_failed, "the same JSON after a restart");
+    let (_, list) = api(addr, Method::GET, "/recordings?room=hist", None, None).await;
+    let listed: Vec<&Value> = list.as_array().expect("list").iter().collect();
+    assert_eq!(listed, [&after_failed, &after_done], "newest started first: {list}");
+    // alice still publishes: an ended recording must not come back to life
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, later) = api(addr, Method::GET, &format!("/recordings/{done_id}"), None, None).await;
+    assert_eq!(later, before_done, "not resumed");
+    let files = walk(dir.path());
+    assert_eq!(files.len(), 1, "no new part file: {files:?}");
+    daemon.shutdown().await;
+    sim.stop().await;
+}
+
+/// Issue 9: `HISTORY_MAX_RECORDINGS` keeps the newest ended recordings, live and after a
+/// restart (a smaller limit at the next start drops more, oldest first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_history_keeps_the_newest_ended_recordings_across_restarts() {
+    let sim = start_sim(vec![]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keep = |n: usize| move |c: &mut DaemonConfig| c.history.max_recordings = n;
+    let daemon = start_daemon_with(&sim, dir.path(), None, keep(2)).await;
+    let addr = daemon.addr();
+    let mut ids = Vec::new();
+    for who in ["p1", "p2", "p3"] {
+        // nobody publishes: stopped while pending, they end `failed` at once
+        let id = start(addr, "keep", who, None).await;
+        assert_eq!(stop_by_id(addr, &id).await["status"], "failed");
+        ids.push(id);
+    }
+    assert_eq!(statuses(addr, &ids).await, [404, 200, 200], "the oldest ended is dropped");
+    daemon.shutdown().await;
+
+    let daemon = start_daemon_with(&sim, dir.path(), None, keep(2)).await;
+    let addr = daemon.addr();
+    let got: Vec<u16> = statuses(addr, &ids).await;
+    assert_eq!(got, [404, 200, 200], "the same two after a restart");
+    daemon.shutdown().await;
+
+    let daemon = start_daemon_with(&sim, dir.path(), None, keep(1)).await;
+    let addr = daemon.addr();
+    assert_eq!(statuses(addr, &ids).await, [404, 404, 200], "a smaller limit drops the oldest");
+    let (_, list) = api(addr, Method::GET, "/recordings", None, None).await;
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    daemon.shutdown().await;
+    sim.stop().await;
+}
+
+async fn statuses(addr: SocketAddr, ids: &[String]) -> Vec<u16> {
+    let mut out = Vec::new();
+    for id in ids {
+        out.push(api(addr, Method::GET, &format!("/recordings/{id}"), None, None).await.0);
+    }
+    out
+}
+
+/// Issue 9: `src/actors` never imports the HTTP layer (the webhook types live in
+/// `src/webhook.rs`); `.ci/test` checks the same.
+#[test]
+fn the_actors_do_not_depend_on_http() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![root.join("actors.rs")];
+    files.extend(walk(&root.join("actors")));
+    let offenders: Vec<String> = files
+        .iter()
+        .filter(|f| std::fs::read_to_string(f).expect("source").contains("crate::http"))
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(offenders.is_empty(), "src/actors imports crate::http: {offenders:?}");
+}
+
+/// Issue 9: `HISTORY_MAX_AGE` drops an ended recording that long after it ended, on the
+/// daemon's timer (nothing else ends), and a restart does not bring it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ended_recordings_expire_after_the_history_max_age() {
+    let sim = start_sim(vec![]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let short = |c: &mut DaemonConfig| c.history.max_age = Duration::from_secs(1);
+    let daemon = start_daemon_with(&sim, dir.path(), None, short).await;
+    let addr = daemon.addr();
+    let id = start(addr, "age", "nobody", None).await;
+    assert_eq!(stop_by_id(addr, &id).await["status"], "failed");
+    assert_eq!(statuses(addr, std::slice::from_ref(&id)).await, [200], "kept while young");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(statuses(addr, std::slice::from_ref(&id)).await, [404], "dropped once older than 1 s");
+    daemon.shutdown().await;
+    let daemon = start_daemon(&sim, dir.path(), None).await;
+    assert_eq!(statuses(daemon.addr(), &[id]).await, [404], "not back after a restart");
+    daemon.shutdown().await;
+    sim.stop().await;
 }

@@ -10,6 +10,10 @@
 //! that ends `complete` with files becomes `uploading`, its files are queued as one job, and
 //! [`SupervisorMsg::UploadFinished`] makes it `complete` (or `failed`). A recording that reaches
 //! `complete` or `failed` triggers the result callbacks once (tasks, off this loop).
+//!
+//! Ended recordings stay in the table, and in the journal's history, for `HISTORY_MAX_AGE` and
+//! up to `HISTORY_MAX_RECORDINGS` (oldest ended dropped first, `history.rs`): a restarted
+//! daemon answers for them as before, and never resumes them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -19,6 +23,7 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 mod capacity;
+mod history;
 mod hooks;
 mod recovery;
 mod uploads;
@@ -26,7 +31,6 @@ mod uploads;
 use super::room::{RoomActor, RoomArgs, RoomMsg};
 use super::uploader::{self, UploaderPool};
 use super::{Progress, RecorderSettings};
-use crate::http::webhooks::{Hook, SeenIds};
 use crate::lifecycle::{End, Lifecycle, Report};
 use crate::metrics::Metrics;
 use crate::recording::{
@@ -35,10 +39,7 @@ use crate::recording::{
 use crate::storage::journal::{Event, JobLog};
 use crate::storage::s3::UploadReport;
 use crate::supervision::Reconnect;
-
-/// Ended recordings kept in the table for `GET /recordings` (older ones are dropped, so a
-/// daemon that runs for months does not grow without bound).
-pub const KEEP_ENDED: usize = 10_000;
+use crate::webhook::{Hook, SeenIds};
 
 /// Webhook event ids remembered for de-duplication.
 const SEEN_HOOKS: usize = 4096;
@@ -61,6 +62,48 @@ pub struct StartRequest {
     pub template: String,
     /// Container for H.264 video.
     pub h264_container: crate::recording::H264Container,
+}
+
+/// Which recordings `GET /recordings` wants (validated by the HTTP layer).
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Only this room.
+    pub room: Option<String>,
+    /// Only this participant identity.
+    pub participant: Option<String>,
+    /// Only this status.
+    pub status: Option<Status>,
+    /// At most this many.
+    pub limit: usize,
+    /// Only those after this one in the order (the previous page's last).
+    pub after: Option<ListFrom>,
+}
+
+/// Where a page starts: after a recording, by id or by its place in the order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListFrom {
+    /// After this recording (it must still be in the table).
+    Id(String),
+    /// After this place in the order (a cursor; stays valid when that recording expires).
+    Key(ListKey),
+}
+
+/// A recording's place in the list order: newest started first, ties by id (descending).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ListKey {
+    /// Start request, ms since the UNIX epoch.
+    pub started_ms: u64,
+    /// Recording id.
+    pub id: String,
+}
+
+/// One page of `GET /recordings`.
+#[derive(Debug, Clone)]
+pub struct RecordingPage {
+    /// The recordings, newest started first.
+    pub recordings: Vec<RecordingInfo>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<ListKey>,
 }
 
 /// Which recording to stop.
@@ -123,15 +166,10 @@ pub enum SupervisorMsg {
     Stop(StopTarget, RpcReplyPort<Result<RecordingInfo, RecorderError>>),
     /// One recording.
     GetRecording(String, RpcReplyPort<Result<RecordingInfo, RecorderError>>),
-    /// Recordings, filtered by room and status.
-    ListRecordings {
-        /// Only this room.
-        room: Option<String>,
-        /// Only this status.
-        status: Option<Status>,
-        /// The list, oldest first.
-        reply: RpcReplyPort<Vec<RecordingInfo>>,
-    },
+    /// A page of recordings, newest started first (`GET /recordings`).
+    ListRecordings(ListQuery, RpcReplyPort<Result<RecordingPage, RecorderError>>),
+    /// Drop the ended recordings past `HISTORY_MAX_AGE` (a timer).
+    ExpireHistory,
     /// `/metrics` text.
     GetMetrics(RpcReplyPort<String>),
     /// A room actor is connected.
@@ -235,8 +273,9 @@ pub struct SupervisorState {
     recs: BTreeMap<String, Entry>,
     accepting: bool,
     seen_hooks: SeenIds,
-    /// Ended recordings, oldest first: the table keeps the last [`KEEP_ENDED`] of them.
-    ended: std::collections::VecDeque<String>,
+    /// Ended recordings with when they ended (ms since the UNIX epoch), oldest first: the
+    /// table keeps those that `settings.history` retains (`history.rs`).
+    ended: std::collections::VecDeque<(String, u64)>,
     /// The durable job log (`None` only in unit tests of the policy).
     log: Option<JobLog>,
     /// The last probe of the recordings disk.
@@ -297,6 +336,8 @@ impl Actor for RecorderSupervisor {
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         st.recover(&me).await;
+        // ages are checked when a recording ends, and on this timer when none does
+        me.send_interval(st.settings.history.check_every(), || SupervisorMsg::ExpireHistory);
         Ok(())
     }
 
@@ -314,9 +355,10 @@ impl Actor for RecorderSupervisor {
             SupervisorMsg::GetRecording(id, reply) => {
                 let _ = reply.send(st.get(&id));
             }
-            SupervisorMsg::ListRecordings { room, status, reply } => {
-                let _ = reply.send(st.list(room.as_deref(), status));
+            SupervisorMsg::ListRecordings(query, reply) => {
+                let _ = reply.send(st.list(query));
             }
+            SupervisorMsg::ExpireHistory => st.expire_history(recording::unix_ms_now()),
             SupervisorMsg::StorageFailed(dir) => st.probe.failed(dir),
             SupervisorMsg::RoomUp(room) => st.on_room_up(&me, room),
             SupervisorMsg::GetHealth(reply) => {
@@ -546,12 +588,42 @@ impl SupervisorState {
         self.recs.get(id).map(|e| e.info.clone()).ok_or_else(|| RecorderError::NotFound(id.to_owned()))
     }
 
-    fn list(&self, room: Option<&str>, status: Option<Status>) -> Vec<RecordingInfo> {
-        self.recs
+    /// A page of the table in the list order (newest started first, ties by id), filtered.
+    fn list(&self, q: ListQuery) -> Result<RecordingPage, RecorderError> {
+        let key = |e: &Entry| ListKey { started_ms: e.spec.started_unix_ms, id: e.info.id.clone() };
+        let after = match q.after {
+            None => None,
+            Some(ListFrom::Key(k)) => Some(k),
+            Some(ListFrom::Id(id)) => match self.recs.get(&id) {
+                Some(e) => Some(key(e)),
+                None => {
+                    return Err(RecorderError::BadRequest(format!(
+                        "`after`: no recording {id:?} (expired or unknown; use `cursor`)"
+                    )))
+                }
+            },
+        };
+        let mut found: Vec<(ListKey, &Entry)> = self
+            .recs
             .values()
-            .filter(|e| room.is_none_or(|r| e.spec.room == r) && status.is_none_or(|s| e.info.status == s))
-            .map(|e| e.info.clone())
-            .collect()
+            .filter(|e| {
+                q.room.as_deref().is_none_or(|r| e.spec.room == r)
+                    && q.participant.as_deref().is_none_or(|p| e.spec.identity == p)
+                    && q.status.is_none_or(|s| e.info.status == s)
+            })
+            .map(|e| (key(e), e))
+            .filter(|(k, _)| after.as_ref().is_none_or(|a| k < a))
+            .collect();
+        found.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        found.truncate(q.limit.saturating_add(1));
+        // one more than asked for: there is a next page, which starts after the last shown
+        let next = match q.limit {
+            0 => None,
+            n if found.len() > n => Some(found[n - 1].0.clone()),
+            _ => None,
+        };
+        found.truncate(q.limit);
+        Ok(RecordingPage { recordings: found.into_iter().map(|(_, e)| e.info.clone()).collect(), next })
     }
 
     fn on_progress(&mut self, me: &ActorRef<SupervisorMsg>, p: Progress) {

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::actors::supervisor::{StartRequest, StopTarget, SupervisorMsg};
+use crate::actors::supervisor::{ListFrom, ListKey, ListQuery, StartRequest, StopTarget, SupervisorMsg};
 use crate::recording::{H264Container, Layout, Profile, RecorderError, Status};
 
 /// Timeout for calls that only read the table.
@@ -15,6 +15,12 @@ const QUERY_MS: u64 = 5_000;
 const STOP_MS: u64 = 15_000;
 /// Longest accepted room name, identity or template.
 const MAX_FIELD: usize = 256;
+/// `GET /recordings` without `limit`.
+const DEFAULT_LIMIT: usize = 100;
+/// The largest `limit` of `GET /recordings`.
+const MAX_LIMIT: usize = 1000;
+/// The response header with the next page's cursor.
+pub const NEXT_CURSOR: &str = "x-next-cursor";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,11 +44,69 @@ struct StopBody {
     participant: Option<String>,
 }
 
-/// Query of `GET /recordings`.
+/// Query of `GET /recordings` (an unknown parameter is a 400, not silently ignored).
 #[derive(Deserialize)]
-pub struct ListQuery {
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
     room: Option<String>,
+    participant: Option<String>,
     status: Option<Status>,
+    limit: Option<usize>,
+    after: Option<String>,
+    cursor: Option<String>,
+}
+
+impl ListParams {
+    fn into_query(self) -> Result<ListQuery, ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::bad_request(format!("`limit` must be 1-{MAX_LIMIT}, not {limit}")));
+        }
+        let after = match (self.after, self.cursor) {
+            (Some(_), Some(_)) => return Err(ApiError::bad_request("give `after` or `cursor`, not both")),
+            (Some(id), None) => Some(ListFrom::Id(field("after", &id)?)),
+            (None, Some(c)) => Some(ListFrom::Key(decode_cursor(&c)?)),
+            (None, None) => None,
+        };
+        Ok(ListQuery {
+            room: self.room.map(|r| field("room", &r)).transpose()?,
+            participant: self.participant.map(|p| field("participant", &p)).transpose()?,
+            status: self.status,
+            limit,
+            after,
+        })
+    }
+}
+
+/// The opaque cursor of the page after `key`: URL-safe base64 of `<started ms>:<id>`, a place
+/// in the order (valid even when that recording has expired since).
+fn encode_cursor(key: &ListKey) -> String {
+    use base64::Engine;
+    let raw = format!("{}:{}", key.started_ms, key.id);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn decode_cursor(c: &str) -> Result<ListKey, ApiError> {
+    use base64::Engine;
+    let bad = || ApiError::bad_request("`cursor` is not one this API returned");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c.trim()).map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let (ms, id) = raw.split_once(':').ok_or_else(bad)?;
+    let started_ms = ms.parse().map_err(|_| bad())?;
+    Ok(ListKey { started_ms, id: field("cursor", id).map_err(|_| bad())? })
+}
+
+/// The `Link` target of the next page: this request's query without its `after`/`cursor`, plus
+/// the new cursor.
+fn next_link(req: &HttpRequest, cursor: &str) -> String {
+    let mut q: Vec<&str> = req
+        .query_string()
+        .split('&')
+        .filter(|kv| !kv.is_empty() && !kv.starts_with("after=") && !kv.starts_with("cursor="))
+        .collect();
+    let c = format!("cursor={cursor}");
+    q.push(&c);
+    format!("<{}?{}>; rel=\"next\"", req.path(), q.join("&"))
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
@@ -123,17 +187,23 @@ pub async fn stop(
     Ok(HttpResponse::Ok().json(info))
 }
 
-/// `GET /recordings`.
+/// `GET /recordings`: a JSON array (newest started first), at most `limit`; when there is
+/// more, the `X-Next-Cursor` header (and `Link: <...>; rel="next"`) says where it goes on.
 pub async fn list(
     req: HttpRequest,
-    q: web::Query<ListQuery>,
+    q: web::Query<ListParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
-    let q = q.into_inner();
-    let build = |reply| SupervisorMsg::ListRecordings { room: q.room, status: q.status, reply };
-    let list = ractor::call_t!(state.supervisor, build, QUERY_MS)?;
-    Ok(HttpResponse::Ok().json(list))
+    let query = q.into_inner().into_query()?;
+    let page = ractor::call_t!(state.supervisor, SupervisorMsg::ListRecordings, QUERY_MS, query)??;
+    let mut resp = HttpResponse::Ok();
+    if let Some(next) = &page.next {
+        let cursor = encode_cursor(next);
+        resp.insert_header(("link", next_link(&req, &cursor)));
+        resp.insert_header((NEXT_CURSOR, cursor));
+    }
+    Ok(resp.json(page.recordings))
 }
 
 /// `GET /recordings/{id}`.

@@ -1,9 +1,7 @@
 //! `POST /recordings/webhooks`: LiveKit webhooks, verified with livekit-api's
 //! [`WebhookReceiver`] (raw JWT in `Authorization` carrying the body's SHA-256; 401 otherwise),
 //! turned into a [`Hook`] and sent to the supervisor, which decides (and drops duplicates by
-//! event id, see [`SeenIds`]).
-
-use std::collections::{HashSet, VecDeque};
+//! event id, see [`SeenIds`](crate::webhook::SeenIds)).
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use livekit_api::webhooks::{WebhookError, WebhookReceiver};
@@ -11,77 +9,10 @@ use livekit_api::webhooks::{WebhookError, WebhookReceiver};
 use super::error::ApiError;
 use super::AppState;
 use crate::actors::supervisor::SupervisorMsg;
+use crate::webhook::{Hook, HookKind};
 
 /// Timeout for the supervisor's answer.
 const HOOK_MS: u64 = 5_000;
-
-/// A verified webhook, reduced to what the recorder acts on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hook {
-    /// Event id (`EV_...`), for de-duplication.
-    pub id: String,
-    /// What happened.
-    pub kind: HookKind,
-}
-
-/// The events the recorder acts on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HookKind {
-    /// `participant_joined`.
-    Joined {
-        /// Room name.
-        room: String,
-        /// Participant identity.
-        identity: String,
-    },
-    /// `participant_left`.
-    Left {
-        /// Room name.
-        room: String,
-        /// Participant identity.
-        identity: String,
-        /// The session that left (a participant that rejoined with the same identity has a
-        /// new sid, and its old session's `participant_left` must not stop its recording).
-        sid: String,
-    },
-    /// `room_finished`.
-    RoomFinished {
-        /// Room name.
-        room: String,
-    },
-    /// Anything else (ignored).
-    Other(String),
-}
-
-/// The last `cap` event ids seen (a bounded LRU by insertion).
-#[derive(Debug)]
-pub struct SeenIds {
-    cap: usize,
-    order: VecDeque<String>,
-    set: HashSet<String>,
-}
-
-impl SeenIds {
-    /// Remembers at most `cap` ids.
-    pub fn new(cap: usize) -> SeenIds {
-        SeenIds { cap: cap.max(1), order: VecDeque::new(), set: HashSet::new() }
-    }
-
-    /// Records `id`; false if it was seen already.
-    pub fn insert(&mut self, id: &str) -> bool {
-        if self.set.contains(id) {
-            return false;
-        }
-        if self.order.len() == self.cap {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-        self.order.push_back(id.to_owned());
-        self.set.insert(id.to_owned());
-        true
-    }
-}
 
 fn to_hook(ev: livekit_protocol::WebhookEvent) -> Hook {
     let room = ev.room.map(|r| r.name).unwrap_or_default();
@@ -177,17 +108,6 @@ pub fn receiver(api_key: &str, api_secret: &str) -> WebhookReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn seen_ids_are_bounded_and_detect_duplicates() {
-        let mut s = SeenIds::new(2);
-        assert!(s.insert("a"));
-        assert!(!s.insert("a"));
-        assert!(s.insert("b"));
-        assert!(s.insert("c")); // evicts "a"
-        assert!(s.insert("a"));
-        assert!(!s.insert("c"));
-    }
 
     #[test]
     fn hooks_get_the_rest_checks() {

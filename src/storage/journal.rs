@@ -8,12 +8,20 @@
 //! new dependency or C build, is readable with `cat` when something goes wrong, and its only
 //! crash failure mode, a torn last line, is detected and ignored on replay (the event it held
 //! was not acted on: it is written first). [`Journal::compact`] rewrites the file with only the
-//! unfinished recordings (write to a temporary file, fsync, rename), so it stays small in a
-//! daemon that runs for months.
+//! unfinished recordings and the kept history (write to a temporary file, fsync, rename), so it
+//! stays bounded in a daemon that runs for months.
+//!
+//! The journal is also the store of the ended recordings' history: [`Event::Ended`] holds a
+//! recording's final JSON (what `GET /recordings/{id}` answered when it ended), so it answers
+//! the same after a restart. That history is bounded by the supervisor's
+//! [`Retention`](super::history::Retention): an expired entry ([`JobLog::expire`], an
+//! [`Event::Expired`] record) is gone at once, and from the file at the next compaction. An embedded database would add nothing here: the
+//! history is at most `HISTORY_MAX_RECORDINGS` small records, read whole at start-up and
+//! served from memory.
 //!
 //! Invariant: replaying the journal gives, per recording id, the latest spec, parts, status,
 //! upload outputs and delivered callbacks, and a recording that was [`Event::Forget`]-ed is
-//! gone.
+//! gone from the jobs; separately, the last [`Event::Ended`] of every recording not expired.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
@@ -22,7 +30,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::recording::{RecordingSpec, Status};
+use crate::recording::{RecordingInfo, RecordingSpec, Status};
 
 /// The journal's file name inside the recordings directory.
 pub const FILE_NAME: &str = ".recorder-journal.jsonl";
@@ -87,11 +95,46 @@ pub enum Event {
         /// Callback URL.
         url: String,
     },
-    /// Nothing is left to do for this recording.
+    /// Nothing is left to do for this recording (its history, [`Event::Ended`], stays).
     Forget {
         /// Recording id.
         id: String,
     },
+    /// The recording ended (`complete` or `failed`): its final JSON, kept as history.
+    Ended(Box<EndedRecording>),
+    /// The history no longer keeps this recording (retention).
+    Expired {
+        /// Recording id.
+        id: String,
+    },
+}
+
+/// An ended recording as the history keeps it ([`Event::Ended`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndedRecording {
+    /// What was recorded.
+    pub spec: RecordingSpec,
+    /// The recording as the API showed it when it ended.
+    pub info: RecordingInfo,
+    /// When it ended, ms since the UNIX epoch (what the retention counts from).
+    pub at_ms: u64,
+}
+
+/// What replaying the journal gives.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Replayed {
+    /// The jobs (recordings with something left to do), by recording id.
+    pub jobs: BTreeMap<String, Job>,
+    /// The ended recordings' history, by recording id.
+    pub history: BTreeMap<String, EndedRecording>,
+}
+
+impl Replayed {
+    /// The records that recreate this state (what a compaction writes).
+    fn events(&self) -> impl Iterator<Item = Event> + '_ {
+        let jobs = self.jobs.values().flat_map(job_events);
+        jobs.chain(self.history.values().map(|h| Event::Ended(Box::new(h.clone()))))
+    }
 }
 
 /// What the journal knows about one recording.
@@ -155,19 +198,20 @@ pub enum JournalError {
 pub struct Journal {
     path: PathBuf,
     file: File,
+    /// Records in the file beyond what a compaction would write (appended, replaced, expired).
     appended: usize,
 }
 
 impl Journal {
-    /// Opens (creating if needed) the journal in `dir` and replays it: the jobs it knows of,
-    /// by recording id.
-    pub fn open(dir: &Path) -> Result<(Journal, BTreeMap<String, Job>), JournalError> {
+    /// Opens (creating if needed) the journal in `dir` and replays it: the jobs it knows of
+    /// and the history of ended recordings, by recording id.
+    pub fn open(dir: &Path) -> Result<(Journal, Replayed), JournalError> {
         let path = dir.join(FILE_NAME);
         let io = |source| JournalError::Io { path: path.clone(), source };
         std::fs::create_dir_all(dir).map_err(io)?;
-        let (jobs, valid_len) = match File::open(&path) {
+        let (state, valid_len, records) = match File::open(&path) {
             Ok(f) => replay(&path, f)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (BTreeMap::new(), 0),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Replayed::default(), 0, 0),
             Err(e) => return Err(io(e)),
         };
         let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io)?;
@@ -175,7 +219,9 @@ impl Journal {
         if file.metadata().map_err(io)?.len() != valid_len {
             file.set_len(valid_len).map_err(io)?;
         }
-        Ok((Journal { path, file, appended: 0 }, jobs))
+        // what a compaction would drop counts toward the next one, so restarts cannot grow it
+        let appended = records.saturating_sub(state.events().count());
+        Ok((Journal { path, file, appended }, state))
     }
 
     /// Appends one record and makes it durable (fdatasync) before returning.
@@ -190,23 +236,22 @@ impl Journal {
         Ok(())
     }
 
-    /// Records appended since open or the last compaction.
+    /// Records in the file that the next compaction drops (appended since open or the last
+    /// compaction, and what open found superseded).
     pub fn appended(&self) -> usize {
         self.appended
     }
 
-    /// Rewrites the journal with only `jobs` (the unfinished ones): temporary file, fsync,
-    /// rename, fsync of the directory.
-    pub fn compact(&mut self, jobs: &BTreeMap<String, Job>) -> Result<(), JournalError> {
+    /// Rewrites the journal with only `state` (the unfinished jobs and the kept history):
+    /// temporary file, fsync, rename, fsync of the directory.
+    pub fn compact(&mut self, state: &Replayed) -> Result<(), JournalError> {
         let io = |source| JournalError::Io { path: self.path.clone(), source };
         let tmp = self.path.with_extension("jsonl.tmp");
         let mut out = Vec::new();
-        for job in jobs.values() {
-            for ev in job_events(job) {
-                let line = serde_json::to_vec(&ev).map_err(|e| io(std::io::Error::other(e)))?;
-                out.extend_from_slice(&line);
-                out.push(b'\n');
-            }
+        for ev in state.events() {
+            let line = serde_json::to_vec(&ev).map_err(|e| io(std::io::Error::other(e)))?;
+            out.extend_from_slice(&line);
+            out.push(b'\n');
         }
         let mut f = File::create(&tmp).map_err(io)?;
         f.write_all(&out).map_err(io)?;
@@ -221,12 +266,13 @@ impl Journal {
     }
 }
 
-/// The journal and the jobs it describes, kept in step: [`JobLog::record`] appends (durably)
-/// and applies; the file is compacted to the unfinished jobs every [`COMPACT_EVERY`] records.
+/// The journal and the jobs and history it describes, kept in step: [`JobLog::record`] appends
+/// (durably) and applies; the file is compacted to the unfinished jobs and the kept history
+/// once [`COMPACT_EVERY`] records are superseded.
 #[derive(Debug)]
 pub struct JobLog {
     journal: Journal,
-    jobs: BTreeMap<String, Job>,
+    state: Replayed,
 }
 
 /// Records between compactions.
@@ -238,14 +284,14 @@ impl JobLog {
     /// come up; the files themselves are untouched.
     pub fn open(dir: &Path) -> Result<JobLog, JournalError> {
         match Journal::open(dir) {
-            Ok((journal, jobs)) => Ok(JobLog { journal, jobs }),
+            Ok((journal, state)) => Ok(JobLog { journal, state }),
             Err(JournalError::Corrupt { path, line, reason }) => {
                 let aside = path.with_extension(format!("damaged-{}", crate::recording::unix_ms_now()));
                 tracing::error!(path = %path.display(), line, %reason, aside = %aside.display(), "recording journal damaged; moved aside, starting a new one");
                 std::fs::rename(&path, &aside)
                     .map_err(|source| JournalError::Io { path: path.clone(), source })?;
-                let (journal, jobs) = Journal::open(dir)?;
-                Ok(JobLog { journal, jobs })
+                let (journal, state) = Journal::open(dir)?;
+                Ok(JobLog { journal, state })
             }
             Err(e) => Err(e),
         }
@@ -253,15 +299,35 @@ impl JobLog {
 
     /// The jobs as replayed and recorded since.
     pub fn jobs(&self) -> &BTreeMap<String, Job> {
-        &self.jobs
+        &self.state.jobs
+    }
+
+    /// The ended recordings' history as replayed and recorded since (not expired).
+    pub fn history(&self) -> &BTreeMap<String, EndedRecording> {
+        &self.state.history
     }
 
     /// Appends `ev` durably, then applies it.
     pub fn record(&mut self, ev: Event) -> Result<(), JournalError> {
         self.journal.append(&ev)?;
-        apply(&mut self.jobs, ev);
+        apply(&mut self.state, ev);
+        self.compact_if_due()
+    }
+
+    /// Drops `id` from the history (retention): journaled, so a restart with a longer
+    /// retention does not bring it back; the file loses it at the next compaction.
+    pub fn expire(&mut self, id: &str) -> Result<(), JournalError> {
+        if !self.state.history.contains_key(id) {
+            return Ok(());
+        }
+        // the Ended record it supersedes goes too at the next compaction
+        self.journal.appended += 1;
+        self.record(Event::Expired { id: id.to_owned() })
+    }
+
+    fn compact_if_due(&mut self) -> Result<(), JournalError> {
         if self.journal.appended() >= COMPACT_EVERY {
-            self.journal.compact(&self.jobs)?;
+            self.journal.compact(&self.state)?;
         }
         Ok(())
     }
@@ -294,8 +360,9 @@ fn job_events(job: &Job) -> Vec<Event> {
     evs
 }
 
-/// Applies one record to the jobs.
-pub fn apply(jobs: &mut BTreeMap<String, Job>, ev: Event) {
+/// Applies one record to the jobs and history.
+pub fn apply(state: &mut Replayed, ev: Event) {
+    let jobs = &mut state.jobs;
     match ev {
         Event::Started { spec } => {
             let job = Job {
@@ -338,12 +405,19 @@ pub fn apply(jobs: &mut BTreeMap<String, Job>, ev: Event) {
         Event::Forget { id } => {
             jobs.remove(&id);
         }
+        Event::Ended(ended) => {
+            state.history.insert(ended.info.id.clone(), *ended);
+        }
+        Event::Expired { id } => {
+            state.history.remove(&id);
+        }
     }
 }
 
-/// Replays the file: the jobs, and the length of the valid prefix (a torn last line is cut).
-fn replay(path: &Path, f: File) -> Result<(BTreeMap<String, Job>, u64), JournalError> {
-    let mut jobs = BTreeMap::new();
+/// Replays the file: the jobs and history, the length of the valid prefix (a torn last line is
+/// cut) and the number of records in it.
+fn replay(path: &Path, f: File) -> Result<(Replayed, u64, usize), JournalError> {
+    let mut state = Replayed::default();
     let mut reader = BufReader::new(f);
     let mut valid = 0u64;
     let mut line = Vec::new();
@@ -365,17 +439,18 @@ fn replay(path: &Path, f: File) -> Result<(BTreeMap<String, Job>, u64), JournalE
         let complete = line.last() == Some(&b'\n');
         match serde_json::from_slice::<Event>(&line) {
             Ok(ev) if complete => {
-                apply(&mut jobs, ev);
+                apply(&mut state, ev);
                 valid += read as u64;
             }
             Ok(_) => torn = Some((n, "no line end".into())),
             Err(e) => torn = Some((n, e.to_string())),
         }
     }
+    let records = if torn.is_some() { n - 1 } else { n };
     if let Some((at, reason)) = torn {
         tracing::warn!(path = %path.display(), line = at, %reason, "ignoring a torn last journal record");
     }
-    Ok((jobs, valid))
+    Ok((state, valid, records))
 }
 
 #[cfg(test)]
@@ -419,11 +494,11 @@ mod tests {
     #[test]
     fn replay_gives_the_latest_state() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut j, jobs) = Journal::open(dir.path()).unwrap();
-        assert!(jobs.is_empty());
+        let (mut j, state) = Journal::open(dir.path()).unwrap();
+        assert!(state.jobs.is_empty());
         fill(&mut j);
         drop(j);
-        let (_, jobs) = Journal::open(dir.path()).unwrap();
+        let (_, Replayed { jobs, .. }) = Journal::open(dir.path()).unwrap();
         assert_eq!(jobs.len(), 1, "RC_2 was forgotten");
         let job = &jobs["RC_1"];
         assert_eq!(job.status, Status::Active);
@@ -440,12 +515,12 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(br#"{"ev":"status","id":"RC_1","sta"#).unwrap();
         drop(f);
-        let (mut j, jobs) = Journal::open(dir.path()).unwrap();
-        assert_eq!(jobs["RC_1"].status, Status::Active);
+        let (mut j, state) = Journal::open(dir.path()).unwrap();
+        assert_eq!(state.jobs["RC_1"].status, Status::Active);
         j.append(&Event::Status { id: "RC_1".into(), status: Status::Complete, error: None }).unwrap();
         drop(j);
-        let (_, jobs) = Journal::open(dir.path()).unwrap();
-        assert_eq!(jobs["RC_1"].status, Status::Complete, "the record after the cut is read");
+        let (_, state) = Journal::open(dir.path()).unwrap();
+        assert_eq!(state.jobs["RC_1"].status, Status::Complete, "the record after the cut is read");
     }
 
     #[test]
@@ -469,17 +544,67 @@ mod tests {
         fill(&mut j);
         j.append(&Event::Delivered { id: "RC_1".into(), url: "http://127.0.0.1:9/cb".into() }).unwrap();
         drop(j);
-        let (mut j, jobs) = Journal::open(dir.path()).unwrap();
+        let (mut j, state) = Journal::open(dir.path()).unwrap();
         let before = std::fs::metadata(dir.path().join(FILE_NAME)).unwrap().len();
-        j.compact(&jobs).unwrap();
+        j.compact(&state).unwrap();
         j.append(&Event::Uploaded { id: "RC_1".into(), outputs: vec!["s3://b/k".into()] }).unwrap();
         drop(j);
         let after = std::fs::metadata(dir.path().join(FILE_NAME)).unwrap().len();
         let (_, replayed) = Journal::open(dir.path()).unwrap();
-        let job = &replayed["RC_1"];
+        let job = &replayed.jobs["RC_1"];
         assert_eq!(job.outputs.as_deref(), Some(&["s3://b/k".to_owned()][..]));
         assert!(job.delivered.contains("http://127.0.0.1:9/cb"));
         assert_eq!((job.status, job.parts.len()), (Status::Active, 1));
         assert!(after < before + 80, "compacted: {before} -> {after}");
+    }
+
+    fn ended(id: &str, at_ms: u64) -> Event {
+        let spec = spec(id);
+        let mut info = RecordingInfo::pending(&spec);
+        info.status = Status::Complete;
+        info.bytes = 1234;
+        info.files = vec![format!("r/{id}.webm").into()];
+        info.outputs = vec![format!("s3://b/{id}")];
+        Event::Ended(Box::new(EndedRecording { spec, info, at_ms }))
+    }
+
+    #[test]
+    fn the_history_outlives_forget_and_compaction_and_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut j, _) = Journal::open(dir.path()).unwrap();
+        fill(&mut j);
+        j.append(&ended("RC_2", 10)).unwrap();
+        j.append(&ended("RC_3", 20)).unwrap();
+        j.append(&Event::Forget { id: "RC_3".into() }).unwrap();
+        drop(j);
+        let mut log = JobLog::open(dir.path()).unwrap();
+        assert_eq!(log.jobs().len(), 1, "forgotten jobs stay forgotten");
+        let ids: Vec<&String> = log.history().keys().collect();
+        assert_eq!(ids, ["RC_2", "RC_3"], "their history stays");
+        let Event::Ended(want) = ended("RC_2", 10) else { unreachable!() };
+        assert_eq!(log.history()["RC_2"], *want, "the whole JSON comes back");
+        log.expire("RC_2").unwrap();
+        drop(log);
+        let (mut j, state) = Journal::open(dir.path()).unwrap();
+        assert_eq!(state.history.keys().collect::<Vec<_>>(), ["RC_3"], "the expiry is durable");
+        // 10 records; kept: RC_1's Started, Part and Status, and RC_3's Ended
+        assert_eq!(j.appended(), 10 - 4, "what the next compaction drops");
+        j.compact(&state).unwrap();
+        drop(j);
+        let (j, state) = Journal::open(dir.path()).unwrap();
+        assert_eq!(state.history.keys().collect::<Vec<_>>(), ["RC_3"], "compacted away");
+        assert_eq!(j.appended(), 0, "a freshly compacted file has nothing to drop");
+    }
+
+    #[test]
+    fn superseded_records_found_at_open_count_toward_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut j, _) = Journal::open(dir.path()).unwrap();
+        fill(&mut j);
+        drop(j);
+        let (j, state) = Journal::open(dir.path()).unwrap();
+        // 6 records; RC_1 alone is written back as Started, Part, Status
+        assert_eq!(state.events().count(), 3);
+        assert_eq!(j.appended(), 3, "restarts do not reset what the next compaction drops");
     }
 }

@@ -43,13 +43,27 @@ pub async fn api(
     body: Option<&str>,
     token: Option<&str>,
 ) -> (u16, Value) {
-    request(addr, method, path, body, token).await.unwrap_or_else(|e| panic!("request: {e}"))
+    let (status, _, body) =
+        request(addr, method, path, body, token).await.unwrap_or_else(|e| panic!("request: {e}"));
+    (status, body)
+}
+
+/// `GET` with an optional bearer token: `(status, response headers, body)`.
+pub async fn get_with_headers(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    request(addr, Method::GET, path, None, token).await.unwrap_or_else(|e| panic!("request: {e}"))
 }
 
 /// `(status, body)`; status 0 when the request itself failed (a daemon that is down or
 /// restarting).
 pub async fn api_or_down(addr: SocketAddr, method: Method, path: &str, body: Option<&str>) -> (u16, Value) {
-    request(addr, method, path, body, None).await.unwrap_or_else(|e| (0, Value::String(e.to_string())))
+    match request(addr, method, path, body, None).await {
+        Ok((status, _, body)) => (status, body),
+        Err(e) => (0, Value::String(e.to_string())),
+    }
 }
 
 async fn request(
@@ -58,7 +72,7 @@ async fn request(
     path: &str,
     body: Option<&str>,
     token: Option<&str>,
-) -> Result<(u16, Value), reqwest::Error> {
+) -> Result<(u16, reqwest::header::HeaderMap, Value), reqwest::Error> {
     // reqwest is built without a crypto provider (see Cargo.toml): install ring's first
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder().no_proxy().build().expect("client");
@@ -71,8 +85,9 @@ async fn request(
     }
     let resp = req.send().await?;
     let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
     let text = resp.text().await.unwrap_or_default();
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+    Ok((status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text))))
 }
 
 /// Polls `GET /recordings/{id}` until `pred` holds (or panics after `timeout`).

@@ -7,9 +7,9 @@ use ractor::ActorRef;
 
 use super::{StartRequest, StopTarget, SupervisorMsg, SupervisorState};
 use crate::actors::room::RoomMsg;
-use crate::http::webhooks::{Hook, HookKind};
 use crate::livekit;
 use crate::recording::{H264Container, Layout, Profile};
+use crate::webhook::{Hook, HookKind};
 
 impl SupervisorState {
     /// Acts on a webhook: joined starts (if enabled), left stops, room finished stops all.

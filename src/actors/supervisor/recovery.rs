@@ -8,7 +8,10 @@
 //!   or again) there; if the participant does not come back within `RESUME_TIMEOUT`, it ends
 //!   `complete` with the parts it has;
 //! - a recording that was `finalizing`: its files are repaired and it is `complete`;
-//! - a recording that had ended: shown again (`GET /recordings/{id}`) and forgotten.
+//! - a recording that had ended with callbacks still to deliver: shown again as it ended (its
+//!   journaled history) and its callbacks sent to the URLs that had not accepted them;
+//! - a recording that had ended and is in the history: shown again as it ended, never resumed
+//!   (`history.rs`; also when its job still says live: the history is written after the end).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -62,9 +65,19 @@ impl SupervisorState {
     pub(super) async fn recover(&mut self, me: &ActorRef<SupervisorMsg>) {
         let Some(log) = self.log.as_ref() else { return };
         let jobs: Vec<Job> = log.jobs().values().cloned().collect();
+        let history = log.history().clone();
+        self.restore_history();
         let mut resume: BTreeMap<String, Vec<(RecordingSpec, u32)>> = BTreeMap::new();
         for job in jobs {
             let id = job.spec.id.clone();
+            if let Some(h) = history.get(&id) {
+                // ended: as it was then; only its callbacks may be left to do
+                let mut entry = super::history::ended_entry(h.clone(), self.settings.uploader.is_some());
+                entry.notified = false;
+                self.recs.insert(id.clone(), entry);
+                self.notify_skipping(me, &id, &job.delivered);
+                continue;
+            }
             let files: Vec<PathBuf> = job.parts.values().flat_map(|(f, _)| f.iter().cloned()).collect();
             let mut bytes = 0;
             for f in &files {
@@ -134,6 +147,7 @@ impl SupervisorState {
                 }
             }
         }
+        self.settle_history();
         for (room, list) in resume {
             if let Err(e) = self.room(me, &room, list).await {
                 tracing::error!(%room, "cannot resume recordings: {e}");

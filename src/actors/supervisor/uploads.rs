@@ -84,16 +84,6 @@ impl SupervisorState {
             return;
         }
         e.notified = true;
-        self.ended.push_back(id.to_owned());
-        while self.ended.len() > super::KEEP_ENDED {
-            let Some(old) = self.ended.pop_front() else { break };
-            if self.recs.get(&old).is_some_and(|o| o.callbacks_pending > 0) {
-                // still calling back: kept until a later recording ends
-                self.ended.push_back(old);
-                break;
-            }
-            self.recs.remove(&old);
-        }
         let Some(e) = self.recs.get_mut(id) else { return };
         if let Some(cb) = &self.settings.callbacks {
             let (me, rec) = (me.clone(), id.to_owned());
@@ -108,6 +98,9 @@ impl SupervisorState {
         if !outputs.is_empty() {
             self.journal(Event::Uploaded { id: id.to_owned(), outputs });
         }
+        // the history before the job is forgotten: a crash between them leaves both, never none
+        let at_ms = self.ended_at_ms(id).unwrap_or_else(crate::recording::unix_ms_now);
+        self.remember_ended(id, at_ms);
         if pending == 0 {
             self.journal(Event::Forget { id: id.to_owned() });
         }
