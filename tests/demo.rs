@@ -32,7 +32,7 @@ fn demo_records_a_lip_synced_webm() {
 }
 
 /// `livekit-recorder demo` (the main job): simulator + daemon in-process, REST over real HTTP,
-/// a complete recording whose file decodes cleanly and is in sync.
+/// a complete recording whose file decodes cleanly and is in sync (within the recorder's 20 ms).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn live_demo_records_through_the_daemon() {
     let dir = tempfile::tempdir().unwrap();
@@ -45,5 +45,7 @@ async fn live_demo_records_through_the_daemon() {
     assert!(errors.is_empty(), "{errors}");
     let codecs: Vec<String> = ffprobe(&report.path).streams.iter().map(|s| s.codec_name.clone()).collect();
     assert_eq!(codecs, ["vp8", "opus"]);
-    assert_in_sync(&report.path, 1.0, 1);
+    // over WebRTC, before the first sender report: the recorder's bound (20 ms), not the media
+    // core's with exact inputs
+    assert_recorder_in_sync(&report.path, 1.0, 1);
 }
