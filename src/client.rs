@@ -238,7 +238,8 @@ impl Client {
         let text = resp.text().await.map_err(unreachable)?;
         let json: Option<Value> = serde_json::from_str(&text).ok();
         if (200..300).contains(&status) {
-            return json.ok_or_else(|| ClientError::Invalid(format!("{url}: the answer is not JSON: {text}")));
+            return json
+                .ok_or_else(|| ClientError::Invalid(format!("{url}: the answer is not JSON: {text}")));
         }
         let message = json
             .as_ref()
@@ -576,12 +577,25 @@ pub fn recording_details(r: &Value) -> String {
     field("error", text(&r["error"]));
     let tracks: Vec<String> = r["tracks"]
         .as_array()
-        .map(|ts| ts.iter().map(|t| format!("{} {} {}", text(&t["kind"]), text(&t["codec"]), text(&t["sid"]))).collect())
+        .map(|ts| {
+            ts.iter()
+                .map(|t| format!("{} {} {}", text(&t["kind"]), text(&t["codec"]), text(&t["sid"])))
+                .collect()
+        })
         .unwrap_or_default();
     field("tracks", if tracks.is_empty() { "-".into() } else { tracks.join(", ") });
     if let Some(skipped) = r["skipped_tracks"].as_array().filter(|s| !s.is_empty()) {
         for s in skipped {
-            field("skipped", format!("{} {} ({}): {}", text(&s["kind"]), text(&s["sid"]), text(&s["mime"]), text(&s["reason"])));
+            field(
+                "skipped",
+                format!(
+                    "{} {} ({}): {}",
+                    text(&s["kind"]),
+                    text(&s["sid"]),
+                    text(&s["mime"]),
+                    text(&s["reason"])
+                ),
+            );
         }
     }
     let parts = r["parts"].as_array().cloned().unwrap_or_default();

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
-use livekit_recorder::daemon::{Daemon, DaemonConfig};
 use livekit_recorder::client::{self, ClientCommand};
+use livekit_recorder::daemon::{Daemon, DaemonConfig};
 use livekit_recorder::{config::Config, demo, http, sim, telemetry};
 
 #[derive(Parser)]

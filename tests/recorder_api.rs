@@ -104,9 +104,10 @@ async fn only_the_requested_participant_is_recorded_and_errors_are_json() {
     let files: Vec<String> = walk(dir.path()).iter().map(|p| p.display().to_string()).collect();
     assert_eq!(files.len(), 1, "{files:?}");
     assert!(files[0].contains("alice") && !files[0].contains("bob"), "{files:?}");
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(format!("{}.json", files[0])).expect("manifest beside the part"))
-            .expect("manifest JSON");
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(format!("{}.json", files[0])).expect("manifest beside the part"),
+    )
+    .expect("manifest JSON");
     assert_eq!((manifest["id"].as_str(), manifest["status"].as_str()), (Some(id.as_str()), Some("complete")));
     assert_eq!(manifest["parts"], done["parts"], "{manifest}");
     daemon.shutdown().await;

@@ -145,7 +145,8 @@ async fn cli_drives_the_daemon_and_the_recording_explains_itself() {
     assert_eq!(r.code, 5, "{r:?}");
 
     // start (JSON), start again (the same recording, table-free details)
-    let rec = json_of(&cli(&with_token, &["start", "--room", "cli", "--participant", "alice", "--json"]).await);
+    let rec =
+        json_of(&cli(&with_token, &["start", "--room", "cli", "--participant", "alice", "--json"]).await);
     let id = rec["id"].as_str().expect("id").to_owned();
     assert_eq!((rec["room"].as_str(), rec["participant"].as_str()), (Some("cli"), Some("alice")));
     let r = cli(&with_token, &["start", "--room", "cli", "--participant", "alice"]).await;
@@ -212,16 +213,20 @@ async fn cli_drives_the_daemon_and_the_recording_explains_itself() {
     let parts = done["parts"].as_array().expect("parts");
     let part_files: Vec<PathBuf> = parts
         .iter()
-        .flat_map(|p| p["files"].as_array().expect("files").iter().map(|f| PathBuf::from(f.as_str().expect("path"))))
+        .flat_map(|p| {
+            p["files"].as_array().expect("files").iter().map(|f| PathBuf::from(f.as_str().expect("path")))
+        })
         .collect();
     assert!(!part_files.is_empty(), "{done}");
     let on_disk = files_under(&rec_dir);
-    let manifests: Vec<&PathBuf> = on_disk.iter().filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    let manifests: Vec<&PathBuf> =
+        on_disk.iter().filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
     assert_eq!(manifests.len(), part_files.len(), "one manifest per part file: {on_disk:?}");
     for f in &part_files {
         let path = PathBuf::from(format!("{}.json", f.display()));
-        let m: Value = serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}")))
-            .expect("manifest is JSON");
+        let m: Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}")))
+                .expect("manifest is JSON");
         assert_eq!(m["id"], done["id"]);
         assert_eq!((m["room"].as_str(), m["participant"].as_str()), (Some("cli"), Some("alice")));
         assert_eq!(m["parts"], done["parts"], "the manifest lists the parts as GET does");
@@ -234,7 +239,8 @@ async fn cli_drives_the_daemon_and_the_recording_explains_itself() {
     );
 
     // logs: the participant recorder's lines carry the recording's span; no secret anywhere
-    let ok = Command::new("kill").args(["-TERM", &serve.0.id().to_string()]).status().is_ok_and(|s| s.success());
+    let ok =
+        Command::new("kill").args(["-TERM", &serve.0.id().to_string()]).status().is_ok_and(|s| s.success());
     assert!(ok, "kill -TERM");
     let deadline = Instant::now() + Duration::from_secs(30);
     while serve.0.try_wait().expect("wait").is_none() {
@@ -252,7 +258,9 @@ async fn cli_drives_the_daemon_and_the_recording_explains_itself() {
     };
     let from_participant: Vec<&Value> = lines
         .iter()
-        .filter(|l| l["target"].as_str().is_some_and(|t| t.starts_with("livekit_recorder::actors::participant")))
+        .filter(|l| {
+            l["target"].as_str().is_some_and(|t| t.starts_with("livekit_recorder::actors::participant"))
+        })
         .collect();
     assert!(!from_participant.is_empty(), "the participant recorder logged: {text}");
     assert!(

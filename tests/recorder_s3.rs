@@ -117,8 +117,8 @@ async fn recording_is_uploaded_then_complete_and_local_file_removed() {
     assert_eq!(key, format!("lk/{}", rel.to_string_lossy()), "key = S3_DIRECTORY + relative path");
     assert!(!local[0].exists(), "S3_KEEP_LOCAL=false removes the local file after the verified upload");
     // the part's manifest went up beside it (same key + .json) and left the disk with it
-    let manifest: Value =
-        serde_json::from_slice(&get_object(&moto.endpoint(), &format!("{key}.json")).await).expect("manifest JSON");
+    let manifest: Value = serde_json::from_slice(&get_object(&moto.endpoint(), &format!("{key}.json")).await)
+        .expect("manifest JSON");
     assert_eq!(manifest["id"].as_str(), Some(id), "{manifest}");
     assert_eq!((manifest["room"].as_str(), manifest["participant"].as_str()), (Some("up"), Some("alice")));
     assert_eq!(manifest["parts"], stopped["parts"], "{manifest}");
@@ -155,7 +155,8 @@ async fn recording_is_uploaded_then_complete_and_local_file_removed() {
         4,
         "the recording finalized by the shutdown was uploaded (2 files, each with its manifest): {listed:?}"
     );
-    let manifests = listed.contents().iter().filter(|o| o.key().is_some_and(|k| k.ends_with(".webm.json"))).count();
+    let manifests =
+        listed.contents().iter().filter(|o| o.key().is_some_and(|k| k.ends_with(".webm.json"))).count();
     assert_eq!(manifests, 2, "{listed:?}");
     sim.stop().await;
 }
