@@ -25,6 +25,7 @@
 
 pub mod actors;
 pub mod callbacks;
+pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod demo;

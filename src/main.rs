@@ -1,10 +1,12 @@
-//! The `livekit-recorder` binary: `serve`, `demo`, `sim`, `healthcheck`.
+//! The `livekit-recorder` binary: `serve`, `demo`, `sim`, `healthcheck`, and the client
+//! commands `start`, `stop`, `ls`, `get`, `watch` ([`livekit_recorder::client`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
+use livekit_recorder::client::{self, ClientCommand};
 use livekit_recorder::daemon::{Daemon, DaemonConfig};
 use livekit_recorder::{config::Config, demo, http, sim, telemetry};
 
@@ -39,6 +41,16 @@ enum Command {
     Sim(SimArgs),
     /// Exit 0 when the daemon on APP_PORT answers GET /health-check (for Docker HEALTHCHECK).
     Healthcheck,
+    /// Start recording a participant on a running daemon (POST /recordings/start).
+    Start(client::StartArgs),
+    /// Stop a recording (POST /recordings/stop); prints it once finalized.
+    Stop(client::StopArgs),
+    /// List the daemon's recordings (GET /recordings).
+    Ls(client::LsArgs),
+    /// Show one recording (GET /recordings/{id}).
+    Get(client::GetArgs),
+    /// Show the live recordings, redrawn every --interval until Ctrl-C.
+    Watch(client::WatchArgs),
 }
 
 #[derive(clap::Args)]
@@ -73,6 +85,36 @@ struct SimArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // the client commands need none of the daemon's settings (nor its logging)
+    let client_cmd = match cli.command {
+        Command::Start(a) => ClientCommand::Start(a),
+        Command::Stop(a) => ClientCommand::Stop(a),
+        Command::Ls(a) => ClientCommand::Ls(a),
+        Command::Get(a) => ClientCommand::Get(a),
+        Command::Watch(a) => ClientCommand::Watch(a),
+        command => return run_daemon_command(command),
+    };
+    run_client(client_cmd)
+}
+
+fn run_client(cmd: ClientCommand) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("livekit-recorder: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(client::run(cmd)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("livekit-recorder: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run_daemon_command(command: Command) -> ExitCode {
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -81,7 +123,7 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init(&config.log_level, config.log_format);
-    match cli.command {
+    match command {
         Command::Serve => serve(&config),
         Command::Demo { offline: true, duration, out } => run_demo(duration, out),
         Command::Demo { offline: false, duration, out } => run_live_demo(duration, out),
@@ -91,6 +133,9 @@ fn main() -> ExitCode {
                 true => ExitCode::SUCCESS,
                 false => ExitCode::FAILURE,
             }
+        }
+        Command::Start(_) | Command::Stop(_) | Command::Ls(_) | Command::Get(_) | Command::Watch(_) => {
+            unreachable!("client commands are run by run_client")
         }
     }
 }

@@ -210,6 +210,24 @@ pub struct RecordingSpec {
     pub h264_container: H264Container,
 }
 
+impl RecordingSpec {
+    /// This recording's tracing span (see [`span`]).
+    pub fn span(&self) -> tracing::Span {
+        span(&self.id, &self.room, &self.identity)
+    }
+}
+
+/// The tracing span of one recording: every log line emitted inside its participant recorder,
+/// its track writers and the upload of its parts carries `recording_id`, `room` and
+/// `participant` (text: `recording{recording_id=.. room=.. participant=..}:` before the
+/// message; JSON: the `span` and `spans` fields). ERROR level so that it is enabled whenever
+/// any line is (with `LOG_LEVEL=warn` a warning still carries it). Room and identity were
+/// checked by the API (bounded, no control characters); they are names, not secrets: no token
+/// or key is ever a field of it.
+pub fn span(id: &str, room: &str, participant: &str) -> tracing::Span {
+    tracing::error_span!("recording", recording_id = %id, room = %room, participant = %participant)
+}
+
 impl RecordingInfo {
     /// A new, pending recording.
     pub fn pending(spec: &RecordingSpec) -> RecordingInfo {

@@ -104,6 +104,12 @@ async fn only_the_requested_participant_is_recorded_and_errors_are_json() {
     let files: Vec<String> = walk(dir.path()).iter().map(|p| p.display().to_string()).collect();
     assert_eq!(files.len(), 1, "{files:?}");
     assert!(files[0].contains("alice") && !files[0].contains("bob"), "{files:?}");
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(format!("{}.json", files[0])).expect("manifest beside the part"),
+    )
+    .expect("manifest JSON");
+    assert_eq!((manifest["id"].as_str(), manifest["status"].as_str()), (Some(id.as_str()), Some("complete")));
+    assert_eq!(manifest["parts"], done["parts"], "{manifest}");
     daemon.shutdown().await;
     sim.stop().await;
 }
@@ -504,6 +510,26 @@ async fn size_limit_rolls_parts_and_duration_limit_ends_the_recording() {
         (8.5..11.5).contains(&wall) && secs > 4.0 && secs < 9.0,
         "ended by the 9 s limit: {wall} s, media {secs} s"
     );
+    // one manifest per part file, each the recording as it ended (all its parts)
+    let manifests: Vec<PathBuf> = std::fs::read_dir(dir.path().join("limits"))
+        .expect("room dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert_eq!(manifests.len(), files.len(), "{manifests:?}");
+    for f in &files {
+        let m: Value =
+            serde_json::from_slice(&std::fs::read(format!("{}.json", f.display())).expect("manifest"))
+                .expect("manifest JSON");
+        assert_eq!((m["id"].as_str(), m["room"].as_str()), (Some(id.as_str()), Some("limits")), "{m}");
+        assert_eq!(
+            (m["participant"].as_str(), m["status"].as_str()),
+            (Some("alice"), Some("complete")),
+            "{m}"
+        );
+        assert_eq!(m["parts"], done["parts"], "{m}");
+    }
     daemon.shutdown().await;
     sim.stop().await;
 }

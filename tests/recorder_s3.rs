@@ -116,6 +116,14 @@ async fn recording_is_uploaded_then_complete_and_local_file_removed() {
     let rel = local[0].strip_prefix(dir.path()).expect("under RECORDINGS_DIR");
     assert_eq!(key, format!("lk/{}", rel.to_string_lossy()), "key = S3_DIRECTORY + relative path");
     assert!(!local[0].exists(), "S3_KEEP_LOCAL=false removes the local file after the verified upload");
+    // the part's manifest went up beside it (same key + .json) and left the disk with it
+    let manifest: Value = serde_json::from_slice(&get_object(&moto.endpoint(), &format!("{key}.json")).await)
+        .expect("manifest JSON");
+    assert_eq!(manifest["id"].as_str(), Some(id), "{manifest}");
+    assert_eq!((manifest["room"].as_str(), manifest["participant"].as_str()), (Some("up"), Some("alice")));
+    assert_eq!(manifest["parts"], stopped["parts"], "{manifest}");
+    assert_eq!(manifest["status"], "uploading", "the recording as it ended, before its upload: {manifest}");
+    assert!(!PathBuf::from(format!("{}.json", local[0].display())).exists(), "local manifest removed");
     assert_eq!(done["files"].as_array().map(Vec::len), Some(0), "{done}");
     let object = get_object(&moto.endpoint(), &key).await;
     assert_eq!(object.len() as u64, done["bytes"].as_u64().expect("bytes"), "object size = bytes written");
@@ -144,9 +152,12 @@ async fn recording_is_uploaded_then_complete_and_local_file_removed() {
         .expect("list objects");
     assert_eq!(
         listed.contents().len(),
-        2,
-        "the recording finalized by the shutdown was uploaded: {listed:?}"
+        4,
+        "the recording finalized by the shutdown was uploaded (2 files, each with its manifest): {listed:?}"
     );
+    let manifests =
+        listed.contents().iter().filter(|o| o.key().is_some_and(|k| k.ends_with(".webm.json"))).count();
+    assert_eq!(manifests, 2, "{listed:?}");
     sim.stop().await;
 }
 

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use tracing::Instrument;
 
 mod loss;
 mod progress;
@@ -116,6 +117,9 @@ pub enum ParticipantMsg {
 /// State of a participant recorder.
 pub struct ParticipantState {
     args: ParticipantArgs,
+    /// The recording's span ([`crate::recording::span`]): every handler runs in it, and the
+    /// track writers log in it too.
+    span: tracing::Span,
     tracks: Vec<TrackWriter>,
     /// Wanted tracks that cannot be recorded (reported in the recording).
     skipped: Vec<SkippedTrack>,
@@ -156,11 +160,14 @@ impl Actor for ParticipantRecorder {
         me: ActorRef<Self::Msg>,
         args: ParticipantArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
+        let span = args.spec.span();
+        let _in = span.enter(); // nothing is awaited below
         me.send_interval(TICK, || ParticipantMsg::Tick);
         let timeout = if args.part == 1 { args.settings.start_timeout } else { args.settings.resume_timeout };
         me.send_after(timeout, || ParticipantMsg::StartTimedOut);
         let part_no = args.part;
         Ok(ParticipantState {
+            span: span.clone(),
             args,
             tracks: Vec::new(),
             parts: Vec::new(),
@@ -188,16 +195,8 @@ impl Actor for ParticipantRecorder {
         msg: Self::Msg,
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        match st.dispatch(&me, msg).await {
-            Err(e) if st.ended => Err(e),
-            Err(e) => match storage_failure(&*e) {
-                // a restart would hit the same full or unwritable disk: fail this recording
-                // (the files keep what was flushed) and leave the others alone
-                Some(reason) => st.fail_storage(&me, reason),
-                None => Err(e),
-            },
-            Ok(()) => Ok(()),
-        }
+        let span = st.span.clone();
+        Self::handle_in_span(&me, msg, st).instrument(span).await
     }
 
     async fn handle_supervisor_evt(
@@ -207,7 +206,8 @@ impl Actor for ParticipantRecorder {
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         if let SupervisionEvent::ActorFailed(cell, err) = evt {
-            st.on_writer_failed(&me, cell.get_id(), &err.to_string()).await?;
+            let span = st.span.clone();
+            st.on_writer_failed(&me, cell.get_id(), &err.to_string()).instrument(span).await?;
         }
         Ok(())
     }
@@ -217,10 +217,31 @@ impl Actor for ParticipantRecorder {
         me: ActorRef<Self::Msg>,
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        let span = st.span.clone();
+        let _in = span.enter(); // nothing is awaited below
         if !st.ended {
             st.end(&me, Status::Complete, None)?;
         }
         Ok(())
+    }
+}
+
+impl ParticipantRecorder {
+    async fn handle_in_span(
+        me: &ActorRef<ParticipantMsg>,
+        msg: ParticipantMsg,
+        st: &mut ParticipantState,
+    ) -> Result<(), ActorProcessingErr> {
+        match st.dispatch(me, msg).await {
+            Err(e) if st.ended => Err(e),
+            Err(e) => match storage_failure(&*e) {
+                // a restart would hit the same full or unwritable disk: fail this recording
+                // (the files keep what was flushed) and leave the others alone
+                Some(reason) => st.fail_storage(me, reason),
+                None => Err(e),
+            },
+            Ok(()) => Ok(()),
+        }
     }
 }
 
@@ -370,6 +391,7 @@ impl ParticipantState {
     ) -> Result<ActorRef<TrackWriterMsg>, ActorProcessingErr> {
         let args = TrackWriterArgs {
             recording: self.args.spec.id.clone(),
+            span: self.span.clone(),
             sid: w.sid.clone(),
             codec: w.codec,
             restarted,

@@ -25,6 +25,7 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, Supervi
 mod capacity;
 mod history;
 mod hooks;
+mod manifests;
 mod recovery;
 mod uploads;
 
@@ -686,8 +687,12 @@ impl SupervisorState {
         e.info.duration_s = e.parts.values().fold(0.0, |a, v| a + v.duration_s);
         e.info.parts = e.parts.values().cloned().collect();
         e.info.frames_lost += p.frames_lost;
+        let closed_part = closed.as_ref().map(|_| p.part);
         if let Some(ev) = closed {
             self.journal(ev);
+        }
+        if let Some(part) = closed_part {
+            self.write_manifests(&id, Some(part));
         }
         self.report(me, &id, Report::Wrote { frames: p.frames });
         let report = match p.status {
@@ -720,6 +725,10 @@ impl SupervisorState {
             e.info.ended_at = Some(recording::rfc3339(recording::unix_ms_now()));
         }
         self.journal(t.record);
+        if !t.to.is_live() {
+            // before the upload is queued: the manifests go up with the files
+            self.write_manifests(id, None);
+        }
         match t.to {
             Status::Uploading => self.queue_upload(me, id),
             s if s.is_terminal() => self.notify_if_ended(me, id),

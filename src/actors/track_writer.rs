@@ -35,6 +35,8 @@ pub const MAX_FRAME_BYTES: usize = 16 << 20;
 pub struct TrackWriterArgs {
     /// Recording id (for logs).
     pub recording: String,
+    /// The recording's span: the writer's handlers run in it.
+    pub span: tracing::Span,
     /// Track sid.
     pub sid: String,
     /// The track's codec.
@@ -92,6 +94,8 @@ impl Actor for TrackWriterActor {
         me: ActorRef<Self::Msg>,
         args: TrackWriterArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
+        let span = args.span.clone();
+        let _in = span.enter(); // nothing is awaited below
         let route = RoomMsg::Route { track_sid: args.sid.clone(), writer: me };
         if args.room.cast(route).is_err() {
             tracing::debug!(recording = %args.recording, track = %args.sid, "room actor gone");
@@ -105,6 +109,8 @@ impl Actor for TrackWriterActor {
         msg: Self::Msg,
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        let span = st.args.span.clone();
+        let _in = span.enter(); // nothing is awaited below
         match msg {
             TrackWriterMsg::Frame(frame) => st.on_frame(frame),
             TrackWriterMsg::Flush(reply) => {

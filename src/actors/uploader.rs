@@ -19,6 +19,7 @@ use ractor::factory::{
     WorkerId,
 };
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
+use tracing::Instrument;
 
 use super::supervisor::SupervisorMsg;
 use crate::storage::s3::{UploadError, UploadReport, Uploader};
@@ -29,6 +30,8 @@ pub struct UploadJob {
     pub files: Vec<PathBuf>,
     /// Who is told the result.
     pub reply_to: ActorRef<SupervisorMsg>,
+    /// The recording's span ([`crate::recording::span`]): the upload logs in it.
+    pub span: tracing::Span,
 }
 
 /// The pool's handle.
@@ -59,9 +62,11 @@ impl Worker for UploadWorker {
         Job { key, msg, .. }: Job<String, UploadJob>,
         uploader: &mut Arc<Uploader>,
     ) -> Result<String, ActorProcessingErr> {
-        tracing::info!(recording = %key, worker = wid, files = msg.files.len(), "upload started");
+        let span = msg.span.clone();
+        span.in_scope(|| tracing::info!(worker = wid, files = msg.files.len(), "upload started"));
         let (up, files) = (uploader.clone(), msg.files.clone());
-        let report = match tokio::spawn(async move { up.upload_all(&files).await }).await {
+        let upload = async move { up.upload_all(&files).await }.instrument(span);
+        let report = match tokio::spawn(upload).await {
             Ok(r) => r,
             Err(e) => UploadReport {
                 uploaded: Vec::new(),

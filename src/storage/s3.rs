@@ -7,7 +7,9 @@
 //! `UPLOAD_GIVE_UP` has passed since the first attempt; then the file stays on disk and the
 //! upload fails with the last S3 error (a local file that vanished or cannot be read fails at
 //! once: retrying cannot help). The SDK's own retries are limited to
-//! [`SDK_MAX_ATTEMPTS`] so this loop stays in control of timing.
+//! [`SDK_MAX_ATTEMPTS`] so this loop stays in control of timing. After a file is up, its
+//! manifest (`F.json`, see [`crate::storage::manifest`]) goes up beside it under the same key +
+//! `.json`, and leaves the disk with the file.
 //!
 //! The actor side (a pool of workers that run these uploads) is
 //! [`crate::actors::uploader`].
@@ -23,6 +25,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::metrics::Metrics;
+use crate::storage::manifest;
 
 /// Multipart part size (every part but the last; S3's minimum is 5 MiB). Files up to this size
 /// are sent with a single `PutObject`.
@@ -39,6 +42,10 @@ pub const DEFAULT_WORKERS: usize = 2;
 pub const DEFAULT_GIVE_UP: Duration = Duration::from_secs(600);
 /// Default `S3_REGION`.
 pub const DEFAULT_REGION: &str = "us-east-1";
+/// Attempts at a part's manifest (`F.json`) after its file went up. Few, and without the
+/// file's `UPLOAD_GIVE_UP`: the manifest only describes the file, so a failed one is logged and
+/// stays on disk instead of holding the recording back.
+pub const MANIFEST_ATTEMPTS: u32 = 3;
 
 /// Static S3 credentials (tests; `serve` uses the standard AWS credential chain).
 #[derive(Clone, PartialEq, Eq)]
@@ -290,7 +297,11 @@ impl Uploader {
                 Ok(etag) => {
                     let secs = started.elapsed().as_secs_f64();
                     self.metrics.record_upload(true, secs);
+                    let manifest_up = self.upload_manifest(path).await;
                     let local_kept = self.settings.keep_local || !self.remove_local(path).await;
+                    if !local_kept && manifest_up {
+                        let _ = tokio::fs::remove_file(manifest::path_for(path)).await;
+                    }
                     tracing::info!(file = %path.display(), %url, size, attempts, secs, "uploaded");
                     return Ok(UploadedFile { path: path.to_owned(), key, url, size, etag, local_kept });
                 }
@@ -321,6 +332,29 @@ impl Uploader {
                 }
             }
         }
+    }
+
+    /// Puts the manifest of the part file `file` (`F.json`, when there is one) beside its
+    /// object, same key + `.json` ([`MANIFEST_ATTEMPTS`], no upload metrics). Whether it is up.
+    async fn upload_manifest(&self, file: &Path) -> bool {
+        let path = manifest::path_for(file);
+        let Ok(meta) = tokio::fs::metadata(&path).await else { return false };
+        let key = self.key_for(&path);
+        let mut wait = BACKOFF_START;
+        for attempt in 1..=MANIFEST_ATTEMPTS {
+            match self.attempt(&path, &key, meta.len()).await {
+                Ok(_) => return true,
+                Err(e) if attempt == MANIFEST_ATTEMPTS => {
+                    let url = self.url_for(&key);
+                    tracing::warn!(file = %path.display(), %url, attempt, "manifest not uploaded (kept on disk): {e}");
+                }
+                Err(_) => {
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+            }
+        }
+        false
     }
 
     async fn remove_local(&self, path: &Path) -> bool {

@@ -151,12 +151,14 @@ pub fn sent_hashes(sent: &Value, kind: &str) -> Vec<String> {
         .collect()
 }
 
-/// The recording files under `dir` (the daemon's own dot-files, such as its journal, left out).
+/// The recording files under `dir` (the daemon's own dot-files, such as its journal, and the
+/// `.json` manifests beside the parts left out).
 pub fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).expect("read dir").flatten() {
         let p = e.path();
-        if e.file_name().to_string_lossy().starts_with('.') {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || name.ends_with(".json") {
             continue;
         }
         if p.is_dir() {

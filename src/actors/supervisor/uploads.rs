@@ -55,7 +55,8 @@ impl SupervisorState {
         }
         let failed = match &self.uploads {
             Some(pool) => {
-                let job = UploadJob { files: e.info.files.clone(), reply_to: me.clone() };
+                let job =
+                    UploadJob { files: e.info.files.clone(), reply_to: me.clone(), span: e.spec.span() };
                 let r = pool.dispatch(id.to_owned(), job);
                 r.err().map(|err| format!("cannot queue the upload (files kept): {err}"))
             }
@@ -146,7 +147,7 @@ impl SupervisorState {
             }
         };
         for e in self.recs.values().filter(|e| e.info.status == Status::Uploading) {
-            let job = UploadJob { files: e.info.files.clone(), reply_to: me.clone() };
+            let job = UploadJob { files: e.info.files.clone(), reply_to: me.clone(), span: e.spec.span() };
             let _ = pool.dispatch(e.info.id.clone(), job);
         }
         self.uploads = Some(pool);
