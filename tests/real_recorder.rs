@@ -37,6 +37,22 @@ async fn daemon_for(server: &RealServer, dir: &Path, auto_record: bool) -> Daemo
     Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("daemon starts")
 }
 
+/// `POST /recordings/start` for `who` in `room` (201): the recording id.
+async fn start_recording(addr: SocketAddr, room: &str, who: &str) -> String {
+    let body = json!({ "room": room, "participant": who }).to_string();
+    let (status, rec) = api(addr, Method::POST, "/recordings/start", Some(&body), None).await;
+    assert_eq!(status, 201, "{rec}");
+    rec["id"].as_str().expect("id").to_owned()
+}
+
+/// `POST /recordings/stop` (200): the ended recording.
+async fn stop_recording(addr: SocketAddr, id: &str) -> serde_json::Value {
+    let (status, done) =
+        api(addr, Method::POST, "/recordings/stop", Some(&json!({ "id": id }).to_string()), None).await;
+    assert_eq!(status, 200, "{done}");
+    done
+}
+
 /// A/V offsets (ms) at every flash from `from_s` on; each within [`SYNC_MS`].
 fn assert_markers_in_sync(what: &str, path: &Path, from_s: f64, want: usize) -> Vec<f64> {
     let (flashes, beeps) = (common::flashes(path), common::beeps(path));
@@ -98,9 +114,7 @@ async fn record_codec(video: &str, red: bool, h264_container: &str) {
     wait_for(addr, &id, None, WAIT, |r| r["bytes"].as_u64().unwrap_or(0) > 0).await;
     let bytes = t0.elapsed();
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let (status, done) =
-        api(addr, Method::POST, "/recordings/stop", Some(&json!({ "id": id }).to_string()), None).await;
-    assert_eq!(status, 200, "{done}");
+    let done = stop_recording(addr, &id).await;
     assert_eq!(done["status"], "complete", "{done}");
     assert_eq!(done["skipped_tracks"], json!([]), "{done}");
     let codecs: Vec<&str> =
@@ -288,10 +302,7 @@ async fn republished_tracks_are_recorded_every_time() {
     let room = "republish";
     let alice = Publisher::spawn(&server, room, "alice", PublisherOpts::vp8_opus());
     alice.wait_started_async(Duration::from_secs(20)).await;
-    let body = json!({ "room": room, "participant": "alice" }).to_string();
-    let (status, rec) = api(addr, Method::POST, "/recordings/start", Some(&body), None).await;
-    assert_eq!(status, 201, "{rec}");
-    let id = rec["id"].as_str().expect("id").to_owned();
+    let id = start_recording(addr, room, "alice").await;
     wait_for(addr, &id, None, WAIT, |r| r["bytes"].as_u64().unwrap_or(0) > 0).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     const CYCLES: usize = 4;
@@ -308,9 +319,7 @@ async fn republished_tracks_are_recorded_every_time() {
         }
         tokio::time::sleep(Duration::from_millis(2500)).await;
     }
-    let (status, done) =
-        api(addr, Method::POST, "/recordings/stop", Some(&json!({ "id": id }).to_string()), None).await;
-    assert_eq!(status, 200, "{done}");
+    let done = stop_recording(addr, &id).await;
     assert_eq!(done["status"], "complete", "{done}");
     let videos = done["tracks"].as_array().expect("tracks").iter().filter(|t| t["kind"] == "video").count();
     assert_eq!(videos, CYCLES + 1, "every published video track is in the recording: {done}");
@@ -363,20 +372,15 @@ async fn screen_share_at_2_fps_is_not_loss() {
     let opts = PublisherOpts { video: Some(screen.clone()), ..Default::default() };
     let alice = Publisher::spawn(&server, room, "alice", opts);
     alice.wait_started_async(Duration::from_secs(20)).await;
-    let body = json!({ "room": room, "participant": "alice" }).to_string();
     let t0 = Instant::now();
-    let (status, rec) = api(addr, Method::POST, "/recordings/start", Some(&body), None).await;
-    assert_eq!(status, 201, "{rec}");
-    let id = rec["id"].as_str().expect("id").to_owned();
+    let id = start_recording(addr, room, "alice").await;
     wait_for(addr, &id, None, WAIT, |r| r["bytes"].as_u64().unwrap_or(0) > 0).await;
     let first = t0.elapsed();
     tokio::time::sleep(Duration::from_secs(10)).await;
     let (_, live) = api(addr, Method::GET, &format!("/recordings/{id}"), None, None).await;
     assert_eq!(live["status"], "active", "500 ms between frames is not a stall: {live}");
     assert_eq!(live["error"], serde_json::Value::Null, "{live}");
-    let (status, done) =
-        api(addr, Method::POST, "/recordings/stop", Some(&json!({ "id": id }).to_string()), None).await;
-    assert_eq!(status, 200, "{done}");
+    let done = stop_recording(addr, &id).await;
     assert_eq!(done["status"], "complete", "{done}");
     assert_eq!(done["frames_lost"], 0, "{done}");
     let files = files_of(&done);
@@ -474,10 +478,7 @@ async fn signal_resume_after_the_token_expired_keeps_the_recording() {
     let room = "resume";
     let publisher = Publisher::spawn(&server, room, "alice", PublisherOpts::vp8_opus());
     publisher.wait_started_async(Duration::from_secs(20)).await;
-    let body = json!({ "room": room, "participant": "alice" }).to_string();
-    let (status, rec) = api(addr, Method::POST, "/recordings/start", Some(&body), None).await;
-    assert_eq!(status, 201, "{rec}");
-    let id = rec["id"].as_str().expect("id").to_owned();
+    let id = start_recording(addr, room, "alice").await;
     wait_for(addr, &id, None, WAIT, |r| r["status"] == "active").await;
     // the join token expires 5 s after the join; the connection drops after that
     tokio::time::sleep(Duration::from_secs(7)).await;
@@ -496,9 +497,7 @@ async fn signal_resume_after_the_token_expired_keeps_the_recording() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let (status, done) =
-        api(addr, Method::POST, "/recordings/stop", Some(&json!({ "id": id }).to_string()), None).await;
-    assert_eq!(status, 200, "{done}");
+    let done = stop_recording(addr, &id).await;
     assert_eq!(done["status"], "complete", "{done}");
     let files = files_of(&done);
     assert_eq!(files.len(), 1, "the resumed session continues the same part: {done}");
