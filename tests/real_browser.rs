@@ -1,0 +1,300 @@
+//! The recorder against the real livekit-server v1.13.5 with a browser publisher: headless
+//! Debian Chromium running livekit-client 2.23.0 (`tests/browser/`, driven through
+//! playwright-core by `tests/browser_support`). The page publishes a 640x360 canvas
+//! (captureStream(30)) that shows a frame counter as big black/white blocks and turns white
+//! for 100 ms every 2 s, and a WebAudio microphone that beeps 1 kHz for those 100 ms, with
+//! livekit-client's default publish options unless a test says otherwise: VP8 with two
+//! simulcast layers (320x180 `q`, 640x360 `h`), RED audio, Opus DTX (digital silence between
+//! the beeps). What the files hold is judged from ffmpeg's decoding: the counter read back from
+//! every frame, the sizes, the sync markers.
+//!
+//! Needs the server binary and Go (`sh tests/real_support/install.sh`), Chromium and the npm
+//! packages (`sh tests/browser/install.sh`; `.ci/test` runs both) and root (the veth pair).
+
+mod browser_support;
+mod common;
+mod real_support;
+mod recorder_support;
+mod sim_support;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use browser_support::*;
+use livekit_recorder::daemon::{Daemon, DaemonConfig};
+use real_support::*;
+use recorder_support::{api, files_of, wait_for};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(30);
+/// The A/V offset allowed at each sync marker (a browser's capture clocks: canvas frames and
+/// WebAudio render quanta are not taken at the same instant).
+const SYNC_MS: f64 = 40.0;
+/// The page's top simulcast layer (what it draws).
+const TOP: (u32, u32) = (640, 360);
+
+async fn daemon_for(server: &RealServer, dir: &Path) -> Daemon {
+    let mut cfg = DaemonConfig::new(&server.ws_url(), server.api_key(), server.api_secret(), dir);
+    cfg.start_timeout = Duration::from_secs(20);
+    cfg.filename_template = "{room_name}/{publisher_identity}-{time}".into();
+    Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("daemon starts")
+}
+
+/// Starts a recording of `participant` by REST; returns its id once bytes are written.
+async fn start_recording(addr: SocketAddr, room: &str, participant: &str) -> (String, Duration) {
+    let t0 = Instant::now();
+    let body = json!({ "room": room, "participant": participant }).to_string();
+    let (status, rec) = api(addr, Method::POST, "/recordings/start", Some(&body), None).await;
+    assert_eq!(status, 201, "{rec}");
+    let id = rec["id"].as_str().expect("id").to_owned();
+    wait_for(addr, &id, None, WAIT, |r| r["bytes"].as_u64().unwrap_or(0) > 0).await;
+    (id, t0.elapsed())
+}
+
+async fn stop_recording(addr: SocketAddr, id: &str) -> Value {
+    let (status, done) =
+        api(addr, Method::POST, "/recordings/stop", Some(&json!({ "id": id }).to_string()), None).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["status"], "complete", "{done}");
+    assert_eq!(done["id"], id, "{done}");
+    assert_eq!(done["skipped_tracks"], json!([]), "{done}");
+    done
+}
+
+fn keep(files: &[PathBuf]) {
+    if let Some(dir) = std::env::var_os("REAL_RECORDER_KEEP") {
+        let _ = std::fs::create_dir_all(&dir);
+        for f in files {
+            let _ = std::fs::copy(f, Path::new(&dir).join(f.file_name().expect("name")));
+        }
+    }
+}
+
+fn stream_of<'a>(probe: &'a common::Probe, kind: &str) -> (usize, &'a common::ProbeStream) {
+    probe
+        .streams
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.codec_type == kind)
+        .unwrap_or_else(|| panic!("no {kind} stream: {probe:?}"))
+}
+
+/// The sizes of the decoded video over time: `(from s, WxH)` at every change.
+fn size_changes(frames: &[VideoFrame]) -> Vec<(f64, u32, u32)> {
+    let mut out: Vec<(f64, u32, u32)> = Vec::new();
+    for f in frames {
+        if out.last().is_none_or(|&(_, w, h)| (w, h) != (f.width, f.height)) {
+            out.push((f.t, f.width, f.height));
+        }
+    }
+    out
+}
+
+/// The counters of the decoded frames: every frame readable, strictly increasing, and each
+/// one a frame the page's capture handed to the encoder (`captured`). Returns them.
+fn assert_counters(what: &str, frames: &[VideoFrame], captured: &HashSet<u64>) -> Vec<u64> {
+    let unreadable: Vec<f64> = frames.iter().filter(|f| f.counter.is_none()).map(|f| f.t).collect();
+    assert!(
+        unreadable.len() * 50 <= frames.len(),
+        "{what}: {} of {} frames have no readable counter (at {unreadable:.2?} s)",
+        unreadable.len(),
+        frames.len()
+    );
+    let counters: Vec<u64> = frames.iter().filter_map(|f| f.counter.map(u64::from)).collect();
+    for w in counters.windows(2) {
+        assert!(w[1] > w[0], "{what}: counter {} after {}: a frame recorded twice or out of order", w[1], w[0]);
+    }
+    let foreign: Vec<u64> = counters.iter().copied().filter(|c| !captured.contains(c)).collect();
+    assert!(
+        foreign.len() * 50 <= counters.len(),
+        "{what}: {} counters the page never captured (misread): {foreign:?}",
+        foreign.len()
+    );
+    counters
+}
+
+/// The largest step between consecutive counters of `captured` within `[from, to]` (the
+/// publisher's own gaps: frames its capture skipped).
+fn max_step(sorted: &[u64], from: u64, to: u64) -> u64 {
+    let inside: Vec<u64> = sorted.iter().copied().filter(|&c| c >= from && c <= to).collect();
+    inside.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(1)
+}
+
+/// A/V offsets (ms) at every flash; each within [`SYNC_MS`].
+fn assert_markers(what: &str, path: &Path, want: usize) -> Vec<f64> {
+    let (flashes, beeps) = (common::flashes(path), common::beeps(path));
+    let mut offsets = Vec::new();
+    for &t in &flashes {
+        let Some(b) = beeps.iter().copied().min_by(|x, y| (x - t).abs().total_cmp(&(y - t).abs())) else {
+            panic!("{what}: no beep near the flash at {t} s: beeps {beeps:?}")
+        };
+        offsets.push((b - t) * 1000.0);
+    }
+    eprintln!("{what}: flashes {flashes:.3?} s, beeps {beeps:.3?} s; A/V offset at the markers (ms): {offsets:.1?}");
+    assert!(offsets.len() >= want, "{what}: {} markers (flashes {flashes:?}, beeps {beeps:?})", offsets.len());
+    for o in &offsets {
+        assert!(o.abs() <= SYNC_MS, "{what}: markers {o:.1} ms apart: {offsets:.1?}");
+    }
+    offsets
+}
+
+fn captured_of(status: &Value) -> Vec<u64> {
+    let mut c: Vec<u64> =
+        status["captured"].as_array().expect("captured").iter().filter_map(Value::as_u64).collect();
+    c.sort_unstable();
+    c
+}
+
+/// livekit-client's defaults (VP8 simulcast, RED, DTX), recorded ~8 s by REST: complete, one
+/// file ffmpeg decodes without error, the top layer's 640x360 from 2 s on, counters
+/// increasing with no gap wider than the page's own, Opus audio over the whole recording, the
+/// markers in sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn browser_defaults_vp8_simulcast_red_dtx() {
+    let server = RealServer::start(ServerOpts::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = daemon_for(&server, dir.path()).await;
+    let addr = daemon.addr();
+    let room = "browser";
+    let browser = Browser::spawn(&server, room, "alice", json!({}));
+    browser.wait_started(0).await;
+
+    let (id, first_bytes) = start_recording(addr, room, "alice").await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let status = browser.command("status").await;
+    let done = stop_recording(addr, &id).await;
+    let codecs: Vec<&str> =
+        done["tracks"].as_array().expect("tracks").iter().filter_map(|t| t["codec"].as_str()).collect();
+    assert!(codecs.contains(&"vp8") && codecs.contains(&"opus"), "VP8 + Opus: {done}");
+    let files = files_of(&done);
+    keep(&files);
+    assert_eq!(files.len(), 1, "{done}");
+    let file = &files[0];
+    let errors = common::ffmpeg_errors(file);
+    assert!(errors.is_empty(), "{}: {errors}", file.display());
+
+    let probe = common::ffprobe(file);
+    let (vi, v) = stream_of(&probe, "video");
+    let (ai, a) = stream_of(&probe, "audio");
+    assert_eq!(v.codec_name, "vp8", "{probe:?}");
+    assert_eq!(a.codec_name, "opus", "{probe:?}");
+
+    // the picture: the top layer from 2 s on (the server may start on the low one)
+    let frames = video_frames(file);
+    assert!(frames.len() > 100, "{} frames in ~8 s", frames.len());
+    let sizes = size_changes(&frames);
+    let t_first = frames[0].t;
+    let late: Vec<&VideoFrame> = frames.iter().filter(|f| f.t >= t_first + 2.0).collect();
+    assert!(
+        late.iter().all(|f| (f.width, f.height) == TOP),
+        "from 2 s on the top layer {TOP:?}: sizes over time {sizes:?}"
+    );
+
+    // the counters: nothing twice, nothing the page did not capture, no gap wider than its own
+    let captured = captured_of(&status);
+    let set: HashSet<u64> = captured.iter().copied().collect();
+    let counters = assert_counters("defaults", &frames, &set);
+    let (c0, c1) = (counters[0], *counters.last().expect("counter"));
+    let file_step = counters.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(1);
+    let own_step = max_step(&captured, c0, c1);
+    let missing = captured.iter().filter(|&&c| c >= c0 && c <= c1 && !counters.contains(&c)).count();
+    eprintln!(
+        "defaults: {} frames {c0}..{c1}; largest counter step in the file {file_step}, in the page's capture \
+         {own_step}; {missing} captured frames not in the file; sizes {sizes:?}; page senders {}",
+        counters.len(),
+        status["senders"]
+    );
+    assert!(file_step <= own_step, "a gap of {file_step} frames in the file, the page's own at most {own_step}");
+
+    // the audio: Opus over the whole recording (DTX: sparse packets in the silences)
+    let ap = common::packets(file, ai);
+    let vp = common::packets(file, vi);
+    let a_first = ap[0].pts_ns() as f64 / 1e9;
+    let a_last = ap.last().expect("audio").pts_ns() as f64 / 1e9;
+    let v_last = vp.last().expect("video").pts_ns() as f64 / 1e9;
+    let v_first = vp[0].pts_ns() as f64 / 1e9;
+    let a_gap = ap.windows(2).map(|w| w[1].pts_ns() - w[0].pts_ns()).max().unwrap_or(0) as f64 / 1e6;
+    eprintln!(
+        "defaults: video {v_first:.3}..{v_last:.3} s, audio {a_first:.3}..{a_last:.3} s, {} audio packets, \
+         largest audio gap {a_gap:.0} ms",
+        ap.len()
+    );
+    assert!(a_first <= v_first + 0.5 && a_last >= v_last - 0.5, "audio covers the recording");
+
+    let offsets = assert_markers("defaults", file, 3);
+    eprintln!(
+        "defaults: start -> first bytes {:.0} ms; {} video frames, {} audio packets; A/V {offsets:.1?} ms",
+        first_bytes.as_secs_f64() * 1e3,
+        vp.len(),
+        ap.len()
+    );
+    drop(browser);
+    daemon.shutdown().await;
+}
+
+/// A page reload mid-recording (the same identity rejoins with a new session): the recording
+/// goes on in the same id, in at most one new part, and nothing is recorded twice (the page
+/// keeps its counter across the reload: counters across the parts strictly increase).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn browser_page_reload_continues_the_recording() {
+    let server = RealServer::start(ServerOpts::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = daemon_for(&server, dir.path()).await;
+    let addr = daemon.addr();
+    let room = "reload";
+    let browser = Browser::spawn(&server, room, "alice", json!({}));
+    browser.wait_started(0).await;
+    let sid1 = browser.participant_sid().expect("sid");
+
+    let (id, _) = start_recording(addr, room, "alice").await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let before = browser.command("status").await;
+    let cursor = browser.event_count();
+    let t_reload = Instant::now();
+    browser.command("reload").await;
+    let started = browser.wait_started(cursor).await;
+    let rejoined = t_reload.elapsed();
+    let sid2 = browser.participant_sid().expect("sid");
+    assert_ne!(sid1, sid2, "a new session after the reload");
+    let reload_counter = started["counter"].as_u64().expect("counter");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (_, live) = api(addr, Method::GET, &format!("/recordings/{id}"), None, None).await;
+    assert_eq!(live["status"], "active", "the reload does not end the recording: {live}");
+    let after = browser.command("status").await;
+    let done = stop_recording(addr, &id).await;
+    let files = files_of(&done);
+    keep(&files);
+    assert!(!files.is_empty() && files.len() <= 2, "one part, or a second one for the new session: {done}");
+
+    let mut captured = captured_of(&before);
+    captured.extend(captured_of(&after));
+    let set: HashSet<u64> = captured.iter().copied().collect();
+    let mut all: Vec<u64> = Vec::new();
+    let mut summary = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let errors = common::ffmpeg_errors(f);
+        assert!(errors.is_empty(), "part {i} {}: {errors}", f.display());
+        let frames = video_frames(f);
+        let counters = assert_counters(&format!("part {i}"), &frames, &set);
+        summary.push(format!(
+            "part {i}: {} frames, counters {}..{}, sizes {:?}",
+            counters.len(),
+            counters[0],
+            counters.last().expect("counter"),
+            size_changes(&frames)
+        ));
+        all.extend(counters);
+    }
+    eprintln!("reload: rejoined {:.0} ms after the reload; {}", rejoined.as_secs_f64() * 1e3, summary.join("; "));
+    for w in all.windows(2) {
+        assert!(w[1] > w[0], "counter {} after {} across the parts: recorded twice", w[1], w[0]);
+    }
+    assert!(all.iter().any(|&c| c < reload_counter), "frames from before the reload: {summary:?}");
+    let after_reload = all.iter().filter(|&&c| c > reload_counter).count();
+    assert!(after_reload >= 60, "frames from the new session ({after_reload}): {summary:?}");
+    drop(browser);
+    daemon.shutdown().await;
+}
