@@ -28,6 +28,7 @@
 
   const audio = new AudioContext({ sampleRate: 48000 });
   await audio.resume();
+  const audioT0 = audio.currentTime;
   const dest = audio.createMediaStreamDestination();
   dest.channelCount = 1;
 
@@ -35,15 +36,20 @@
   const t0 = performance.now();
   let lastFlash = -1, drawn = 0, maxInterval = 0, lastDraw = 0;
 
+  // One oscillator runs all the time into a gain that is 0 (digital silence) except during a
+  // beep: the destination's track then carries samples in real time. (With oscillators
+  // created per beep, Chromium's destination delivers no samples between beeps: the track's
+  // RTP timestamps stop, and 8 s of publishing hold 0.6 s of audio.)
+  const osc = audio.createOscillator();
+  osc.frequency.value = 1000;
+  const gain = audio.createGain();
+  gain.gain.value = 0;
+  osc.connect(gain).connect(dest);
+  osc.start();
   function beep() {
-    const osc = audio.createOscillator();
-    osc.frequency.value = 1000;
-    const gain = audio.createGain();
-    gain.gain.value = 0.5;
-    osc.connect(gain).connect(dest);
     const at = audio.currentTime;
-    osc.start(at);
-    osc.stop(at + 0.1);
+    gain.gain.setValueAtTime(0.5, at);
+    gain.gain.setValueAtTime(0, at + 0.1);
   }
 
   function draw() {
@@ -164,6 +170,9 @@
     switch (cmd) {
       case 'status':
         return { counter, drawn, max_draw_interval_ms: Math.round(maxInterval), captured,
+                 // the audio clock against the page's: WebAudio must render in real time
+                 audio_s: audio.currentTime - audioT0, wall_s: (performance.now() - t0) / 1000,
+                 audio_state: audio.state, audio_base_latency: audio.baseLatency,
                  screen_frames: screenFrames, senders: await senderStats(),
                  participant_sid: room.localParticipant.sid };
       case 'leave':
