@@ -36,7 +36,7 @@ use std::collections::VecDeque;
 
 use super::codec::{self, opus, VideoParams};
 use super::mux::{ContainerKind, MuxError, MuxFrame, Muxer, Patch, TrackConfig};
-use super::timeline::{ParticipantClock, TrackTimeline};
+use super::timeline::{ParticipantClock, TrackTimeline, MIN_VIDEO_STEP_NS};
 use super::{Codec, FrameIn, MediaKind};
 
 /// Tunables of a [`Session`]. Times are nanoseconds.
@@ -104,7 +104,8 @@ pub struct SessionStats {
     pub dropped_before_keyframe: u64,
     /// Video frames dropped after unrepaired loss, until the next keyframe.
     pub dropped_after_loss: u64,
-    /// Audio frames dropped because they overlapped the previous frame.
+    /// Audio frames dropped because they overlapped the previous frame, or because a move back
+    /// before the file started put them before the timeline's origin.
     pub dropped_audio_overlap: u64,
     /// Frames with a track index that does not exist.
     pub dropped_unknown_track: u64,
@@ -208,7 +209,7 @@ impl Session {
         let ts =
             t.timeline.map(&mut self.clock, frame.rtp_time, frame.arrival_ns, frame.sender_report, started);
         if let (Some(old), Some(new), false) = (before, t.timeline.offset_ns(), started) {
-            t.retime_queued(new - old);
+            t.retime_queued(new - old, &mut self.stats);
         }
         let (keyframe, mut outcome) = t.admit(frame, &mut self.stats);
         let Some(keyframe) = keyframe else {
@@ -385,13 +386,31 @@ impl TrackState {
 
     /// Moves frames not yet written by `shift_ns` (a first sender report before the file
     /// started).
-    fn retime_queued(&mut self, shift_ns: i128) {
+    fn retime_queued(&mut self, shift_ns: i128, stats: &mut SessionStats) {
         if shift_ns == 0 {
             return;
         }
-        for q in &mut self.queue {
-            q.ts_ns = (i128::from(q.ts_ns) + shift_ns).max(0) as u64;
-        }
+        // A move back can take the first frames before the timeline's origin. Video frames
+        // stay (each is needed to decode the next) at the origin, each MIN_VIDEO_STEP_NS after
+        // the previous; audio frames that now start before it are dropped and counted (they
+        // belong before the file): clamped to it they would overlap the frames after them,
+        // and a player would push everything after them late.
+        let audio = self.codec.kind() == MediaKind::Audio;
+        let mut prev: Option<u64> = None;
+        self.queue.retain_mut(|q| {
+            let ts = i128::from(q.ts_ns) + shift_ns;
+            if audio && ts < -1_000_000 {
+                stats.dropped_audio_overlap += 1;
+                return false;
+            }
+            let mut ts = ts.max(0) as u64;
+            if !audio {
+                ts = prev.map_or(ts, |p| ts.max(p.saturating_add(MIN_VIDEO_STEP_NS)));
+            }
+            q.ts_ns = ts;
+            prev = Some(ts);
+            true
+        });
         self.audio_end_ns = (i128::from(self.audio_end_ns) + shift_ns).max(0) as u64;
     }
 
