@@ -230,12 +230,15 @@ impl Drop for Browser {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
-                break;
+                return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        // whatever is left of the driver's process group (the browser's processes)
-        let _ = Command::new("kill").args(["-9", &format!("-{}", self.child.id())]).stderr(Stdio::null()).status();
+        // Still there: SIGKILL to its process group (the driver and the browser it started),
+        // while the driver, the group's leader, is not yet reaped. `--` is needed: procps-ng
+        // 4.0's kill takes `-9 -PGID` for something else (it does not signal the group).
+        let pgid = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-s", "KILL", "--", &pgid]).stderr(Stdio::null()).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
