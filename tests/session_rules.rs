@@ -332,3 +332,34 @@ fn audio_moved_back_past_the_origin_before_the_start_does_not_overlap() {
     assert!(s.stats().dropped_audio_overlap >= 1, "{:?}", s.stats());
     assert!(a.len() >= 95, "{} audio packets of 100", a.len());
 }
+
+/// A simulcast layer switch as the SFU does it: the recording starts on the low layer's
+/// keyframe, and the high layer's keyframe of the same picture (same RTP timestamp) follows at
+/// once. The file holds that picture once: the high layer's keyframe, at the low one's time,
+/// and the track's size is the high layer's. (Before: 31 packets, the picture twice, 2 ms
+/// apart, and a 320x180 track header.)
+#[test]
+fn a_layer_switch_keyframe_of_the_same_instant_replaces_the_unwritten_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let vp8 = ["-c:v", "libvpx", "-b:v", "300k", "-g", "30", "-f", "ivf"];
+    let small = ivf::read(&make_with_ffmpeg(dir.path(), "q.ivf", "320x180", &vp8)).unwrap().frames;
+    let large = ivf::read(&make_with_ffmpeg(dir.path(), "h.ivf", "640x360", &vp8)).unwrap().frames;
+    let at = |i: u64| (i * 3000) as u32;
+    let arrival = |i: u64, extra_ms: u64| 1_000 * MS + i * 100 * MS / 3 + extra_ms * MS;
+    // frame 0: the low layer's keyframe; then the high layer's keyframe of frame 0 (3 ms
+    // later); then the high layer's frames 1..29
+    let mut frames = vec![(0, small[0].data.clone(), at(0), arrival(0, 0), true)];
+    frames.push((0, large[0].data.clone(), at(0), arrival(0, 3), true));
+    for i in 1..30u64 {
+        frames.push((0, large[i as usize].data.clone(), at(i), arrival(i, 0), true));
+    }
+    let (path, s, _) = write_file(dir.path(), ContainerKind::Webm, &[Codec::Vp8], &frames);
+    assert!(ffmpeg_errors(&path).is_empty(), "{}", ffmpeg_errors(&path));
+    let p = packets(&path, 0);
+    assert_eq!(p.len(), 30, "one packet per picture: {:?}", s.stats());
+    assert_eq!(s.stats().replaced_by_layer_switch, 1, "{:?}", s.stats());
+    assert_eq!(p[0].data, large[0].data, "the high layer's keyframe");
+    assert_eq!(p[1].pts_ns() - p[0].pts_ns(), 33_000_000, "frame 1 one frame after it");
+    let probe = ffprobe(&path);
+    assert_eq!((probe.streams[0].width, probe.streams[0].height), (Some(640), Some(360)));
+}
