@@ -104,7 +104,12 @@ fn assert_counters(what: &str, frames: &[VideoFrame], drawn: u64) -> Vec<u64> {
     );
     let counters: Vec<u64> = frames.iter().filter_map(|f| f.counter.map(u64::from)).collect();
     for w in counters.windows(2) {
-        assert!(w[1] > w[0], "{what}: counter {} after {}: a frame recorded twice or out of order", w[1], w[0]);
+        assert!(
+            w[1] > w[0],
+            "{what}: counter {} after {}: a frame recorded twice or out of order",
+            w[1],
+            w[0]
+        );
     }
     let last = *counters.last().expect("counters");
     assert!(last <= drawn, "{what}: counter {last} read, the page drew {drawn}: misread");
@@ -153,8 +158,14 @@ fn assert_markers(what: &str, path: &Path, want: usize) -> Vec<f64> {
         };
         offsets.push((b - t) * 1000.0);
     }
-    eprintln!("{what}: flashes {flashes:.3?} s, beeps {beeps:.3?} s; A/V offset at the markers (ms): {offsets:.1?}");
-    assert!(offsets.len() >= want, "{what}: {} markers (flashes {flashes:?}, beeps {beeps:?})", offsets.len());
+    eprintln!(
+        "{what}: flashes {flashes:.3?} s, beeps {beeps:.3?} s; A/V offset at the markers (ms): {offsets:.1?}"
+    );
+    assert!(
+        offsets.len() >= want,
+        "{what}: {} markers (flashes {flashes:?}, beeps {beeps:?})",
+        offsets.len()
+    );
     for o in &offsets {
         assert!(o.abs() <= SYNC_MS, "{what}: markers {o:.1} ms apart: {offsets:.1?}");
     }
@@ -223,7 +234,10 @@ async fn browser_defaults_vp8_simulcast_red_dtx() {
     );
     assert_eq!(top, (u64::from(TOP.0), u64::from(TOP.1)), "the page's top layer");
     // the file's times follow the RTP clock, steered at most 5 ms per frame
-    assert!(file_gap <= own_gap + 12.0, "a gap of {file_gap:.0} ms in the file, the publisher's own at most {own_gap:.0} ms");
+    assert!(
+        file_gap <= own_gap + 12.0,
+        "a gap of {file_gap:.0} ms in the file, the publisher's own at most {own_gap:.0} ms"
+    );
 
     // the audio: Opus over the whole recording (DTX: sparse packets in the silences)
     let ap = common::packets(file, ai);
@@ -301,7 +315,11 @@ async fn browser_page_reload_continues_the_recording() {
         ));
         all.extend(counters);
     }
-    eprintln!("reload: rejoined {:.0} ms after the reload; {}", rejoined.as_secs_f64() * 1e3, summary.join("; "));
+    eprintln!(
+        "reload: rejoined {:.0} ms after the reload; {}",
+        rejoined.as_secs_f64() * 1e3,
+        summary.join("; ")
+    );
     for w in all.windows(2) {
         assert!(w[1] > w[0], "counter {} after {} across the parts: recorded twice", w[1], w[0]);
     }

@@ -327,7 +327,12 @@ fn audio_moved_back_past_the_origin_before_the_start_does_not_overlap() {
     let a = packets(&path, 1);
     for w in a.windows(2) {
         let step = w[1].pts_ns() - w[0].pts_ns();
-        assert!(step >= 19_000_000, "audio packets {} ns apart: {:?}", step, a.iter().map(|p| p.pts_ns()).collect::<Vec<_>>());
+        assert!(
+            step >= 19_000_000,
+            "audio packets {} ns apart: {:?}",
+            step,
+            a.iter().map(|p| p.pts_ns()).collect::<Vec<_>>()
+        );
     }
     assert!(s.stats().dropped_audio_overlap >= 1, "{:?}", s.stats());
     assert!(a.len() >= 95, "{} audio packets of 100", a.len());

@@ -88,7 +88,8 @@ impl Browser {
         if let Value::Object(m) = page {
             cfg.as_object_mut().expect("object").extend(m);
         }
-        let tag = std::thread::current().name().unwrap_or("test").rsplit("::").next().unwrap_or("test").to_owned();
+        let tag =
+            std::thread::current().name().unwrap_or("test").rsplit("::").next().unwrap_or("test").to_owned();
         let log_path = logs_dir().join(format!("{tag}-{}-browser-{identity}.log", server.port()));
         let log = File::create(&log_path).expect("create browser log");
         let mut child = Command::new("node")
@@ -210,7 +211,11 @@ impl Browser {
                 let closed = st.closed;
                 drop(st);
                 if closed || Instant::now() >= deadline {
-                    panic!("no reply to {line:?}{}\n{}", if closed { " (driver exited)" } else { "" }, self.diag());
+                    panic!(
+                        "no reply to {line:?}{}\n{}",
+                        if closed { " (driver exited)" } else { "" },
+                        self.diag()
+                    );
                 }
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -220,7 +225,12 @@ impl Browser {
     /// The current participant sid (the last `joined`).
     pub fn participant_sid(&self) -> Option<String> {
         let st = self.shared.0.lock().unwrap();
-        st.events.iter().rev().find(|e| e["event"] == "joined").and_then(|e| e["participant_sid"].as_str()).map(Into::into)
+        st.events
+            .iter()
+            .rev()
+            .find(|e| e["event"] == "joined")
+            .and_then(|e| e["participant_sid"].as_str())
+            .map(Into::into)
     }
 }
 
@@ -301,7 +311,8 @@ pub fn video_frames(path: &Path) -> Vec<VideoFrame> {
         .map(|((t, width, height), p)| {
             let (hi, lo) = p.split_at(COUNTER_BITS);
             let readable = hi.iter().zip(lo).all(|(&a, &b)| (a as i32 - b as i32).abs() > 100);
-            let counter = readable.then(|| hi.iter().zip(lo).fold(0u32, |n, (&a, &b)| n * 2 + u32::from(a > b)));
+            let counter =
+                readable.then(|| hi.iter().zip(lo).fold(0u32, |n, (&a, &b)| n * 2 + u32::from(a > b)));
             VideoFrame { t, width, height, counter }
         })
         .collect()
