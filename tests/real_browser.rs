@@ -172,18 +172,17 @@ fn assert_markers(what: &str, path: &Path, want: usize) -> Vec<f64> {
     offsets
 }
 
-/// livekit-client's defaults (VP8 simulcast, RED, DTX), recorded ~8 s by REST: complete, one
-/// file ffmpeg decodes without error, the top layer's 640x360 from 2 s on, counters
-/// increasing with no gap wider than the page's own, Opus audio over the whole recording, the
-/// markers in sync.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn browser_defaults_vp8_simulcast_red_dtx() {
+/// The page's camera and microphone, published with `publish` over livekit-client's defaults,
+/// recorded ~8 s by REST: complete, one file ffmpeg decodes without error, video in `codec`,
+/// the top layer's 640x360 from 2 s on, counters strictly increasing with no gap wider than
+/// the publisher's own, Opus audio over the whole recording, the markers in sync.
+async fn record_camera_and_microphone(what: &str, publish: Value, codec: &str) {
     let server = RealServer::start(ServerOpts::default());
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = daemon_for(&server, dir.path()).await;
     let addr = daemon.addr();
     let room = "browser";
-    let browser = Browser::spawn(&server, room, "alice", json!({}));
+    let browser = Browser::spawn(&server, room, "alice", json!({ "publish": publish }));
     browser.wait_started(0).await;
 
     let (id, first_bytes) = start_recording(addr, room, "alice").await;
@@ -194,49 +193,49 @@ async fn browser_defaults_vp8_simulcast_red_dtx() {
     let status = browser.command("status").await;
     let codecs: Vec<&str> =
         done["tracks"].as_array().expect("tracks").iter().filter_map(|t| t["codec"].as_str()).collect();
-    assert!(codecs.contains(&"vp8") && codecs.contains(&"opus"), "VP8 + Opus: {done}");
+    assert!(codecs.contains(&codec) && codecs.contains(&"opus"), "{what}: {codec} + Opus: {done}");
     let files = files_of(&done);
     keep(&files);
     assert_eq!(files.len(), 1, "{done}");
     let file = &files[0];
     let errors = common::ffmpeg_errors(file);
-    assert!(errors.is_empty(), "{}: {errors}", file.display());
+    assert!(errors.is_empty(), "{what}: {}: {errors}", file.display());
 
     let probe = common::ffprobe(file);
     let (vi, v) = stream_of(&probe, "video");
     let (ai, a) = stream_of(&probe, "audio");
-    assert_eq!(v.codec_name, "vp8", "{probe:?}");
+    assert_eq!(v.codec_name, codec, "{probe:?}");
     assert_eq!(a.codec_name, "opus", "{probe:?}");
 
     // the picture: the top layer from 2 s on (the server may start on the low one)
     let frames = video_frames(file);
-    assert!(frames.len() > 100, "{} frames in ~8 s", frames.len());
+    assert!(frames.len() > 100, "{what}: {} frames in ~8 s", frames.len());
     let sizes = size_changes(&frames);
     let t_first = frames[0].t;
     let late: Vec<&VideoFrame> = frames.iter().filter(|f| f.t >= t_first + 2.0).collect();
     assert!(
         late.iter().all(|f| (f.width, f.height) == TOP),
-        "from 2 s on the top layer {TOP:?}: sizes over time {sizes:?}"
+        "{what}: from 2 s on the top layer {TOP:?}: sizes over time {sizes:?}"
     );
 
     // the counters: nothing twice, in order; no gap wider than the publisher's own (its top
     // layer's frames that left the encoder while the file was being written)
-    let counters = assert_counters("defaults", &frames, status["counter"].as_u64().expect("counter"));
+    let counters = assert_counters(what, &frames, status["counter"].as_u64().expect("counter"));
     let (own_gap, top, sent) = publisher_gap_ms(&status, bytes_at - 1_000, stop_at);
     let file_gap = file_gap_ms(&frames, t_first + 1.0);
     eprintln!(
-        "defaults: {} frames, counters {}..{}; sizes {sizes:?}; largest gap from 1 s on {file_gap:.0} ms, the \
+        "{what}: {} frames, counters {}..{}; sizes {sizes:?}; largest gap from 1 s on {file_gap:.0} ms, the \
          publisher's own {own_gap:.0} ms (top layer {top:?}, {sent} frames sent meanwhile); page senders {}",
         counters.len(),
         counters[0],
         counters.last().expect("counter"),
         status["senders"]
     );
-    assert_eq!(top, (u64::from(TOP.0), u64::from(TOP.1)), "the page's top layer");
+    assert_eq!(top, (u64::from(TOP.0), u64::from(TOP.1)), "{what}: the page's top layer");
     // the file's times follow the RTP clock, steered at most 5 ms per frame
     assert!(
         file_gap <= own_gap + 12.0,
-        "a gap of {file_gap:.0} ms in the file, the publisher's own at most {own_gap:.0} ms"
+        "{what}: a gap of {file_gap:.0} ms in the file, the publisher's own at most {own_gap:.0} ms"
     );
 
     // the audio: Opus over the whole recording (DTX: sparse packets in the silences)
@@ -248,21 +247,34 @@ async fn browser_defaults_vp8_simulcast_red_dtx() {
     let v_first = vp[0].pts_ns() as f64 / 1e9;
     let a_gap = ap.windows(2).map(|w| w[1].pts_ns() - w[0].pts_ns()).max().unwrap_or(0) as f64 / 1e6;
     eprintln!(
-        "defaults: video {v_first:.3}..{v_last:.3} s, audio {a_first:.3}..{a_last:.3} s, {} audio packets, \
+        "{what}: video {v_first:.3}..{v_last:.3} s, audio {a_first:.3}..{a_last:.3} s, {} audio packets, \
          largest audio gap {a_gap:.0} ms",
         ap.len()
     );
-    assert!(a_first <= v_first + 0.5 && a_last >= v_last - 0.5, "audio covers the recording");
+    assert!(a_first <= v_first + 0.5 && a_last >= v_last - 0.5, "{what}: audio covers the recording");
 
-    let offsets = assert_markers("defaults", file, 3);
+    let offsets = assert_markers(what, file, 3);
     eprintln!(
-        "defaults: start -> first bytes {:.0} ms; {} video frames, {} audio packets; A/V {offsets:.1?} ms",
+        "{what}: start -> first bytes {:.0} ms; {} video frames, {} audio packets; A/V {offsets:.1?} ms",
         first_bytes.as_secs_f64() * 1e3,
         vp.len(),
         ap.len()
     );
     drop(browser);
     daemon.shutdown().await;
+}
+
+/// livekit-client's defaults: VP8 with simulcast, RED, DTX.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn browser_defaults_vp8_simulcast_red_dtx() {
+    record_camera_and_microphone("defaults", json!({}), "vp8").await;
+}
+
+/// The same with `videoCodec: 'h264'` (simulcast, RED and DTX as by default): H.264 + Opus in
+/// Matroska.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn browser_h264_simulcast() {
+    record_camera_and_microphone("h264", json!({ "videoCodec": "h264" }), "h264").await;
 }
 
 /// A page reload mid-recording (the same identity rejoins with a new session): the recording
@@ -326,6 +338,59 @@ async fn browser_page_reload_continues_the_recording() {
     assert!(all.iter().any(|&c| c < reload_counter), "frames from before the reload: {summary:?}");
     let after_reload = all.iter().filter(|&&c| c > reload_counter).count();
     assert!(after_reload >= 60, "frames from the new session ({after_reload}): {summary:?}");
+    drop(browser);
+    daemon.shutdown().await;
+}
+
+/// A screen share at 2 fps (a 1280x720 canvas repainted twice a second, published as
+/// `screen_share` with livekit-client's defaults, alone): recorded for 10 s without a stall,
+/// with no frame lost and no keyframe-request storm while frames are 500 ms apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn browser_screen_share_at_2_fps() {
+    let server = RealServer::start(ServerOpts::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = daemon_for(&server, dir.path()).await;
+    let addr = daemon.addr();
+    let room = "screen";
+    let page =
+        json!({ "camera": false, "microphone": false, "screen": { "fps": 2, "width": 1280, "height": 720 } });
+    let browser = Browser::spawn(&server, room, "alice", page);
+    browser.wait_started(0).await;
+    let (id, first_bytes) = start_recording(addr, room, "alice").await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (_, live) = api(addr, Method::GET, &format!("/recordings/{id}"), None, None).await;
+    assert_eq!(live["status"], "active", "500 ms between frames is not a stall: {live}");
+    let done = stop_recording(addr, &id).await;
+    let status = browser.command("status").await;
+    assert_eq!(done["frames_lost"], 0, "{done}");
+    let files = files_of(&done);
+    keep(&files);
+    assert_eq!(files.len(), 1, "{done}");
+    let errors = common::ffmpeg_errors(&files[0]);
+    assert!(errors.is_empty(), "{errors}");
+    let frames = video_frames(&files[0]);
+    let span = frames.last().expect("frame").t - frames[0].t;
+    let gap = file_gap_ms(&frames, frames[0].t);
+    let (_, metrics) = api(addr, Method::GET, "/metrics", None, None).await;
+    let plis = metrics
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("recorder_plis_requested_total "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("PLI metric");
+    eprintln!(
+        "screen 2 fps: first bytes after {:.0} ms; {} frames over {span:.1} s, sizes {:?}, largest gap {gap:.0} ms; \
+         PLIs sent {plis}; page: {} frames painted, senders {}",
+        first_bytes.as_secs_f64() * 1e3,
+        frames.len(),
+        size_changes(&frames),
+        status["screen_frames"],
+        status["senders"]
+    );
+    assert!(frames.len() >= 16, "10 s at 2 fps: {} frames", frames.len());
+    assert!(gap <= 1_100.0, "a gap of {gap:.0} ms at 2 fps");
+    assert!(plis <= 4, "{plis} keyframe requests for a 2 fps track");
     drop(browser);
     daemon.shutdown().await;
 }

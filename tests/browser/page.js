@@ -8,7 +8,8 @@
 // - "microphone": a WebAudio 1 kHz sine (amplitude 0.5) for the same 100 ms at each flash,
 //   digital silence between (so Opus DTX has something to do), mixed into a
 //   MediaStreamAudioDestinationNode;
-// - optionally "screen": a second canvas at a low frame rate, published as a screen share.
+// - optionally "screen": a second canvas at a low frame rate, published as a screen share
+//   (config `camera: false` / `microphone: false` leave those out).
 // The counter lives in sessionStorage, so it keeps increasing across page reloads.
 // Config: JSON in the URL's hash (see driver.mjs). Events go to the driver through
 // window.lkEvent (a Playwright binding).
@@ -134,16 +135,20 @@
   // Each drawn frame is captured at once (requestFrame) instead of through captureStream(30)'s
   // frame-rate limiter, which holds a frame drawn less than 33 ms after the last capture until
   // the next slot: up to 33 ms of video lag at a marker, varying from one marker to the next.
-  video = canvas.captureStream(0).getVideoTracks()[0];
-  const pubOpts = Object.assign({ source: LK.Track.Source.Camera, name: 'camera' }, cfg.publish || {});
-  const vpub = await room.localParticipant.publishTrack(video, pubOpts);
-  published.push(vpub);
-  emit('published', { kind: 'video', source: 'camera', track_sid: vpub.trackSid, mime: vpub.mimeType || null });
-
-  const mic = dest.stream.getAudioTracks()[0];
-  const apub = await room.localParticipant.publishTrack(mic, { source: LK.Track.Source.Microphone, name: 'microphone' });
-  published.push(apub);
-  emit('published', { kind: 'audio', source: 'microphone', track_sid: apub.trackSid });
+  let apub = null;
+  if (cfg.camera !== false) {
+    video = canvas.captureStream(0).getVideoTracks()[0];
+    const pubOpts = Object.assign({ source: LK.Track.Source.Camera, name: 'camera' }, cfg.publish || {});
+    const vpub = await room.localParticipant.publishTrack(video, pubOpts);
+    published.push(vpub);
+    emit('published', { kind: 'video', source: 'camera', track_sid: vpub.trackSid, mime: vpub.mimeType || null });
+  }
+  if (cfg.microphone !== false) {
+    const mic = dest.stream.getAudioTracks()[0];
+    apub = await room.localParticipant.publishTrack(mic, { source: LK.Track.Source.Microphone, name: 'microphone' });
+    published.push(apub);
+    emit('published', { kind: 'audio', source: 'microphone', track_sid: apub.trackSid });
+  }
 
   let screenFrames = 0;
   if (cfg.screen) {
@@ -152,6 +157,7 @@
     sc.width = cfg.screen.width || 1280; sc.height = cfg.screen.height || 720;
     const sg = sc.getContext('2d');
     const track = sc.captureStream(0).getVideoTracks()[0];
+    track.contentHint = 'detail'; // as a captured screen has
     const paint = () => {
       screenFrames += 1;
       sg.fillStyle = screenFrames % 2 ? '#e0e0f0' : '#f0e0e0';
