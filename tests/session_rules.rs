@@ -290,8 +290,9 @@ fn audio_moved_back_past_the_origin_before_the_start_does_not_overlap() {
     let audio = EncodedLoop::embedded(Codec::Opus).unwrap();
     let video = EncodedLoop::embedded(Codec::Vp8).unwrap();
     const NTP0: u64 = 5_000_000 * MS;
-    // (local arrival, track, payload, rtp, sender report)
-    let mut frames: Vec<(u64, usize, Vec<u8>, u32, Option<SenderReport>)> = Vec::new();
+    /// (local arrival, track, payload, rtp, sender report)
+    type Frame = (u64, usize, Vec<u8>, u32, Option<SenderReport>);
+    let mut frames: Vec<Frame> = Vec::new();
     // audio captured at k * 20 ms, 30 ms on the way; reports from frame 10 on
     for k in 0..100u64 {
         let sent = k * 20 * MS;
