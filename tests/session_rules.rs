@@ -305,3 +305,94 @@ fn synthetic_loops_replay_without_timestamp_jumps() {
         prev = Some((f.sender_ns, f.rtp_time));
     }
 }
+
+/// Audio queued before the file starts (on arrival times) and then moved back by its first
+/// sender report past the timeline's origin (the browser case: video's report set the
+/// participant's clock, audio's says it was captured 30 ms earlier than its arrival implied):
+/// the frames now before the origin are dropped, the rest keep their 20 ms spacing. (Clamped
+/// to the origin they overlapped: ffmpeg reported non-monotonic audio timestamps.)
+#[test]
+fn audio_moved_back_past_the_origin_before_the_start_does_not_overlap() {
+    let dir = tempfile::tempdir().unwrap();
+    let audio = EncodedLoop::embedded(Codec::Opus).unwrap();
+    let video = EncodedLoop::embedded(Codec::Vp8).unwrap();
+    const NTP0: u64 = 5_000_000 * MS;
+    /// (local arrival, track, payload, rtp, sender report)
+    type Frame = (u64, usize, Vec<u8>, u32, Option<SenderReport>);
+    let mut frames: Vec<Frame> = Vec::new();
+    // audio captured at k * 20 ms, 30 ms on the way; reports from frame 10 on
+    for k in 0..100u64 {
+        let sent = k * 20 * MS;
+        let rtp = (k * 960) as u32;
+        let sr = (k >= 10).then_some(SenderReport { ntp_ns: NTP0 + sent, rtp_time: rtp });
+        frames.push((sent + 30 * MS, 1, audio.frames[k as usize % audio.frames.len()].data.clone(), rtp, sr));
+    }
+    // video captured from 100 ms on at 30 fps, no delay, with reports from the first frame
+    for j in 0..60u64 {
+        let sent = 100 * MS + j * 100 * MS / 3;
+        let rtp = (9_000 + j * 3_000) as u32;
+        let sr = Some(SenderReport { ntp_ns: NTP0 + sent, rtp_time: rtp });
+        frames.push((sent, 0, video.frames[j as usize % video.frames.len()].data.clone(), rtp, sr));
+    }
+    frames.sort_by_key(|f| f.0);
+    let mut s = Session::new(SessionConfig::new(ContainerKind::Webm, vec![Codec::Vp8, Codec::Opus])).unwrap();
+    let mut out = Vec::new();
+    for (arrival, track, payload, rtp, sr) in &frames {
+        let f = FrameIn {
+            payload,
+            rtp_time: *rtp,
+            arrival_ns: 1_000 * MS + arrival,
+            contiguous: true,
+            sender_report: *sr,
+        };
+        let _ = s.push(*track, &f, &mut out);
+        let _ = s.poll(1_000 * MS + arrival, &mut out);
+    }
+    let _ = s.finish(&mut out);
+    let path = dir.path().join("moved-back.webm");
+    std::fs::write(&path, &out).unwrap();
+    assert!(ffmpeg_errors(&path).is_empty(), "{}", ffmpeg_errors(&path));
+    let a = packets(&path, 1);
+    for w in a.windows(2) {
+        let step = w[1].pts_ns() - w[0].pts_ns();
+        assert!(
+            step >= 19_000_000,
+            "audio packets {} ns apart: {:?}",
+            step,
+            a.iter().map(|p| p.pts_ns()).collect::<Vec<_>>()
+        );
+    }
+    assert!(s.stats().dropped_audio_overlap >= 1, "{:?}", s.stats());
+    assert!(a.len() >= 95, "{} audio packets of 100", a.len());
+}
+
+/// A simulcast layer switch as the SFU does it: the recording starts on the low layer's
+/// keyframe, and the high layer's keyframe of the same picture (same RTP timestamp) follows at
+/// once. The file holds that picture once: the high layer's keyframe, at the low one's time,
+/// and the track's size is the high layer's. (Before: 31 packets, the picture twice, 2 ms
+/// apart, and a 320x180 track header.)
+#[test]
+fn a_layer_switch_keyframe_of_the_same_instant_replaces_the_unwritten_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let vp8 = ["-c:v", "libvpx", "-b:v", "300k", "-g", "30", "-f", "ivf"];
+    let small = ivf::read(&make_with_ffmpeg(dir.path(), "q.ivf", "320x180", &vp8)).unwrap().frames;
+    let large = ivf::read(&make_with_ffmpeg(dir.path(), "h.ivf", "640x360", &vp8)).unwrap().frames;
+    let at = |i: u64| (i * 3000) as u32;
+    let arrival = |i: u64, extra_ms: u64| 1_000 * MS + i * 100 * MS / 3 + extra_ms * MS;
+    // frame 0: the low layer's keyframe; then the high layer's keyframe of frame 0 (3 ms
+    // later); then the high layer's frames 1..29
+    let mut frames = vec![(0, small[0].data.clone(), at(0), arrival(0, 0), true)];
+    frames.push((0, large[0].data.clone(), at(0), arrival(0, 3), true));
+    for i in 1..30u64 {
+        frames.push((0, large[i as usize].data.clone(), at(i), arrival(i, 0), true));
+    }
+    let (path, s, _) = write_file(dir.path(), ContainerKind::Webm, &[Codec::Vp8], &frames);
+    assert!(ffmpeg_errors(&path).is_empty(), "{}", ffmpeg_errors(&path));
+    let p = packets(&path, 0);
+    assert_eq!(p.len(), 30, "one packet per picture: {:?}", s.stats());
+    assert_eq!(s.stats().replaced_by_layer_switch, 1, "{:?}", s.stats());
+    assert_eq!(p[0].data, large[0].data, "the high layer's keyframe");
+    assert_eq!(p[1].pts_ns() - p[0].pts_ns(), 33_000_000, "frame 1 one frame after it");
+    let probe = ffprobe(&path);
+    assert_eq!((probe.streams[0].width, probe.streams[0].height), (Some(640), Some(360)));
+}

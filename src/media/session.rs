@@ -36,7 +36,7 @@ use std::collections::VecDeque;
 
 use super::codec::{self, opus, VideoParams};
 use super::mux::{ContainerKind, MuxError, MuxFrame, Muxer, Patch, TrackConfig};
-use super::timeline::{ParticipantClock, TrackTimeline};
+use super::timeline::{ParticipantClock, TrackTimeline, MIN_VIDEO_STEP_NS};
 use super::{Codec, FrameIn, MediaKind};
 
 /// Tunables of a [`Session`]. Times are nanoseconds.
@@ -104,7 +104,12 @@ pub struct SessionStats {
     pub dropped_before_keyframe: u64,
     /// Video frames dropped after unrepaired loss, until the next keyframe.
     pub dropped_after_loss: u64,
-    /// Audio frames dropped because they overlapped the previous frame.
+    /// Video frames replaced, before they were written, by a keyframe of the same capture time
+    /// (a simulcast layer switch: the SFU forwards the new layer's keyframe of the picture it
+    /// has just sent from the old layer).
+    pub replaced_by_layer_switch: u64,
+    /// Audio frames dropped because they overlapped the previous frame, or because a move back
+    /// before the file started put them before the timeline's origin.
     pub dropped_audio_overlap: u64,
     /// Frames with a track index that does not exist.
     pub dropped_unknown_track: u64,
@@ -130,6 +135,8 @@ pub enum SessionError {
 #[derive(Debug)]
 struct Queued {
     ts_ns: u64,
+    /// The frame's RTP timestamp (its capture time on the sender's clock).
+    rtp_time: u32,
     duration_ns: Option<u64>,
     keyframe: bool,
     data: Vec<u8>,
@@ -208,12 +215,33 @@ impl Session {
         let ts =
             t.timeline.map(&mut self.clock, frame.rtp_time, frame.arrival_ns, frame.sender_report, started);
         if let (Some(old), Some(new), false) = (before, t.timeline.offset_ns(), started) {
-            t.retime_queued(new - old);
+            t.retime_queued(new - old, &mut self.stats);
         }
+        // a frame of the same capture time as the last one queued (within 1 ms): another
+        // simulcast layer's picture of the same instant (VP8 and H.264 only: VP9 and AV1 SVC
+        // layers of one picture share a timestamp and build on each other)
+        let same_instant = matches!(t.codec, Codec::Vp8 | Codec::H264)
+            && t.queue.back().is_some_and(|q| {
+                let d = frame.rtp_time.wrapping_sub(q.rtp_time);
+                d.min(d.wrapping_neg()) <= t.codec.clock_rate() / 1000
+            });
         let (keyframe, mut outcome) = t.admit(frame, &mut self.stats);
         let Some(keyframe) = keyframe else {
             return outcome;
         };
+        let mut ts = ts;
+        if same_instant && keyframe {
+            // A layer switch: the SFU forwards the new layer's keyframe of the picture it has
+            // just sent from the old layer. One picture per instant: the keyframe (which the
+            // next frames need) replaces the old layer's, not written yet, at its time. Before
+            // the file starts, the track's configuration (its size) comes from it too.
+            let old = t.queue.pop_back().expect("checked above");
+            ts = old.ts_ns;
+            if !started && !t.queue.iter().any(|q| q.keyframe) {
+                t.params = codec::video_params(t.codec, frame.payload);
+            }
+            self.stats.replaced_by_layer_switch += 1;
+        }
         let duration_ns = match t.codec {
             Codec::Opus => opus::packet_samples(frame.payload).map(|s| u64::from(s) * 1_000_000_000 / 48_000),
             _ => None,
@@ -228,7 +256,7 @@ impl Session {
         }
         codec::to_stored(t.codec, frame.payload, &mut self.scratch);
         let data = std::mem::take(&mut self.scratch);
-        t.queue.push_back(Queued { ts_ns: ts, duration_ns, keyframe, data });
+        t.queue.push_back(Queued { ts_ns: ts, rtp_time: frame.rtp_time, duration_ns, keyframe, data });
         self.newest_ts_ns = self.newest_ts_ns.max(ts);
         outcome.merge(self.advance(frame.arrival_ns, false, out));
         outcome
@@ -385,13 +413,31 @@ impl TrackState {
 
     /// Moves frames not yet written by `shift_ns` (a first sender report before the file
     /// started).
-    fn retime_queued(&mut self, shift_ns: i128) {
+    fn retime_queued(&mut self, shift_ns: i128, stats: &mut SessionStats) {
         if shift_ns == 0 {
             return;
         }
-        for q in &mut self.queue {
-            q.ts_ns = (i128::from(q.ts_ns) + shift_ns).max(0) as u64;
-        }
+        // A move back can take the first frames before the timeline's origin. Video frames
+        // stay (each is needed to decode the next) at the origin, each MIN_VIDEO_STEP_NS after
+        // the previous; audio frames that now start before it are dropped and counted (they
+        // belong before the file): clamped to it they would overlap the frames after them,
+        // and a player would push everything after them late.
+        let audio = self.codec.kind() == MediaKind::Audio;
+        let mut prev: Option<u64> = None;
+        self.queue.retain_mut(|q| {
+            let ts = i128::from(q.ts_ns) + shift_ns;
+            if audio && ts < -1_000_000 {
+                stats.dropped_audio_overlap += 1;
+                return false;
+            }
+            let mut ts = ts.max(0) as u64;
+            if !audio {
+                ts = prev.map_or(ts, |p| ts.max(p.saturating_add(MIN_VIDEO_STEP_NS)));
+            }
+            q.ts_ns = ts;
+            prev = Some(ts);
+            true
+        });
         self.audio_end_ns = (i128::from(self.audio_end_ns) + shift_ns).max(0) as u64;
     }
 

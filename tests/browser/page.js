@@ -1,0 +1,221 @@
+// The browser publisher of tests/real_browser.rs: joins the room with livekit-client and
+// publishes, with livekit-client's default publish options unless the config overrides them
+// (VP8, simulcast, RED, DTX):
+// - "camera": a canvas (captureStream(30)) that shows a frame counter as two rows of 16 big
+//   blocks (the counter's bits, white = 1, then the same bits inverted, so a decoder can tell a
+//   readable row from a smeared one) on a dark grey picture; every 2 s the picture turns white
+//   for 100 ms (the blocks stay), and
+// - "microphone": a WebAudio 1 kHz sine (amplitude 0.5) for the same 100 ms at each flash,
+//   digital silence between (so Opus DTX has something to do), mixed into a
+//   MediaStreamAudioDestinationNode;
+// - optionally "screen": a second canvas at a low frame rate, published as a screen share
+//   (config `camera: false` / `microphone: false` leave those out).
+// The counter lives in sessionStorage, so it keeps increasing across page reloads.
+// Config: JSON in the URL's hash (see driver.mjs). Events go to the driver through
+// window.lkEvent (a Playwright binding).
+'use strict';
+(async () => {
+  const LK = window.LivekitClient;
+  const cfg = JSON.parse(decodeURIComponent(location.hash.slice(1)));
+  const emit = (event, fields) => window.lkEvent(JSON.stringify({ event, ...fields }));
+  window.onerror = (msg) => emit('error', { message: String(msg) });
+  window.onunhandledrejection = (e) => emit('error', { message: String(e.reason && e.reason.stack || e.reason) });
+
+  const W = cfg.width || 640, H = cfg.height || 360;
+  const BITS = 16, ROW = Math.round(H / 15);
+  const canvas = document.getElementById('cam');
+  canvas.width = W; canvas.height = H;
+  const g = canvas.getContext('2d');
+
+  const audio = new AudioContext({ sampleRate: 48000 });
+  await audio.resume();
+  const audioT0 = audio.currentTime;
+  const dest = audio.createMediaStreamDestination();
+  dest.channelCount = 1;
+
+  let counter = Number(sessionStorage.getItem('counter') || '0');
+  let video = null; // the canvas track, once captured
+  const t0 = performance.now();
+  let lastFlash = -1, drawn = 0, maxInterval = 0, lastDraw = 0;
+
+  // One oscillator runs all the time into a gain that is 0 (digital silence) except during a
+  // beep: the destination's track then carries samples in real time. (With oscillators
+  // created per beep, Chromium's destination delivers no samples between beeps: the track's
+  // RTP timestamps stop, and 8 s of publishing hold 0.6 s of audio.)
+  const osc = audio.createOscillator();
+  osc.frequency.value = 1000;
+  const gain = audio.createGain();
+  gain.gain.value = 0;
+  osc.connect(gain).connect(dest);
+  osc.start();
+  function beep() {
+    const at = audio.currentTime;
+    gain.gain.setValueAtTime(0.5, at);
+    gain.gain.setValueAtTime(0, at + 0.1);
+  }
+
+  function draw() {
+    const now = performance.now();
+    if (lastDraw) maxInterval = Math.max(maxInterval, now - lastDraw);
+    lastDraw = now;
+    const t = (now - t0) / 1000;
+    const k = Math.floor(t / 2);
+    const flash = t - 2 * k < 0.1;
+    if (flash && k !== lastFlash) {
+      lastFlash = k;
+      beep(); // the audio marker starts with the first white frame
+    }
+    counter += 1;
+    sessionStorage.setItem('counter', String(counter));
+    g.fillStyle = flash ? '#ffffff' : '#282828';
+    g.fillRect(0, 0, W, H);
+    const bw = W / BITS;
+    for (let i = 0; i < BITS; i++) {
+      const bit = (counter >> (BITS - 1 - i)) & 1;
+      g.fillStyle = bit ? '#ffffff' : '#000000';
+      g.fillRect(i * bw, 0, bw, ROW);
+      g.fillStyle = bit ? '#000000' : '#ffffff';
+      g.fillRect(i * bw, ROW, bw, ROW);
+    }
+    drawn += 1;
+    if (video) video.requestFrame();
+  }
+  draw();
+  setInterval(draw, 1000 / 30);
+
+  // What the publisher itself sends: every encoded frame passes through an encoded transform
+  // (unchanged) that notes its layer (SSRC), size and RTP timestamp, so the test can compare
+  // the recording's gaps with the publisher's own. livekit-client creates its transceivers
+  // with addTransceiver; the streams must be taken right there.
+  const sent = new Map();
+  const NativePC = window.RTCPeerConnection;
+  const addTransceiver = NativePC.prototype.addTransceiver;
+  window.RTCPeerConnection = function (config, ...rest) {
+    return new NativePC(Object.assign({}, config, { encodedInsertableStreams: true }), ...rest);
+  };
+  window.RTCPeerConnection.prototype = NativePC.prototype;
+  Object.setPrototypeOf(window.RTCPeerConnection, NativePC);
+  const setConfiguration = NativePC.prototype.setConfiguration;
+  NativePC.prototype.setConfiguration = function (config) {
+    return setConfiguration.call(this, Object.assign({}, config, { encodedInsertableStreams: true }));
+  };
+  NativePC.prototype.addTransceiver = function (...args) {
+    const tr = addTransceiver.apply(this, args);
+    const { readable, writable } = tr.sender.createEncodedStreams();
+    readable.pipeThrough(new TransformStream({
+      transform(frame, ctl) {
+        const m = frame.getMetadata();
+        const ssrc = m.synchronizationSource;
+        const ts = m.rtpTimestamp !== undefined ? m.rtpTimestamp : frame.timestamp;
+        let e = sent.get(ssrc);
+        if (!e) { e = { ssrc, kind: frame.type === undefined ? 'audio' : 'video', frames: 0, keyframes: 0,
+                        width: 0, height: 0, max_gap_ticks: 0, last: null, times: [] }; sent.set(ssrc, e); }
+        e.frames += 1;
+        if (frame.type === 'key') e.keyframes += 1;
+        if (m.width) { e.width = Math.max(e.width, m.width); e.height = Math.max(e.height, m.height); }
+        if (e.last !== null) e.max_gap_ticks = Math.max(e.max_gap_ticks, (ts - e.last) >>> 0);
+        e.last = ts;
+        if (e.kind === 'video') e.times.push([Date.now(), ts]);
+        ctl.enqueue(frame);
+      },
+    })).pipeTo(writable).catch((err) => emit('error', { message: 'encoded transform: ' + err }));
+    return tr;
+  };
+  // per SSRC: frames, keyframes, the largest size, the largest RTP step, and for video every
+  // frame's [Date.now() as it left the encoder, RTP timestamp]
+  const sentFrames = () => [...sent.values()].map(({ last, ...e }) => e);
+
+  if (cfg.log_level) LK.setLogLevel(cfg.log_level);
+  const room = new LK.Room(cfg.room_options || {});
+  room.on(LK.RoomEvent.Disconnected, (reason) => emit('disconnected', { reason: String(reason) }));
+  await room.connect(cfg.url, cfg.token);
+  emit('joined', { participant_sid: room.localParticipant.sid, identity: room.localParticipant.identity });
+
+  const published = [];
+  // Each drawn frame is captured at once (requestFrame) instead of through captureStream(30)'s
+  // frame-rate limiter, which holds a frame drawn less than 33 ms after the last capture until
+  // the next slot: up to 33 ms of video lag at a marker, varying from one marker to the next.
+  let apub = null;
+  if (cfg.camera !== false) {
+    video = canvas.captureStream(0).getVideoTracks()[0];
+    const pubOpts = Object.assign({ source: LK.Track.Source.Camera, name: 'camera' }, cfg.publish || {});
+    const vpub = await room.localParticipant.publishTrack(video, pubOpts);
+    published.push(vpub);
+    emit('published', { kind: 'video', source: 'camera', track_sid: vpub.trackSid, mime: vpub.mimeType || null });
+  }
+  if (cfg.microphone !== false) {
+    const mic = dest.stream.getAudioTracks()[0];
+    apub = await room.localParticipant.publishTrack(mic, { source: LK.Track.Source.Microphone, name: 'microphone' });
+    published.push(apub);
+    emit('published', { kind: 'audio', source: 'microphone', track_sid: apub.trackSid });
+  }
+
+  let screenFrames = 0;
+  if (cfg.screen) {
+    // a slide-like picture that changes only at the screen share's own frame rate
+    const sc = document.createElement('canvas');
+    sc.width = cfg.screen.width || 1280; sc.height = cfg.screen.height || 720;
+    const sg = sc.getContext('2d');
+    const track = sc.captureStream(0).getVideoTracks()[0];
+    track.contentHint = 'detail'; // as a captured screen has
+    const paint = () => {
+      screenFrames += 1;
+      sg.fillStyle = screenFrames % 2 ? '#e0e0f0' : '#f0e0e0';
+      sg.fillRect(0, 0, sc.width, sc.height);
+      sg.fillStyle = '#000';
+      sg.font = '96px sans-serif';
+      sg.fillText('slide ' + screenFrames, 80, 200);
+      track.requestFrame();
+    };
+    paint();
+    setInterval(paint, 1000 / (cfg.screen.fps || 2));
+    const spub = await room.localParticipant.publishTrack(track,
+      Object.assign({ source: LK.Track.Source.ScreenShare, name: 'screen' }, cfg.screen.publish || {}));
+    published.push(spub);
+    emit('published', { kind: 'video', source: 'screen', track_sid: spub.trackSid });
+  }
+
+  async function senderStats() {
+    const out = [];
+    for (const p of published) {
+      const sender = p.track && p.track.sender;
+      if (!sender) continue;
+      const stats = await sender.getStats();
+      stats.forEach((s) => {
+        if (s.type === 'outbound-rtp') {
+          out.push({
+            source: p.source, kind: s.kind, rid: s.rid || null, ssrc: s.ssrc,
+            width: s.frameWidth, height: s.frameHeight, fps: s.framesPerSecond,
+            frames_encoded: s.framesEncoded, keyframes_encoded: s.keyFramesEncoded,
+            packets_sent: s.packetsSent, pli: s.pliCount, fir: s.firCount, nack: s.nackCount,
+            quality_limitation: s.qualityLimitationReason,
+            encoder: s.encoderImplementation, active: s.active,
+          });
+        }
+      });
+    }
+    return out;
+  }
+
+  window.lkCommand = async (cmd) => {
+    switch (cmd) {
+      case 'status':
+        return { counter, drawn, max_draw_interval_ms: Math.round(maxInterval), sent: sentFrames(),
+                 // the audio clock against the page's: WebAudio must render in real time
+                 audio_s: audio.currentTime - audioT0, wall_s: (performance.now() - t0) / 1000,
+                 audio_state: audio.state, audio_base_latency: audio.baseLatency,
+                 screen_frames: screenFrames, senders: await senderStats(),
+                 participant_sid: room.localParticipant.sid };
+      case 'leave':
+        await room.disconnect();
+        return {};
+      case 'mute audio':
+        await apub.mute(); return {};
+      case 'unmute audio':
+        await apub.unmute(); return {};
+      default:
+        throw new Error('unknown command ' + cmd);
+    }
+  };
+  emit('started', { counter, unix_ms: Date.now() });
+})().catch((e) => window.lkEvent(JSON.stringify({ event: 'error', message: String(e && e.stack || e) })));

@@ -1,0 +1,396 @@
+//! The recorder against the real livekit-server v1.13.5 with a browser publisher: headless
+//! Debian Chromium running livekit-client 2.23.0 (`tests/browser/`, driven through
+//! playwright-core by `tests/browser_support`). The page publishes a 640x360 canvas
+//! (captureStream(30)) that shows a frame counter as big black/white blocks and turns white
+//! for 100 ms every 2 s, and a WebAudio microphone that beeps 1 kHz for those 100 ms, with
+//! livekit-client's default publish options unless a test says otherwise: VP8 with two
+//! simulcast layers (320x180 `q`, 640x360 `h`), RED audio, Opus DTX (digital silence between
+//! the beeps). What the files hold is judged from ffmpeg's decoding: the counter read back from
+//! every frame, the sizes, the sync markers.
+//!
+//! Needs the server binary and Go (`sh tests/real_support/install.sh`), Chromium and the npm
+//! packages (`sh tests/browser/install.sh`; `.ci/test` runs both) and root (the veth pair).
+
+mod browser_support;
+mod common;
+mod real_support;
+mod recorder_support;
+mod sim_support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use browser_support::*;
+use livekit_recorder::daemon::{Daemon, DaemonConfig};
+use real_support::*;
+use recorder_support::{api, files_of, wait_for};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(30);
+/// The A/V offset allowed at each sync marker (a browser's capture clocks: canvas frames and
+/// WebAudio render quanta are not taken at the same instant).
+const SYNC_MS: f64 = 40.0;
+/// The page's top simulcast layer (what it draws).
+const TOP: (u32, u32) = (640, 360);
+
+async fn daemon_for(server: &RealServer, dir: &Path) -> Daemon {
+    let mut cfg = DaemonConfig::new(&server.ws_url(), server.api_key(), server.api_secret(), dir);
+    cfg.start_timeout = Duration::from_secs(20);
+    cfg.filename_template = "{room_name}/{publisher_identity}-{time}".into();
+    Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("daemon starts")
+}
+
+/// Starts a recording of `participant` by REST; returns its id once bytes are written.
+async fn start_recording(addr: SocketAddr, room: &str, participant: &str) -> (String, Duration) {
+    let t0 = Instant::now();
+    let body = json!({ "room": room, "participant": participant }).to_string();
+    let (status, rec) = api(addr, Method::POST, "/recordings/start", Some(&body), None).await;
+    assert_eq!(status, 201, "{rec}");
+    let id = rec["id"].as_str().expect("id").to_owned();
+    wait_for(addr, &id, None, WAIT, |r| r["bytes"].as_u64().unwrap_or(0) > 0).await;
+    (id, t0.elapsed())
+}
+
+async fn stop_recording(addr: SocketAddr, id: &str) -> Value {
+    let (status, done) =
+        api(addr, Method::POST, "/recordings/stop", Some(&json!({ "id": id }).to_string()), None).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["status"], "complete", "{done}");
+    assert_eq!(done["id"], id, "{done}");
+    assert_eq!(done["skipped_tracks"], json!([]), "{done}");
+    done
+}
+
+fn keep(files: &[PathBuf]) {
+    if let Some(dir) = std::env::var_os("REAL_RECORDER_KEEP") {
+        let _ = std::fs::create_dir_all(&dir);
+        for f in files {
+            let _ = std::fs::copy(f, Path::new(&dir).join(f.file_name().expect("name")));
+        }
+    }
+}
+
+fn stream_of<'a>(probe: &'a common::Probe, kind: &str) -> (usize, &'a common::ProbeStream) {
+    probe
+        .streams
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.codec_type == kind)
+        .unwrap_or_else(|| panic!("no {kind} stream: {probe:?}"))
+}
+
+/// The sizes of the decoded video over time: `(from s, WxH)` at every change.
+fn size_changes(frames: &[VideoFrame]) -> Vec<(f64, u32, u32)> {
+    let mut out: Vec<(f64, u32, u32)> = Vec::new();
+    for f in frames {
+        if out.last().is_none_or(|&(_, w, h)| (w, h) != (f.width, f.height)) {
+            out.push((f.t, f.width, f.height));
+        }
+    }
+    out
+}
+
+/// The counters of the decoded frames: (almost) every frame readable, strictly increasing
+/// (nothing recorded twice, nothing out of order), none above what the page drew. Returns them.
+fn assert_counters(what: &str, frames: &[VideoFrame], drawn: u64) -> Vec<u64> {
+    let unreadable: Vec<f64> = frames.iter().filter(|f| f.counter.is_none()).map(|f| f.t).collect();
+    assert!(
+        unreadable.len() * 50 <= frames.len(),
+        "{what}: {} of {} frames have no readable counter (at {unreadable:.2?} s)",
+        unreadable.len(),
+        frames.len()
+    );
+    let counters: Vec<u64> = frames.iter().filter_map(|f| f.counter.map(u64::from)).collect();
+    for w in counters.windows(2) {
+        assert!(
+            w[1] > w[0],
+            "{what}: counter {} after {}: a frame recorded twice or out of order",
+            w[1],
+            w[0]
+        );
+    }
+    let last = *counters.last().expect("counters");
+    assert!(last <= drawn, "{what}: counter {last} read, the page drew {drawn}: misread");
+    counters
+}
+
+/// The publisher's own largest gap (ms of RTP time) between consecutive frames of its top
+/// layer (the SSRC with the largest size) that left its encoder between the Unix times
+/// `from_ms` and `to_ms`, and the layer's size and frame count in that window.
+fn publisher_gap_ms(status: &Value, from_ms: u64, to_ms: u64) -> (f64, (u64, u64), usize) {
+    let layers = status["sent"].as_array().expect("sent");
+    let top = layers
+        .iter()
+        .filter(|l| l["kind"] == "video")
+        .max_by_key(|l| l["width"].as_u64().unwrap_or(0))
+        .expect("a video layer sent");
+    let times: Vec<(u64, u32)> = top["times"]
+        .as_array()
+        .expect("times")
+        .iter()
+        .map(|p| (p[0].as_f64().unwrap_or(0.0) as u64, p[1].as_u64().unwrap_or(0) as u32))
+        .filter(|&(wall, _)| wall >= from_ms && wall <= to_ms)
+        .collect();
+    let gap = times.windows(2).map(|w| w[1].1.wrapping_sub(w[0].1)).max().unwrap_or(0);
+    let size = (top["width"].as_u64().unwrap_or(0), top["height"].as_u64().unwrap_or(0));
+    (f64::from(gap) / 90.0, size, times.len())
+}
+
+/// The largest gap (ms) between consecutive frames of `frames` from `from_s` on.
+fn file_gap_ms(frames: &[VideoFrame], from_s: f64) -> f64 {
+    let late: Vec<f64> = frames.iter().filter(|f| f.t >= from_s).map(|f| f.t).collect();
+    late.windows(2).map(|w| (w[1] - w[0]) * 1e3).fold(0.0, f64::max)
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64
+}
+
+/// A/V offsets (ms) at every flash; each within [`SYNC_MS`].
+fn assert_markers(what: &str, path: &Path, want: usize) -> Vec<f64> {
+    let (flashes, beeps) = (common::flashes(path), common::beeps(path));
+    let mut offsets = Vec::new();
+    for &t in &flashes {
+        let Some(b) = beeps.iter().copied().min_by(|x, y| (x - t).abs().total_cmp(&(y - t).abs())) else {
+            panic!("{what}: no beep near the flash at {t} s: beeps {beeps:?}")
+        };
+        offsets.push((b - t) * 1000.0);
+    }
+    eprintln!(
+        "{what}: flashes {flashes:.3?} s, beeps {beeps:.3?} s; A/V offset at the markers (ms): {offsets:.1?}"
+    );
+    assert!(
+        offsets.len() >= want,
+        "{what}: {} markers (flashes {flashes:?}, beeps {beeps:?})",
+        offsets.len()
+    );
+    for o in &offsets {
+        assert!(o.abs() <= SYNC_MS, "{what}: markers {o:.1} ms apart: {offsets:.1?}");
+    }
+    offsets
+}
+
+/// The page's camera and microphone, published with `publish` over livekit-client's defaults,
+/// recorded ~8 s by REST: complete, one file ffmpeg decodes without error, video in `codec`,
+/// the top layer's 640x360 from 2 s on, counters strictly increasing with no gap wider than
+/// the publisher's own, Opus audio over the whole recording, the markers in sync.
+async fn record_camera_and_microphone(what: &str, publish: Value, codec: &str) {
+    let server = RealServer::start(ServerOpts::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = daemon_for(&server, dir.path()).await;
+    let addr = daemon.addr();
+    let room = "browser";
+    let browser = Browser::spawn(&server, room, "alice", json!({ "publish": publish }));
+    browser.wait_started(0).await;
+
+    let (id, first_bytes) = start_recording(addr, room, "alice").await;
+    let bytes_at = unix_ms();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let stop_at = unix_ms();
+    let done = stop_recording(addr, &id).await;
+    let status = browser.command("status").await;
+    let codecs: Vec<&str> =
+        done["tracks"].as_array().expect("tracks").iter().filter_map(|t| t["codec"].as_str()).collect();
+    assert!(codecs.contains(&codec) && codecs.contains(&"opus"), "{what}: {codec} + Opus: {done}");
+    let files = files_of(&done);
+    keep(&files);
+    assert_eq!(files.len(), 1, "{done}");
+    let file = &files[0];
+    let errors = common::ffmpeg_errors(file);
+    assert!(errors.is_empty(), "{what}: {}: {errors}", file.display());
+
+    let probe = common::ffprobe(file);
+    let (vi, v) = stream_of(&probe, "video");
+    let (ai, a) = stream_of(&probe, "audio");
+    assert_eq!(v.codec_name, codec, "{probe:?}");
+    assert_eq!(a.codec_name, "opus", "{probe:?}");
+
+    // the picture: the top layer from 2 s on (the server may start on the low one)
+    let frames = video_frames(file);
+    assert!(frames.len() > 100, "{what}: {} frames in ~8 s", frames.len());
+    let sizes = size_changes(&frames);
+    let t_first = frames[0].t;
+    let late: Vec<&VideoFrame> = frames.iter().filter(|f| f.t >= t_first + 2.0).collect();
+    assert!(
+        late.iter().all(|f| (f.width, f.height) == TOP),
+        "{what}: from 2 s on the top layer {TOP:?}: sizes over time {sizes:?}"
+    );
+
+    // the counters: nothing twice, in order; no gap wider than the publisher's own (its top
+    // layer's frames that left the encoder while the file was being written)
+    let counters = assert_counters(what, &frames, status["counter"].as_u64().expect("counter"));
+    let (own_gap, top, sent) = publisher_gap_ms(&status, bytes_at - 1_000, stop_at);
+    let file_gap = file_gap_ms(&frames, t_first + 1.0);
+    eprintln!(
+        "{what}: {} frames, counters {}..{}; sizes {sizes:?}; largest gap from 1 s on {file_gap:.0} ms, the \
+         publisher's own {own_gap:.0} ms (top layer {top:?}, {sent} frames sent meanwhile); page senders {}",
+        counters.len(),
+        counters[0],
+        counters.last().expect("counter"),
+        status["senders"]
+    );
+    assert_eq!(top, (u64::from(TOP.0), u64::from(TOP.1)), "{what}: the page's top layer");
+    // the file's times follow the RTP clock, steered at most 5 ms per frame
+    assert!(
+        file_gap <= own_gap + 12.0,
+        "{what}: a gap of {file_gap:.0} ms in the file, the publisher's own at most {own_gap:.0} ms"
+    );
+
+    // the audio: Opus over the whole recording (DTX: sparse packets in the silences)
+    let ap = common::packets(file, ai);
+    let vp = common::packets(file, vi);
+    let a_first = ap[0].pts_ns() as f64 / 1e9;
+    let a_last = ap.last().expect("audio").pts_ns() as f64 / 1e9;
+    let v_last = vp.last().expect("video").pts_ns() as f64 / 1e9;
+    let v_first = vp[0].pts_ns() as f64 / 1e9;
+    let a_gap = ap.windows(2).map(|w| w[1].pts_ns() - w[0].pts_ns()).max().unwrap_or(0) as f64 / 1e6;
+    eprintln!(
+        "{what}: video {v_first:.3}..{v_last:.3} s, audio {a_first:.3}..{a_last:.3} s, {} audio packets, \
+         largest audio gap {a_gap:.0} ms",
+        ap.len()
+    );
+    assert!(a_first <= v_first + 0.5 && a_last >= v_last - 0.5, "{what}: audio covers the recording");
+
+    let offsets = assert_markers(what, file, 3);
+    eprintln!(
+        "{what}: start -> first bytes {:.0} ms; {} video frames, {} audio packets; A/V {offsets:.1?} ms",
+        first_bytes.as_secs_f64() * 1e3,
+        vp.len(),
+        ap.len()
+    );
+    drop(browser);
+    daemon.shutdown().await;
+}
+
+/// livekit-client's defaults: VP8 with simulcast, RED, DTX.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn browser_defaults_vp8_simulcast_red_dtx() {
+    record_camera_and_microphone("defaults", json!({}), "vp8").await;
+}
+
+/// The same with `videoCodec: 'h264'` (simulcast, RED and DTX as by default): H.264 + Opus in
+/// Matroska.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn browser_h264_simulcast() {
+    record_camera_and_microphone("h264", json!({ "videoCodec": "h264" }), "h264").await;
+}
+
+/// A page reload mid-recording (the same identity rejoins with a new session): the recording
+/// goes on in the same id, in at most one new part, and nothing is recorded twice (the page
+/// keeps its counter across the reload: counters across the parts strictly increase).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn browser_page_reload_continues_the_recording() {
+    let server = RealServer::start(ServerOpts::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = daemon_for(&server, dir.path()).await;
+    let addr = daemon.addr();
+    let room = "reload";
+    let browser = Browser::spawn(&server, room, "alice", json!({}));
+    browser.wait_started(0).await;
+    let sid1 = browser.participant_sid().expect("sid");
+
+    let (id, _) = start_recording(addr, room, "alice").await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let cursor = browser.event_count();
+    let t_reload = Instant::now();
+    browser.command("reload").await;
+    let started = browser.wait_started(cursor).await;
+    let rejoined = t_reload.elapsed();
+    let sid2 = browser.participant_sid().expect("sid");
+    assert_ne!(sid1, sid2, "a new session after the reload");
+    let reload_counter = started["counter"].as_u64().expect("counter");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (_, live) = api(addr, Method::GET, &format!("/recordings/{id}"), None, None).await;
+    assert_eq!(live["status"], "active", "the reload does not end the recording: {live}");
+    let done = stop_recording(addr, &id).await;
+    let after = browser.command("status").await;
+    let files = files_of(&done);
+    keep(&files);
+    assert!(!files.is_empty() && files.len() <= 2, "one part, or a second one for the new session: {done}");
+
+    let drawn = after["counter"].as_u64().expect("counter");
+    let mut all: Vec<u64> = Vec::new();
+    let mut summary = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let errors = common::ffmpeg_errors(f);
+        assert!(errors.is_empty(), "part {i} {}: {errors}", f.display());
+        let frames = video_frames(f);
+        let counters = assert_counters(&format!("part {i}"), &frames, drawn);
+        summary.push(format!(
+            "part {i}: {} frames, counters {}..{}, sizes {:?}",
+            counters.len(),
+            counters[0],
+            counters.last().expect("counter"),
+            size_changes(&frames)
+        ));
+        all.extend(counters);
+    }
+    eprintln!(
+        "reload: rejoined {:.0} ms after the reload; {}",
+        rejoined.as_secs_f64() * 1e3,
+        summary.join("; ")
+    );
+    for w in all.windows(2) {
+        assert!(w[1] > w[0], "counter {} after {} across the parts: recorded twice", w[1], w[0]);
+    }
+    assert!(all.iter().any(|&c| c < reload_counter), "frames from before the reload: {summary:?}");
+    let after_reload = all.iter().filter(|&&c| c > reload_counter).count();
+    assert!(after_reload >= 60, "frames from the new session ({after_reload}): {summary:?}");
+    drop(browser);
+    daemon.shutdown().await;
+}
+
+/// A screen share at 2 fps (a 1280x720 canvas repainted twice a second, published as
+/// `screen_share` with livekit-client's defaults, alone): recorded for 10 s without a stall,
+/// with no frame lost and no keyframe-request storm while frames are 500 ms apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn browser_screen_share_at_2_fps() {
+    let server = RealServer::start(ServerOpts::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = daemon_for(&server, dir.path()).await;
+    let addr = daemon.addr();
+    let room = "screen";
+    let page =
+        json!({ "camera": false, "microphone": false, "screen": { "fps": 2, "width": 1280, "height": 720 } });
+    let browser = Browser::spawn(&server, room, "alice", page);
+    browser.wait_started(0).await;
+    let (id, first_bytes) = start_recording(addr, room, "alice").await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (_, live) = api(addr, Method::GET, &format!("/recordings/{id}"), None, None).await;
+    assert_eq!(live["status"], "active", "500 ms between frames is not a stall: {live}");
+    let done = stop_recording(addr, &id).await;
+    let status = browser.command("status").await;
+    assert_eq!(done["frames_lost"], 0, "{done}");
+    let files = files_of(&done);
+    keep(&files);
+    assert_eq!(files.len(), 1, "{done}");
+    let errors = common::ffmpeg_errors(&files[0]);
+    assert!(errors.is_empty(), "{errors}");
+    let frames = video_frames(&files[0]);
+    let span = frames.last().expect("frame").t - frames[0].t;
+    let gap = file_gap_ms(&frames, frames[0].t);
+    let (_, metrics) = api(addr, Method::GET, "/metrics", None, None).await;
+    let plis = metrics
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("recorder_plis_requested_total "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("PLI metric");
+    eprintln!(
+        "screen 2 fps: first bytes after {:.0} ms; {} frames over {span:.1} s, sizes {:?}, largest gap {gap:.0} ms; \
+         PLIs sent {plis}; page: {} frames painted, senders {}",
+        first_bytes.as_secs_f64() * 1e3,
+        frames.len(),
+        size_changes(&frames),
+        status["screen_frames"],
+        status["senders"]
+    );
+    assert!(frames.len() >= 16, "10 s at 2 fps: {} frames", frames.len());
+    assert!(gap <= 1_100.0, "a gap of {gap:.0} ms at 2 fps");
+    assert!(plis <= 4, "{plis} keyframe requests for a 2 fps track");
+    drop(browser);
+    daemon.shutdown().await;
+}
