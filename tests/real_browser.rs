@@ -213,15 +213,36 @@ async fn record_camera_and_microphone(what: &str, publish: Value, codec: &str) {
     let sizes = size_changes(&frames);
     let t_first = frames[0].t;
     let late: Vec<&VideoFrame> = frames.iter().filter(|f| f.t >= t_first + 2.0).collect();
-    assert!(
-        late.iter().all(|f| (f.width, f.height) == TOP),
-        "{what}: from 2 s on the top layer {TOP:?}: sizes over time {sizes:?}"
-    );
+    // the publisher's top layer without a pause (a browser drops its top layer when its CPU
+    // is overused, as on a loaded 2-core machine; the server then forwards the best one left)
+    let (own_gap, top, sent) = publisher_gap_ms(&status, bytes_at - 1_000, stop_at);
+    let top_sent_throughout = own_gap < 500.0 && sent > 0;
+    if top_sent_throughout {
+        assert!(
+            late.iter().all(|f| (f.width, f.height) == TOP),
+            "{what}: from 2 s on the top layer {TOP:?}: sizes over time {sizes:?}"
+        );
+    } else {
+        eprintln!(
+            "{what}: the page paused its top layer (largest gap {own_gap:.0} ms; senders {}): sizes {sizes:?}",
+            status["senders"]
+        );
+        let layers: Vec<(u32, u32)> = status["sent"]
+            .as_array()
+            .expect("sent")
+            .iter()
+            .filter(|l| l["kind"] == "video")
+            .map(|l| (l["width"].as_u64().unwrap_or(0) as u32, l["height"].as_u64().unwrap_or(0) as u32))
+            .collect();
+        assert!(
+            late.iter().all(|f| layers.contains(&(f.width, f.height))),
+            "{what}: every picture one of the published layers {layers:?}: sizes {sizes:?}"
+        );
+    }
 
     // the counters: nothing twice, in order; no gap wider than the publisher's own (its top
     // layer's frames that left the encoder while the file was being written)
     let counters = assert_counters(what, &frames, status["counter"].as_u64().expect("counter"));
-    let (own_gap, top, sent) = publisher_gap_ms(&status, bytes_at - 1_000, stop_at);
     let file_gap = file_gap_ms(&frames, t_first + 1.0);
     eprintln!(
         "{what}: {} frames, counters {}..{}; sizes {sizes:?}; largest gap from 1 s on {file_gap:.0} ms, the \
