@@ -119,9 +119,9 @@ async fn livekit_reachable(url: &str) -> Result<(), String> {
     }
 }
 
-/// A route with a wrong method: 405 with the JSON error body.
-fn only(r: actix_web::Resource) -> actix_web::Resource {
-    r.default_service(web::to(routes::method_not_allowed))
+/// A route with a wrong method: 405 with the JSON error body and `Allow: <its methods>`.
+fn only(r: actix_web::Resource, allow: String) -> actix_web::Resource {
+    r.default_service(web::to(move |req| routes::method_not_allowed(req, allow.clone())))
 }
 
 /// One registered route: method, path (actix and OpenAPI spell `{id}` alike), handler.
@@ -159,16 +159,20 @@ pub fn registered_routes() -> Vec<(Method, &'static str)> {
 
 /// Registers [`table`]: one resource per path (a wrong method is a 405).
 fn register(cfg: &mut web::ServiceConfig) {
-    let mut paths: Vec<(&'static str, Vec<actix_web::Route>)> = Vec::new();
-    for (_, path, route) in table() {
-        match paths.iter_mut().find(|(p, _)| *p == path) {
-            Some((_, routes)) => routes.push(route),
-            None => paths.push((path, vec![route])),
+    let mut paths: Vec<(&'static str, Vec<Method>, Vec<actix_web::Route>)> = Vec::new();
+    for (method, path, route) in table() {
+        match paths.iter_mut().find(|(p, _, _)| *p == path) {
+            Some((_, methods, routes)) => {
+                methods.push(method);
+                routes.push(route);
+            }
+            None => paths.push((path, vec![method], vec![route])),
         }
     }
-    for (path, routes) in paths {
+    for (path, methods, routes) in paths {
         let resource = routes.into_iter().fold(web::resource(path), |r, route| r.route(route));
-        cfg.service(only(resource));
+        let allow = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+        cfg.service(only(resource, allow));
     }
 }
 

@@ -115,7 +115,16 @@ async fn schemathesis_finds_nothing() {
         tokio::process::Command::new(&st)
             .arg("run")
             .arg(format!("http://{addr}/openapi.json"))
-            .args(["--checks", "all", "--experimental", "openapi-3.1"])
+            .args([
+                "--checks",
+                "all",
+                "--experimental",
+                "openapi-3.1",
+                "--experimental",
+                "coverage-phase",
+                "--data-generation-method",
+                "all",
+            ])
             .args(["--header", &format!("Authorization: Bearer {TOKEN}")])
             .args(["--hypothesis-max-examples", &max_examples, "--hypothesis-seed", &seed])
             .args(["--hypothesis-deadline", "None", "--request-timeout", "20000"])

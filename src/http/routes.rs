@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
 use crate::actors::supervisor::{ListFrom, ListKey, ListQuery, StartRequest, StopTarget, SupervisorMsg};
-use crate::recording::{H264Container, Layout, Profile, RecorderError, RecordingInfo, Status};
+use crate::recording::{H264Container, Layout, Profile, RecordingInfo, Status};
 
 /// Timeout for calls that only read the table.
 const QUERY_MS: u64 = 5_000;
@@ -331,7 +331,7 @@ pub async fn list(
     path = "/recordings/{id}",
     tag = "recordings",
     operation_id = "get",
-    params(("id" = String, Path, description = "Recording id (`RC_...`)")),
+    params(("id" = String, Path, min_length = 1, description = "Recording id (`RC_...`)")),
     security(("api_token" = [])),
     responses(
         (status = 200, description = "The recording", body = RecordingInfo),
@@ -367,15 +367,15 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
 }
 
 /// Unknown routes.
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(RecorderError::NotFound("no such route".into()).into())
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    HttpResponse::NotFound().json(ErrorBody { error: format!("no such route: {}", req.path()) })
 }
 
-/// A known route with a method it does not take.
-pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    HttpResponse::MethodNotAllowed().json(
-        serde_json::json!({ "error": format!("method {} not allowed on {}", req.method(), req.path()) }),
-    )
+/// A known route with a method it does not take: 405 with `Allow: <the methods it takes>`.
+pub async fn method_not_allowed(req: HttpRequest, allow: String) -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((actix_web::http::header::ALLOW, allow))
+        .json(ErrorBody { error: format!("method {} not allowed on {}", req.method(), req.path()) })
 }
 
 /// Malformed query strings (`?status=bogus`) are 400 with the JSON error body.
