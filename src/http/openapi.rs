@@ -68,13 +68,43 @@ impl utoipa::Modify for Security {
     }
 }
 
-/// The contract as a value.
+/// The contract as utoipa builds it.
 pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
+/// The contract as served: [`document`] in JSON, with the Link objects' keys spelled as
+/// OpenAPI spells them (utoipa 5.5 serializes `operation_id`, `operation_ref` and
+/// `request_body` in snake case, which tools such as schemathesis do not read).
+pub fn json() -> serde_json::Value {
+    let mut doc = serde_json::to_value(document()).expect("the OpenAPI document serializes");
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        let links = paths
+            .values_mut()
+            .filter_map(|item| item.as_object_mut())
+            .flat_map(|item| item.values_mut())
+            .filter_map(|op| op.get_mut("responses").and_then(|r| r.as_object_mut()))
+            .flat_map(|responses| responses.values_mut())
+            .filter_map(|r| r.get_mut("links").and_then(|l| l.as_object_mut()))
+            .flat_map(|links| links.values_mut())
+            .filter_map(|link| link.as_object_mut());
+        for link in links {
+            for (snake, camel) in [
+                ("operation_id", "operationId"),
+                ("operation_ref", "operationRef"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(v) = link.remove(snake) {
+                    link.insert(camel.to_owned(), v);
+                }
+            }
+        }
+    }
+    doc
+}
+
 static JSON: LazyLock<String> =
-    LazyLock::new(|| document().to_pretty_json().expect("the OpenAPI document serializes"));
+    LazyLock::new(|| serde_json::to_string_pretty(&json()).expect("the OpenAPI document serializes"));
 
 /// `GET /openapi.json`.
 #[utoipa::path(

@@ -220,8 +220,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     request_body = StartBody,
     security(("api_token" = [])),
     responses(
-        (status = 201, description = "A new recording (`pending` until the participant has joined and published)", body = RecordingInfo),
-        (status = 200, description = "The recording already live for this room and participant", body = RecordingInfo),
+        (status = 201, description = "A new recording (`pending` until the participant has joined and published)", body = RecordingInfo,
+            links(
+                ("GetRecording" = (operation_id = "get", parameters(("id" = "$response.body#/id")))),
+                ("StopRecording" = (operation_id = "stop", request_body = json!({"id": "$response.body#/id"}))),
+            )),
+        (status = 200, description = "The recording already live for this room and participant", body = RecordingInfo,
+            links(
+                ("GetRecording" = (operation_id = "get", parameters(("id" = "$response.body#/id")))),
+                ("StopRecording" = (operation_id = "stop", request_body = json!({"id": "$response.body#/id"}))),
+            )),
         (status = 400, description = "Invalid JSON body or field, or a file name template that cannot be used", body = ErrorBody),
         (status = 401, description = "Missing or wrong `Authorization: Bearer <API_TOKEN>`", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
@@ -261,7 +269,8 @@ pub async fn start(
     request_body = StopRequest,
     security(("api_token" = [])),
     responses(
-        (status = 200, description = "The finalized recording (`complete`, `uploading` with S3, `failed` if it never got media)", body = RecordingInfo),
+        (status = 200, description = "The finalized recording (`complete`, `uploading` with S3, `failed` if it never got media)", body = RecordingInfo,
+            links(("GetStopped" = (operation_id = "get", parameters(("id" = "$response.body#/id")))))),
         (status = 400, description = "Invalid JSON body or field, or neither `id` nor `room` and `participant`", body = ErrorBody),
         (status = 401, description = "Missing or wrong `Authorization: Bearer <API_TOKEN>`", body = ErrorBody),
         (status = 404, description = "No such recording", body = ErrorBody),
