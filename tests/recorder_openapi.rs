@@ -112,6 +112,17 @@ async fn schemathesis_finds_nothing() {
     assert_eq!(status, 200, "{served}");
     assert_eq!(served, spec_json());
 
+    // the webhook's success path (schemathesis cannot sign one): a signed event gets the
+    // documented 200 body, `{"action": "..."}` and nothing else
+    let ack = &served["components"]["schemas"]["WebhookAck"];
+    assert_eq!(ack["required"], serde_json::json!(["action"]), "{ack}");
+    let event = r#"{"event":"room_started","id":"EV_openapi","room":{"name":"openapi"}}"#;
+    let (status, body) = signed_webhook(addr, event).await;
+    assert_eq!(status, 200, "{body}");
+    let keys: Vec<&String> = body.as_object().expect("object").keys().collect();
+    assert_eq!(keys, ["action"], "{body}");
+    assert!(body["action"].is_string(), "{body}");
+
     let max_examples = std::env::var("SCHEMATHESIS_MAX_EXAMPLES").unwrap_or_else(|_| "200".into());
     let seed = std::env::var("SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261202".into());
     let started = Instant::now();
@@ -147,4 +158,30 @@ async fn schemathesis_finds_nothing() {
     println!("schemathesis ({:.0?}):\n{stdout}\n{stderr}", started.elapsed());
     assert!(out.status.success(), "schemathesis found failures ({}):\n{stdout}\n{stderr}", out.status);
     daemon.shutdown().await;
+}
+
+/// POSTs `body` to `/recordings/webhooks`, signed as LiveKit signs it: `(status, JSON body)`.
+async fn signed_webhook(addr: std::net::SocketAddr, body: &str) -> (u16, serde_json::Value) {
+    use base64::Engine;
+    use sha2::Digest;
+    let sha = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(body));
+    let jwt = livekit_api::access_token::AccessToken::with_api_key(sim_support::KEY, sim_support::SECRET)
+        .with_ttl(Duration::from_secs(60))
+        .with_sha256(&sha)
+        .to_jwt()
+        .expect("jwt");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let resp = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+        .post(format!("http://{addr}/recordings/webhooks"))
+        .header("authorization", jwt)
+        .header("content-type", "application/webhook+json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("webhook");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or_default())
 }
