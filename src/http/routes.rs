@@ -112,8 +112,10 @@ pub struct ListParams {
     /// Only this status.
     #[param(inline)]
     status: Option<Status>,
-    /// At most this many (default 100).
-    #[param(minimum = 1, maximum = 1000)]
+    /// At most this many (default 100): a decimal integer 1-1000. Written in the contract as
+    /// the text the daemon parses (a query value is text on the wire: an "integer" schema would
+    /// make `limit=1` both valid and, as the string "1", invalid).
+    #[param(value_type = Option<String>, pattern = r"^\+?0*(?:[1-9][0-9]{0,2}|1000)$")]
     limit: Option<usize>,
     /// Start after this recording (its id; it must still be in the table). Not with `cursor`.
     #[param(schema_with = field_schema)]
