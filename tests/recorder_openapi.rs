@@ -33,6 +33,9 @@ fn spec_lists_exactly_the_registered_routes() {
         .map(|(m, p)| (m.as_str().to_lowercase(), p.to_owned()))
         .collect();
     let spec = spec_json();
+    // for reading (and for tools): target/tmp/openapi.json
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("openapi.json");
+    std::fs::write(&out, serde_json::to_string_pretty(&spec).expect("json")).expect("write the spec");
     assert_eq!(spec["openapi"], "3.1.0");
     let mut documented = BTreeSet::new();
     for (path, item) in spec["paths"].as_object().expect("paths") {
@@ -145,6 +148,7 @@ async fn schemathesis_finds_nothing() {
             .args(["--hypothesis-max-examples", &max_examples, "--hypothesis-seed", &seed])
             .args(["--hypothesis-deadline", "None", "--request-timeout", "20000"])
             .args(["--no-color", "--show-trace"])
+            .args(std::env::var("SCHEMATHESIS_EXTRA_ARGS").unwrap_or_default().split_whitespace())
             .env("SCHEMATHESIS_TELEMETRY", "false")
             .env("NO_PROXY", "*")
             .kill_on_drop(true)
