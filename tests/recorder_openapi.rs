@@ -128,39 +128,59 @@ async fn schemathesis_finds_nothing() {
 
     let max_examples = std::env::var("SCHEMATHESIS_MAX_EXAMPLES").unwrap_or_else(|_| "200".into());
     let seed = std::env::var("SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261202".into());
-    let started = Instant::now();
-    let out = tokio::time::timeout(
-        Duration::from_secs(600),
-        tokio::process::Command::new(&st)
-            .arg("run")
-            .arg(format!("http://{addr}/openapi.json"))
-            .args([
-                "--checks",
-                "all",
-                "--experimental",
-                "openapi-3.1",
-                "--experimental",
-                "coverage-phase",
-                "--data-generation-method",
-                "all",
-            ])
-            .args(["--header", &format!("Authorization: Bearer {TOKEN}")])
-            .args(["--hypothesis-max-examples", &max_examples, "--hypothesis-seed", &seed])
-            .args(["--hypothesis-deadline", "None", "--request-timeout", "20000"])
-            .args(["--no-color", "--show-trace"])
-            .args(std::env::var("SCHEMATHESIS_EXTRA_ARGS").unwrap_or_default().split_whitespace())
-            .env("SCHEMATHESIS_TELEMETRY", "false")
-            .env("NO_PROXY", "*")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("schemathesis finishes within 10 min")
-    .expect("schemathesis runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("schemathesis ({:.0?}):\n{stdout}\n{stderr}", started.elapsed());
-    assert!(out.status.success(), "schemathesis found failures ({}):\n{stdout}\n{stderr}", out.status);
+    // Two runs: every operation but `GET /recordings` with every check; then `GET /recordings`
+    // (valid and invalid data too) without `negative_data_rejection`: schemathesis 3.39 counts
+    // as "negative" a query value that is an empty list or object, which its HTTP client does
+    // not send, and then calls the daemon's 200 for the (valid) request on the wire a failure.
+    let runs: [(&str, &[&str]); 2] = [
+        ("all operations but GET /recordings", &["--exclude-path", "/recordings"]),
+        (
+            "GET /recordings",
+            &["--include-path-regex", "^/recordings$", "--exclude-checks", "negative_data_rejection"],
+        ),
+    ];
+    for (what, filter) in runs {
+        let started = Instant::now();
+        let out = tokio::time::timeout(
+            Duration::from_secs(600),
+            tokio::process::Command::new(&st)
+                .arg("run")
+                .arg(format!("http://{addr}/openapi.json"))
+                .args([
+                    "--checks",
+                    "all",
+                    "--experimental",
+                    "openapi-3.1",
+                    "--experimental",
+                    "coverage-phase",
+                ])
+                .args(["--data-generation-method", "all"])
+                .args(filter)
+                // the token is sent as given, not generated: a negated Authorization that the
+                // header then replaces would be "negative data" the daemon rightly accepts
+                .args(["--header", &format!("Authorization: Bearer {TOKEN}")])
+                .args(["--generation-with-security-parameters", "false"])
+                .args(["--hypothesis-max-examples", &max_examples, "--hypothesis-seed", &seed])
+                .args(["--hypothesis-deadline", "None", "--request-timeout", "20000"])
+                .args(["--no-color", "--show-trace"])
+                .args(std::env::var("SCHEMATHESIS_EXTRA_ARGS").unwrap_or_default().split_whitespace())
+                .env("SCHEMATHESIS_TELEMETRY", "false")
+                .env("NO_PROXY", "*")
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .expect("schemathesis finishes within 10 min")
+        .expect("schemathesis runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        println!("schemathesis, {what} ({:.0?}):\n{stdout}\n{stderr}", started.elapsed());
+        assert!(
+            out.status.success(),
+            "schemathesis found failures in {what} ({}):\n{stdout}\n{stderr}",
+            out.status
+        );
+    }
     daemon.shutdown().await;
 }
 
