@@ -4,6 +4,7 @@
 //! `{"error": "..."}` with its status code in [`error`].
 
 pub mod error;
+pub mod openapi;
 pub mod routes;
 pub mod webhooks;
 
@@ -12,9 +13,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use actix_web::dev::ServiceResponse;
-use actix_web::http::header;
+use actix_web::http::{header, Method};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
-use actix_web::{get, web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, FromRequest, Handler, HttpResponse, HttpServer, Responder};
 use ractor::ActorRef;
 
 use crate::actors::supervisor::SupervisorMsg;
@@ -34,10 +35,47 @@ pub struct AppState {
     pub livekit_url: String,
 }
 
+/// The answer of `GET /health-check`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok`, `degraded` (storage or LiveKit in trouble) or `unavailable` (503).
+    pub status: HealthStatus,
+    /// Why the recordings disk is not usable (degraded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
+    /// Why LiveKit is unreachable or refuses the recorder (degraded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub livekit: Option<String>,
+    /// Why the actor tree did not answer (unavailable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// [`Health::status`].
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// All is well.
+    Ok,
+    /// Serving, but the recordings disk or LiveKit is in trouble.
+    Degraded,
+    /// The actor tree does not answer.
+    Unavailable,
+}
+
 /// Liveness (200 while the actor tree answers) with the recordings disk's state:
 /// `{"status":"ok"}` or `{"status":"degraded","storage":"disk full ..."}`.
-#[get("/health-check")]
-async fn health_check(state: web::Data<AppState>) -> HttpResponse {
+#[utoipa::path(
+    get,
+    path = "/health-check",
+    tag = "operations",
+    operation_id = "health_check",
+    responses(
+        (status = 200, description = "The actor tree answers: `ok`, or `degraded` with what is wrong", body = Health),
+        (status = 503, description = "The actor tree does not answer (`unavailable`)", body = Health),
+    )
+)]
+pub async fn health_check(state: web::Data<AppState>) -> HttpResponse {
     let health = ractor::call_t!(state.supervisor, SupervisorMsg::GetHealth, 2000);
     match health {
         Ok(h) => {
@@ -46,20 +84,17 @@ async fn health_check(state: web::Data<AppState>) -> HttpResponse {
                 Some(p) => Some(p),
                 None => livekit_reachable(&state.livekit_url).await.err(),
             };
-            let mut body = serde_json::json!({ "status": "ok" });
-            if let Some(p) = &h.storage {
-                body["storage"] = p.as_str().into();
-            }
-            if let Some(p) = &livekit {
-                body["livekit"] = p.as_str().into();
-            }
-            if h.storage.is_some() || livekit.is_some() {
-                body["status"] = "degraded".into();
-            }
-            HttpResponse::Ok().json(body)
+            let storage = h.storage.map(|p| p.as_str().to_owned());
+            let degraded = storage.is_some() || livekit.is_some();
+            let status = if degraded { HealthStatus::Degraded } else { HealthStatus::Ok };
+            HttpResponse::Ok().json(Health { status, storage, livekit, error: None })
         }
-        Err(e) => HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({ "status": "unavailable", "error": e.to_string() })),
+        Err(e) => HttpResponse::ServiceUnavailable().json(Health {
+            status: HealthStatus::Unavailable,
+            storage: None,
+            livekit: None,
+            error: Some(e.to_string()),
+        }),
     }
 }
 
@@ -84,9 +119,61 @@ async fn livekit_reachable(url: &str) -> Result<(), String> {
     }
 }
 
-/// A route with a wrong method: 405 with the JSON error body.
-fn only(r: actix_web::Resource) -> actix_web::Resource {
-    r.default_service(web::to(routes::method_not_allowed))
+/// A route with a wrong method: 405 with the JSON error body and `Allow: <its methods>`.
+fn only(r: actix_web::Resource, allow: String) -> actix_web::Resource {
+    r.default_service(web::to(move |req| routes::method_not_allowed(req, allow.clone())))
+}
+
+/// One registered route: method, path (actix and OpenAPI spell `{id}` alike), handler.
+type Entry = (Method, &'static str, actix_web::Route);
+
+fn entry<F, Args>(method: Method, path: &'static str, handler: F) -> Entry
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    (method.clone(), path, web::route().method(method).to(handler))
+}
+
+/// Every route the app serves, in matching order (`/recordings/{id}` after the fixed
+/// `/recordings/...` paths). The app is built from this table and `tests/recorder_openapi.rs`
+/// checks it against the OpenAPI document, so neither can drift from the other.
+fn table() -> Vec<Entry> {
+    vec![
+        entry(Method::GET, "/health-check", health_check),
+        entry(Method::GET, "/openapi.json", openapi::serve),
+        entry(Method::GET, "/metrics", routes::metrics),
+        entry(Method::GET, "/recordings", routes::list),
+        entry(Method::POST, "/recordings/start", routes::start),
+        entry(Method::POST, "/recordings/stop", routes::stop),
+        entry(Method::POST, "/recordings/webhooks", webhooks::receive),
+        entry(Method::GET, "/recordings/{id}", routes::get),
+    ]
+}
+
+/// The `(method, path)` of every registered route.
+pub fn registered_routes() -> Vec<(Method, &'static str)> {
+    table().into_iter().map(|(m, p, _)| (m, p)).collect()
+}
+
+/// Registers [`table`]: one resource per path (a wrong method is a 405).
+fn register(cfg: &mut web::ServiceConfig) {
+    let mut paths: Vec<(&'static str, Vec<Method>, Vec<actix_web::Route>)> = Vec::new();
+    for (method, path, route) in table() {
+        match paths.iter_mut().find(|(p, _, _)| *p == path) {
+            Some((_, methods, routes)) => {
+                methods.push(method);
+                routes.push(route);
+            }
+            None => paths.push((path, vec![method], vec![route])),
+        }
+    }
+    for (path, methods, routes) in paths {
+        let resource = routes.into_iter().fold(web::resource(path), |r, route| r.route(route));
+        let allow = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+        cfg.service(only(resource, allow));
+    }
 }
 
 /// Error responses that actix-web builds itself (413 payload too large, 404/405 from
@@ -124,13 +211,7 @@ pub fn start(
             .app_data(web::QueryConfig::default().error_handler(routes::query_error))
             .app_data(web::PayloadConfig::new(1 << 20))
             .wrap(ErrorHandlers::new().default_handler(json_error_body))
-            .service(health_check)
-            .service(only(web::resource("/metrics").route(web::get().to(routes::metrics))))
-            .service(only(web::resource("/recordings").route(web::get().to(routes::list))))
-            .service(only(web::resource("/recordings/start").route(web::post().to(routes::start))))
-            .service(only(web::resource("/recordings/stop").route(web::post().to(routes::stop))))
-            .service(only(web::resource("/recordings/webhooks").route(web::post().to(webhooks::receive))))
-            .service(only(web::resource("/recordings/{id}").route(web::get().to(routes::get))))
+            .configure(register)
             .default_service(web::to(routes::not_found))
     })
     .workers(2)

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::media::MediaKind;
 
 /// Which tracks of a participant to record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
     /// Audio and video (default).
@@ -42,7 +42,7 @@ impl Profile {
 }
 
 /// How a participant's tracks are laid out in files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Layout {
     /// One file per participant with all its tracks, lip-synced (default).
@@ -53,7 +53,7 @@ pub enum Layout {
 }
 
 /// The container of a file with H.264 video (other video codecs go to WebM, audio alone to Ogg).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum H264Container {
     /// Matroska (`.mkv`, default): H.264 with Opus.
@@ -65,7 +65,7 @@ pub enum H264Container {
 
 /// Lifecycle of a recording: `pending` → `active` → `finalizing` → (`uploading`, when S3 is
 /// configured) → `complete`, or `failed` from any of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Waiting for the participant to join or publish.
@@ -96,7 +96,7 @@ impl Status {
 }
 
 /// One recorded track.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TrackInfo {
     /// Track sid.
     pub sid: String,
@@ -108,7 +108,7 @@ pub struct TrackInfo {
 
 /// A wanted track the recorder cannot record (end-to-end encrypted, or a codec it does not
 /// write), named in the recording so that `complete` never hides a missing track.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SkippedTrack {
     /// Track sid.
     pub sid: String,
@@ -122,11 +122,12 @@ pub struct SkippedTrack {
 
 /// One part of a recording: the file(s) written by one run of its participant recorder
 /// (a restart, a reconnect, a new track or the size limit starts the next part).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PartInfo {
     /// Part number (1, 2, ...).
     pub part: u32,
     /// Its files (one, or one per track with the `track` layout), as written.
+    #[schema(value_type = Vec<String>)]
     pub files: Vec<PathBuf>,
     /// When it opened (RFC 3339, UTC).
     pub started_at: Option<String>,
@@ -142,7 +143,7 @@ pub struct PartInfo {
 /// A recording as `GET /recordings/{id}` returns it.
 /// Deserialized from the journal's history (`storage::journal::Event::Ended`): every field but
 /// the identity and status has a default, so a history written by another version still reads.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecordingInfo {
     /// Recording id (`RC_...`).
     pub id: String,
@@ -172,6 +173,7 @@ pub struct RecordingInfo {
     /// Local files, oldest first (a restart continues in a new part). A file removed after its
     /// verified upload (S3 without `S3_KEEP_LOCAL`) leaves this list; see `outputs`.
     #[serde(default)]
+    #[schema(value_type = Vec<String>)]
     pub files: Vec<PathBuf>,
     /// The parts, with their files and time ranges.
     #[serde(default)]

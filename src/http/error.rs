@@ -5,6 +5,13 @@ use actix_web::{HttpResponse, ResponseError};
 
 use crate::recording::RecorderError;
 
+/// The body of every error response: `{"error": "..."}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, in words.
+    pub error: String,
+}
+
 /// An API error.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -47,6 +54,6 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(serde_json::json!({ "error": self.to_string() }))
+        HttpResponse::build(self.status_code()).json(ErrorBody { error: self.to_string() })
     }
 }

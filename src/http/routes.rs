@@ -4,10 +4,10 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::AppState;
 use crate::actors::supervisor::{ListFrom, ListKey, ListQuery, StartRequest, StopTarget, SupervisorMsg};
-use crate::recording::{H264Container, Layout, Profile, RecorderError, Status};
+use crate::recording::{H264Container, Layout, Profile, RecordingInfo, Status};
 
 /// Timeout for calls that only read the table.
 const QUERY_MS: u64 = 5_000;
@@ -22,15 +22,22 @@ const MAX_LIMIT: usize = 1000;
 /// The response header with the next page's cursor.
 pub const NEXT_CURSOR: &str = "x-next-cursor";
 
-#[derive(Deserialize)]
+/// What `POST /recordings/start` takes.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct StartBody {
+pub(super) struct StartBody {
+    /// Room name.
+    #[schema(schema_with = field_schema)]
     room: String,
+    /// Participant identity.
+    #[schema(schema_with = field_schema)]
     participant: String,
     #[serde(default)]
     profile: Profile,
     #[serde(default)]
     layout: Layout,
+    /// File name template (default `FILENAME_TEMPLATE`).
+    #[schema(schema_with = optional_field_schema)]
     filename: Option<String>,
     #[serde(default)]
     h264_container: H264Container,
@@ -38,21 +45,83 @@ struct StartBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StopBody {
+pub(super) struct StopBody {
     id: Option<String>,
     room: Option<String>,
     participant: Option<String>,
 }
 
+/// What `POST /recordings/stop` takes (the contract of [`StopBody`], which parses it with
+/// its own error message): the recording's id, or its room and participant.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[serde(untagged, deny_unknown_fields)]
+pub(super) enum StopRequest {
+    /// By recording id.
+    Id {
+        /// Recording id (`RC_...`).
+        #[schema(schema_with = field_schema)]
+        id: String,
+    },
+    /// The live (or latest) recording of a participant.
+    Participant {
+        /// Room name.
+        #[schema(schema_with = field_schema)]
+        room: String,
+        /// Participant identity.
+        #[schema(schema_with = field_schema)]
+        participant: String,
+    },
+}
+
+/// A room, identity, id or template as [`field`] accepts it: 1-256 characters (after
+/// trimming), at least one that is not white space, none a control character.
+pub(super) const FIELD_PATTERN: &str =
+    r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
+
+fn field_builder() -> utoipa::openapi::ObjectBuilder {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_FIELD))
+        .pattern(Some(FIELD_PATTERN))
+}
+
+/// The schema of a [`field`].
+pub(super) fn field_schema() -> utoipa::openapi::Object {
+    field_builder().build()
+}
+
+/// The schema of an optional [`field`] (absent or `null`).
+fn optional_field_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    field_builder().schema_type(SchemaType::from_iter([Type::String, Type::Null])).build()
+}
+
 /// Query of `GET /recordings` (an unknown parameter is a 400, not silently ignored).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only this room.
+    #[param(schema_with = field_schema)]
     room: Option<String>,
+    /// Only this participant identity.
+    #[param(schema_with = field_schema)]
     participant: Option<String>,
+    /// Only this status.
+    #[param(inline)]
     status: Option<Status>,
+    /// At most this many (default 100): a decimal integer 1-1000. Written in the contract as
+    /// the text the daemon parses (a query value is text on the wire: an "integer" schema would
+    /// make `limit=1` both valid and, as the string "1", invalid).
+    #[param(value_type = Option<String>, pattern = r"^\+?0*(?:[1-9][0-9]{0,2}|1000)$")]
     limit: Option<usize>,
+    /// Start after this recording (its id; it must still be in the table). Not with `cursor`.
+    #[param(schema_with = field_schema)]
     after: Option<String>,
+    /// The `X-Next-Cursor` of the previous page. Not with `after`.
+    #[param(schema_with = field_schema)]
     cursor: Option<String>,
 }
 
@@ -117,7 +186,7 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 /// characters, no control characters.
 pub(super) fn field(name: &str, v: &str) -> Result<String, ApiError> {
     let v = v.trim();
-    if v.is_empty() || v.len() > MAX_FIELD || v.chars().any(char::is_control) {
+    if v.is_empty() || v.chars().count() > MAX_FIELD || v.chars().any(char::is_control) {
         return Err(ApiError::bad_request(format!(
             "`{name}` must be 1-{MAX_FIELD} characters without control characters"
         )));
@@ -145,6 +214,31 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// `POST /recordings/start`.
+#[utoipa::path(
+    post,
+    path = "/recordings/start",
+    tag = "recordings",
+    operation_id = "start",
+    request_body = StartBody,
+    security(("api_token" = [])),
+    responses(
+        (status = 201, description = "A new recording (`pending` until the participant has joined and published)", body = RecordingInfo,
+            links(
+                ("GetRecording" = (operation_id = "get", parameters(("id" = "$response.body#/id")))),
+                ("StopRecording" = (operation_id = "stop", request_body = json!({"id": "$response.body#/id"}))),
+            )),
+        (status = 200, description = "The recording already live for this room and participant", body = RecordingInfo,
+            links(
+                ("GetRecording" = (operation_id = "get", parameters(("id" = "$response.body#/id")))),
+                ("StopRecording" = (operation_id = "stop", request_body = json!({"id": "$response.body#/id"}))),
+            )),
+        (status = 400, description = "Invalid JSON body or field, or a file name template that cannot be used", body = ErrorBody),
+        (status = 401, description = "Missing or wrong `Authorization: Bearer <API_TOKEN>`", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 503, description = "Shutting down, at `MAX_CONCURRENT_RECORDINGS`, or the recorder did not answer in time", body = ErrorBody),
+        (status = 507, description = "The recordings disk is full or not writable", body = ErrorBody),
+    )
+)]
 pub async fn start(
     req: HttpRequest,
     body: web::Bytes,
@@ -169,6 +263,24 @@ pub async fn start(
 }
 
 /// `POST /recordings/stop`.
+#[utoipa::path(
+    post,
+    path = "/recordings/stop",
+    tag = "recordings",
+    operation_id = "stop",
+    request_body = StopRequest,
+    security(("api_token" = [])),
+    responses(
+        (status = 200, description = "The finalized recording (`complete`, `uploading` with S3, `failed` if it never got media)", body = RecordingInfo,
+            links(("GetStopped" = (operation_id = "get", parameters(("id" = "$response.body#/id")))))),
+        (status = 400, description = "Invalid JSON body or field, or neither `id` nor `room` and `participant`", body = ErrorBody),
+        (status = 401, description = "Missing or wrong `Authorization: Bearer <API_TOKEN>`", body = ErrorBody),
+        (status = 404, description = "No such recording", body = ErrorBody),
+        (status = 409, description = "The recording cannot be stopped in its state", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 503, description = "The recorder did not answer in time", body = ErrorBody),
+    )
+)]
 pub async fn stop(
     req: HttpRequest,
     body: web::Bytes,
@@ -189,6 +301,24 @@ pub async fn stop(
 
 /// `GET /recordings`: a JSON array (newest started first), at most `limit`; when there is
 /// more, the `X-Next-Cursor` header (and `Link: <...>; rel="next"`) says where it goes on.
+#[utoipa::path(
+    get,
+    path = "/recordings",
+    tag = "recordings",
+    operation_id = "list",
+    params(ListParams),
+    security(("api_token" = [])),
+    responses(
+        (status = 200, description = "Recordings, newest started first, at most `limit`", body = Vec<RecordingInfo>,
+            headers(
+                ("X-Next-Cursor" = String, description = "Only when more match: the `cursor` of the next page"),
+                ("Link" = String, description = "Only when more match: `</recordings?<same query>&cursor=<cursor>>; rel=\"next\"`"),
+            )),
+        (status = 400, description = "`limit` outside 1-1000 or not a number, an unknown `status` or parameter, an invalid field, a cursor this API did not return, `after` an unknown id, or `after` and `cursor` together", body = ErrorBody),
+        (status = 401, description = "Missing or wrong `Authorization: Bearer <API_TOKEN>`", body = ErrorBody),
+        (status = 503, description = "The recorder did not answer in time", body = ErrorBody),
+    )
+)]
 pub async fn list(
     req: HttpRequest,
     q: web::Query<ListParams>,
@@ -207,6 +337,20 @@ pub async fn list(
 }
 
 /// `GET /recordings/{id}`.
+#[utoipa::path(
+    get,
+    path = "/recordings/{id}",
+    tag = "recordings",
+    operation_id = "get",
+    params(("id" = String, Path, min_length = 1, description = "Recording id (`RC_...`)")),
+    security(("api_token" = [])),
+    responses(
+        (status = 200, description = "The recording", body = RecordingInfo),
+        (status = 401, description = "Missing or wrong `Authorization: Bearer <API_TOKEN>`", body = ErrorBody),
+        (status = 404, description = "No such recording", body = ErrorBody),
+        (status = 503, description = "The recorder did not answer in time", body = ErrorBody),
+    )
+)]
 pub async fn get(
     req: HttpRequest,
     id: web::Path<String>,
@@ -218,21 +362,31 @@ pub async fn get(
 }
 
 /// `GET /metrics` (Prometheus text).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    operation_id = "metrics",
+    responses(
+        (status = 200, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain"),
+        (status = 503, description = "The recorder did not answer in time", body = ErrorBody),
+    )
+)]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let text = ractor::call_t!(state.supervisor, SupervisorMsg::GetMetrics, QUERY_MS)?;
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text))
 }
 
 /// Unknown routes.
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(RecorderError::NotFound("no such route".into()).into())
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    HttpResponse::NotFound().json(ErrorBody { error: format!("no such route: {}", req.path()) })
 }
 
-/// A known route with a method it does not take.
-pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    HttpResponse::MethodNotAllowed().json(
-        serde_json::json!({ "error": format!("method {} not allowed on {}", req.method(), req.path()) }),
-    )
+/// A known route with a method it does not take: 405 with `Allow: <the methods it takes>`.
+pub async fn method_not_allowed(req: HttpRequest, allow: String) -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((actix_web::http::header::ALLOW, allow))
+        .json(ErrorBody { error: format!("method {} not allowed on {}", req.method(), req.path()) })
 }
 
 /// Malformed query strings (`?status=bogus`) are 400 with the JSON error body.

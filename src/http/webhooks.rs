@@ -6,7 +6,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use livekit_api::webhooks::{WebhookError, WebhookReceiver};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::AppState;
 use crate::actors::supervisor::SupervisorMsg;
 use crate::webhook::{Hook, HookKind};
@@ -26,7 +26,29 @@ fn to_hook(ev: livekit_protocol::WebhookEvent) -> Hook {
     Hook { id: ev.id, kind }
 }
 
+/// What a webhook is answered with.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct WebhookAck {
+    /// What the recorder did (`started RC_...`, `ignored: ...`, ...).
+    pub action: String,
+}
+
 /// `POST /recordings/webhooks`.
+#[utoipa::path(
+    post,
+    path = "/recordings/webhooks",
+    tag = "webhooks",
+    operation_id = "webhook",
+    request_body(content = Object, description = "A LiveKit `WebhookEvent` (protobuf JSON), signed by the token in `Authorization`"),
+    security(("livekit_webhook" = [])),
+    responses(
+        (status = 200, description = "Verified and handled (or ignored: own bot, repeated event id, invalid room or identity)", body = WebhookAck),
+        (status = 400, description = "A body that is not UTF-8 or not a webhook event", body = ErrorBody),
+        (status = 401, description = "Missing or invalid signature: expired, bad signature, unknown key, altered body", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 503, description = "The recorder did not answer in time", body = ErrorBody),
+    )
+)]
 pub async fn receive(
     req: HttpRequest,
     body: web::Bytes,
@@ -51,11 +73,11 @@ pub async fn receive(
         Err(why) => {
             // answered (LiveKit must not retry it) and logged; never a recording
             tracing::warn!("webhook ignored: {why}");
-            return Ok(HttpResponse::Ok().json(serde_json::json!({ "action": format!("ignored: {why}") })));
+            return Ok(HttpResponse::Ok().json(WebhookAck { action: format!("ignored: {why}") }));
         }
     };
     let action = ractor::call_t!(state.supervisor, SupervisorMsg::Webhook, HOOK_MS, hook)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "action": action })))
+    Ok(HttpResponse::Ok().json(WebhookAck { action }))
 }
 
 /// The room and identity of an event the recorder acts on get the REST API's checks.
