@@ -92,12 +92,21 @@ impl Peer {
     pub(crate) fn accept_offer(&mut self, sdp: &str) -> Result<String, LiveKitError> {
         let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| LiveKitError::Sdp(e.to_string()))?;
         let answer = self.rtc.sdp_api().accept_offer(offer).map_err(|e| LiveKitError::Sdp(e.to_string()))?;
+        // two passes: every replaced stream is removed before any new one is declared (an SSRC
+        // that moved to another m-line in the same offer must not be removed after it)
+        let mut moved = Vec::new();
         for (mid, ssrc) in super::sdp::mid_ssrcs(sdp) {
             let mid = Mid::from(mid.as_str());
             match self.mid_ssrc.insert(mid, ssrc.main) {
-                Some(old) if old != ssrc.main => self.fresh_depacketizer(mid, old, ssrc),
+                Some(old) if old != ssrc.main => {
+                    self.rtc.direct_api().remove_stream_rx(old.into());
+                    moved.push((mid, old, ssrc));
+                }
                 _ => {}
             }
+        }
+        for (mid, old, ssrc) in moved {
+            self.fresh_depacketizer(mid, old, ssrc);
         }
         Ok(answer.to_sdp_string())
     }
@@ -106,14 +115,13 @@ impl Peer {
     /// freed transceiver) carries a new SSRC with its own sequence numbers. str0m keeps one
     /// depacketizer per (payload type, rid) of an m-line, which drops every packet numbered
     /// below the old stream's last one: the new track would never be recorded (half the time).
-    /// The new SSRC is declared under a rid of its own, which gives it a fresh depacketizer,
-    /// and the old stream is removed (so keyframe requests reach the new one).
+    /// The new SSRC is declared under a rid of its own, which gives it a fresh depacketizer;
+    /// the old stream was removed by the caller (so keyframe requests reach the new one).
     fn fresh_depacketizer(&mut self, mid: Mid, old: u32, ssrc: super::sdp::MidSsrc) {
         self.fresh_streams = self.fresh_streams.wrapping_add(1);
         // a rid is at most 8 characters
         let rid = Rid::from(format!("rr{}", self.fresh_streams % 1_000_000).as_str());
         let mut api = self.rtc.direct_api();
-        api.remove_stream_rx(old.into());
         api.remove_stream_rx(ssrc.main.into());
         let stream = api.expect_stream_rx(ssrc.main.into(), ssrc.repair.map(Into::into), mid, Some(rid));
         stream.suppress_nack(ssrc.repair.is_none());

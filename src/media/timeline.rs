@@ -19,10 +19,7 @@
 //!    - before anything of the file is written (`started == false`), the first report of a
 //!      track re-times it at once, backwards too: the caller re-times frames still queued;
 //!    - video then moves by at most [`MAX_STEP_NS`] per frame: a frame shown 5 ms early or late
-//!      is invisible, and timestamps never go backwards; after the first report (the move
-//!      from arrival times to the sender's clock, tens of milliseconds on a busy receiver) a
-//!      move back takes up to half a frame interval per frame, so it settles within a few
-//!      frames instead of a quarter second;
+//!      is invisible, and timestamps never go backwards;
 //!    - audio is different: players play audio samples back to back and ignore small timestamp
 //!      steps, so a gradual correction would never reach the ear, and moving written audio
 //!      back means dropping samples. Once written, audio ignores corrections below
@@ -145,10 +142,6 @@ pub struct TrackTimeline {
     corrections: u64,
     /// Least `arrival - rtp` seen before the first report: the least delayed frame.
     min_raw_ns: Option<i128>,
-    /// Moving to the first report's target (video: faster steps back, see the module docs).
-    settling: bool,
-    /// The previous frame's RTP time in ns (its frame interval bounds a settling step).
-    last_rtp_ns: Option<i128>,
 }
 
 impl TrackTimeline {
@@ -163,8 +156,6 @@ impl TrackTimeline {
             last_out_ns: None,
             corrections: 0,
             min_raw_ns: None,
-            settling: false,
-            last_rtp_ns: None,
         }
     }
 
@@ -217,9 +208,7 @@ impl TrackTimeline {
             }
         }
         let before = self.offset_ns;
-        let interval = self.last_rtp_ns.map_or(0, |l| (rtp_ns - l).max(0));
-        self.last_rtp_ns = Some(rtp_ns);
-        let offset = self.steer(target, sr.is_some(), started, interval);
+        let offset = self.steer(target, sr.is_some(), started);
         if let (Some(old), false) = (before, started) {
             // re-timed before anything was written: the floor moves with the track
             let shift = offset - old;
@@ -261,12 +250,10 @@ impl TrackTimeline {
         ntp + to_local
     }
 
-    /// Moves the offset towards `target` (see the module docs for the policy). `interval_ns`
-    /// is the RTP time since the previous frame.
-    fn steer(&mut self, target: Option<i128>, from_sr: bool, started: bool, interval_ns: i128) -> i128 {
+    /// Moves the offset towards `target` (see the module docs for the policy).
+    fn steer(&mut self, target: Option<i128>, from_sr: bool, started: bool) -> i128 {
         let first_sync = from_sr && !self.synced;
         self.synced |= from_sr;
-        self.settling |= first_sync && self.snap_ns.is_none();
         let offset = match (self.offset_ns, target) {
             (None, t) => t.unwrap_or(0),
             (Some(cur), None) => cur,
@@ -278,18 +265,13 @@ impl TrackTimeline {
                 let jump = (first_sync && (!started || delta > 0))
                     || delta > SNAP_FORWARD_NS
                     || self.snap_ns.is_some_and(|limit| delta.abs() > limit);
-                // settling after the first report: back by up to half a frame interval
-                let back = if self.settling { MAX_STEP_NS.max(interval_ns / 2) } else { MAX_STEP_NS };
                 if jump {
                     t
                 } else {
-                    cur + delta.clamp(-back, MAX_STEP_NS)
+                    cur + delta.clamp(-MAX_STEP_NS, MAX_STEP_NS)
                 }
             }
         };
-        if target.is_none_or(|t| t == offset) {
-            self.settling = false;
-        }
         self.offset_ns = Some(offset);
         offset
     }
@@ -358,13 +340,12 @@ mod tests {
             let t = a.map(&mut clock, i * 960, (200 + u64::from(i) * 20) * MS, sr, true);
             assert!(t >= last, "frame {i} went backwards");
             if i > 0 {
-                // settling after the first report: back by at most half a frame interval
-                assert!(t - last >= 10 * MS, "at most 10 ms per 20 ms frame: {}", t - last);
+                assert!(t - last >= 15 * MS, "at most 5 ms per frame: {}", t - last);
             }
             last = t;
         }
         assert_eq!(last, (100 + 99 * 20) * MS);
-        assert_eq!(a.corrections(), 10);
+        assert_eq!(a.corrections(), 20);
     }
 
     #[test]
@@ -426,34 +407,6 @@ mod tests {
         }
         // 50 ms of correction needs 10 steps; after 30 frames it is complete
         assert_eq!(prev, 1_050 * MS + 1_000 * MS);
-    }
-
-    #[test]
-    fn after_the_first_report_written_video_settles_back_within_a_few_frames() {
-        // audio arrives on time, video 40 ms late (a busy receiver): written on arrival times,
-        // video sits 40 ms late. The first reports (audio's sets the clock estimate) say so:
-        // video moves back by up to half a frame interval per frame, not 5 ms.
-        let mut clock = ParticipantClock::at_zero();
-        let (mut a, mut v) = (TrackTimeline::for_audio(48_000), TrackTimeline::new(90_000));
-        let sr = SenderReport { ntp_ns: 0, rtp_time: 0 };
-        let video_at = |j: u32| 40 * MS + u64::from(j) * 100 * MS / 3;
-        let mut prev = 0;
-        for j in 0..10u32 {
-            a.map(&mut clock, j * 640, u64::from(j) * 40 * MS / 3, None, true);
-            prev = v.map(&mut clock, j * 3000, video_at(j), None, true);
-        }
-        assert_eq!(prev, 340 * MS, "40 ms late before any report");
-        a.map(&mut clock, 10 * 640, 10 * 40 * MS / 3, Some(sr), true);
-        let mut settled_at = None;
-        for j in 10..20u32 {
-            let t = v.map(&mut clock, j * 3000, video_at(j), Some(sr), true);
-            assert!(t - prev >= 16 * MS, "frame {j}: {} ns after the previous", t - prev);
-            if t == u64::from(j) * 100 * MS / 3 && settled_at.is_none() {
-                settled_at = Some(j);
-            }
-            prev = t;
-        }
-        assert!(settled_at.is_some_and(|j| j <= 12), "on the sender's clock from frame {settled_at:?}");
     }
 
     #[test]

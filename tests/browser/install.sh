@@ -28,7 +28,7 @@ t1=$(now)
 echo "chromium: $(/usr/bin/chromium --version 2>/dev/null || echo '?') ($((t1 - t0)) s)"
 
 if ! command -v npm >/dev/null 2>&1; then
-    echo "The browser tests need Node.js >= 18 and npm (Debian: sudo apt-get install nodejs npm)." >&2
+    echo "The browser tests need Node.js >= 20 and npm (Debian: sudo apt-get install nodejs npm)." >&2
     exit 1
 fi
 want="playwright-core@$PLAYWRIGHT_CORE livekit-client@$LIVEKIT_CLIENT"

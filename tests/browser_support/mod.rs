@@ -101,7 +101,7 @@ impl Browser {
             .stderr(log)
             .process_group(0) // the driver and its browser: killed together on drop
             .spawn()
-            .expect("start node (the browser tests need Node.js >= 18)");
+            .expect("start node (the browser tests need Node.js >= 20)");
         let stdout = child.stdout.take().expect("stdout");
         let stdin = child.stdin.take();
         let shared = Arc::new((Mutex::new(State::default()), Condvar::new()));

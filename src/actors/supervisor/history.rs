@@ -28,17 +28,18 @@ impl SupervisorState {
     }
 
     /// Drops the oldest ended recordings the retention does not keep at `now_ms`. One still
-    /// delivering its result callbacks stays until they end (it needs its entry).
+    /// delivering its result callbacks stays until they end (it needs its entry); the ones
+    /// after it are not held up by it.
     pub(super) fn expire_history(&mut self, now_ms: u64) {
         let retention = self.settings.history;
-        while let Some((id, at_ms)) = self.ended.front() {
-            if !retention.drops_oldest(self.ended.len(), *at_ms, now_ms) {
+        loop {
+            let pending = |id: &String| self.recs.get(id).is_some_and(|e| e.callbacks_pending > 0);
+            let Some(pos) = self.ended.iter().position(|(id, _)| !pending(id)) else { break };
+            let at_ms = self.ended[pos].1;
+            if !retention.drops_oldest(self.ended.len(), at_ms, now_ms) {
                 break;
             }
-            if self.recs.get(id).is_some_and(|e| e.callbacks_pending > 0) {
-                break;
-            }
-            let Some((id, _)) = self.ended.pop_front() else { break };
+            let Some((id, _)) = self.ended.remove(pos) else { break };
             tracing::debug!(recording = %id, "dropped from the history (retention)");
             self.recs.remove(&id);
             if let Some(log) = self.log.as_mut() {
@@ -53,8 +54,10 @@ impl SupervisorState {
     /// callbacks are done), as they were when they ended.
     pub(super) fn restore_history(&mut self) {
         let Some(log) = self.log.as_ref() else { return };
-        let restored: Vec<EndedRecording> =
+        let mut restored: Vec<EndedRecording> =
             log.history().values().filter(|h| !log.jobs().contains_key(&h.info.id)).cloned().collect();
+        // oldest first from the start: a retention applied during recovery drops the oldest
+        restored.sort_by(|a, b| (a.at_ms, &a.info.id).cmp(&(b.at_ms, &b.info.id)));
         for h in restored {
             let id = h.info.id.clone();
             self.ended.push_back((id.clone(), h.at_ms));
