@@ -160,26 +160,7 @@ fn unix_ms() -> u64 {
 /// Flashes later than `audio_end_s` - 150 ms are left out: the recording stopped before their
 /// beep could be heard whole.
 fn assert_markers(what: &str, path: &Path, want: usize, audio_end_s: f64) -> Vec<f64> {
-    let (flashes, beeps) = (common::flashes(path), common::beeps(path));
-    let mut offsets = Vec::new();
-    for &t in flashes.iter().filter(|&&t| t + 0.15 <= audio_end_s) {
-        let Some(b) = beeps.iter().copied().min_by(|x, y| (x - t).abs().total_cmp(&(y - t).abs())) else {
-            panic!("{what}: no beep near the flash at {t} s: beeps {beeps:?}")
-        };
-        offsets.push((b - t) * 1000.0);
-    }
-    eprintln!(
-        "{what}: flashes {flashes:.3?} s, beeps {beeps:.3?} s; A/V offset at the markers (ms): {offsets:.1?}"
-    );
-    assert!(
-        offsets.len() >= want,
-        "{what}: {} markers (flashes {flashes:?}, beeps {beeps:?})",
-        offsets.len()
-    );
-    for o in &offsets {
-        assert!(o.abs() <= SYNC_MS, "{what}: markers {o:.1} ms apart: {offsets:.1?}");
-    }
-    offsets
+    common::assert_markers_within(what, path, 0.0, audio_end_s - 0.15, want, SYNC_MS)
 }
 
 /// The page's camera and microphone, published with `publish` over livekit-client's defaults,

@@ -55,24 +55,7 @@ async fn stop_recording(addr: SocketAddr, id: &str) -> serde_json::Value {
 
 /// A/V offsets (ms) at every flash from `from_s` on; each within [`SYNC_MS`].
 fn assert_markers_in_sync(what: &str, path: &Path, from_s: f64, want: usize) -> Vec<f64> {
-    let (flashes, beeps) = (common::flashes(path), common::beeps(path));
-    let mut offsets = Vec::new();
-    for &t in flashes.iter().filter(|&&t| t >= from_s) {
-        let Some(b) = beeps.iter().copied().min_by(|x, y| (x - t).abs().total_cmp(&(y - t).abs())) else {
-            panic!("{what}: no beep near the flash at {t} s: beeps {beeps:?}")
-        };
-        offsets.push((b - t) * 1000.0);
-    }
-    eprintln!("{what}: A/V offset at the markers (ms): {offsets:.1?}");
-    assert!(
-        offsets.len() >= want,
-        "{what}: {} markers (flashes {flashes:?}, beeps {beeps:?})",
-        offsets.len()
-    );
-    for o in &offsets {
-        assert!(o.abs() <= SYNC_MS, "{what}: markers {o:.1} ms apart: {offsets:?}");
-    }
-    offsets
+    common::assert_markers_within(what, path, from_s, f64::INFINITY, want, SYNC_MS)
 }
 
 fn stream_index(path: &Path, kind: &str) -> usize {

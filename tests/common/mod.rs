@@ -355,17 +355,38 @@ pub fn assert_recorder_in_sync(path: &Path, from_s: f64, want_pairs: usize) {
 }
 
 pub fn assert_in_sync_within(path: &Path, from_s: f64, want_pairs: usize, max_ms: f64) {
+    assert_markers_within("markers", path, from_s, f64::INFINITY, want_pairs, max_ms);
+}
+
+/// A/V offsets (ms, audio - video) at every flash in `from_s..=until_s`, each with the
+/// nearest beep; at least `want_pairs` of them, each within `max_ms`.
+pub fn assert_markers_within(
+    what: &str,
+    path: &Path,
+    from_s: f64,
+    until_s: f64,
+    want_pairs: usize,
+    max_ms: f64,
+) -> Vec<f64> {
     let (f, b) = (flashes(path), beeps(path));
-    let mut pairs = 0;
-    for &t in f.iter().filter(|&&t| t >= from_s) {
+    let mut offsets = Vec::new();
+    for &t in f.iter().filter(|&&t| t >= from_s && t <= until_s) {
         let nearest = b.iter().copied().min_by(|x, y| (x - t).abs().total_cmp(&(y - t).abs()));
-        let beep = nearest.unwrap_or_else(|| panic!("no beep near the flash at {t} s: beeps {b:?}"));
+        let beep = nearest.unwrap_or_else(|| panic!("{what}: no beep near the flash at {t} s: beeps {b:?}"));
         let offset_ms = (beep - t) * 1000.0;
-        eprintln!("marker at {t:.3} s: audio - video = {offset_ms:+.1} ms");
-        assert!(offset_ms.abs() <= max_ms, "flash at {t} s, beep at {beep} s: {offset_ms:.1} ms apart");
-        pairs += 1;
+        eprintln!("{what}: marker at {t:.3} s: audio - video = {offset_ms:+.1} ms");
+        assert!(
+            offset_ms.abs() <= max_ms,
+            "{what}: flash at {t} s, beep at {beep} s: {offset_ms:.1} ms apart"
+        );
+        offsets.push(offset_ms);
     }
-    assert!(pairs >= want_pairs, "only {pairs} markers measured: flashes {f:?}, beeps {b:?}");
+    assert!(
+        offsets.len() >= want_pairs,
+        "{what}: only {} markers measured: flashes {f:?}, beeps {b:?}",
+        offsets.len()
+    );
+    offsets
 }
 
 /// A small deterministic generator (tests must be reproducible).
