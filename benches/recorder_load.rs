@@ -13,7 +13,7 @@
 //! recorded frame (located by SHA-256, `ffmpeg -f framehash -hash sha256`) minus the packets
 //! in the file, per track, plus the recorder's `recorder_frames_dropped_total`.
 //!
-//! With the baseline harness present (`BASELINE_DIR`, default `/work/shared/bench`), its
+//! With the baseline harness present (`BASELINE_DIR`, default `../shared/bench` beside the repository), its
 //! GStreamer process-per-stream receiver (`gst_pp`) and C floor run at the same N right before
 //! ours (`BASELINE_KINDS`, default `gst_pp floor`; its scratch goes to
 //! `<target>/bench-baseline`) and the ratios are printed.
@@ -380,8 +380,10 @@ struct Baseline {
 impl Baseline {
     /// The harness, ready to run (media and binaries in its scratch), or why not.
     fn setup() -> Result<Baseline, String> {
-        let dir =
-            PathBuf::from(std::env::var("BASELINE_DIR").unwrap_or_else(|_| "/work/shared/bench".into()));
+        // `../shared/bench` beside the repository unless BASELINE_DIR says otherwise
+        let dir = std::env::var_os("BASELINE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench"));
         if !dir.join("run.py").is_file() {
             return Err(format!("{} has no run.py (set BASELINE_DIR)", dir.display()));
         }

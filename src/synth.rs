@@ -112,6 +112,9 @@ pub struct SyntheticTrack {
     /// Sender time of the first frame, ns on the participant clock.
     start_ns: u64,
     next: u64,
+    /// How far the content runs ahead of the clock, in RTP ticks: a keyframe sent on request
+    /// ([`SyntheticTrack::content_ahead`]) moves the loop on without moving time.
+    ahead_ticks: u64,
 }
 
 impl SyntheticTrack {
@@ -119,7 +122,7 @@ impl SyntheticTrack {
     /// `rtp_base` at that instant. Tracks of one participant built with the same `start_ns`
     /// have their sync markers (flash and beep) at the same sender instants.
     pub fn new(source: Arc<EncodedLoop>, rtp_base: u32, start_ns: u64) -> SyntheticTrack {
-        SyntheticTrack { source, rtp_base, start_ns, next: 0 }
+        SyntheticTrack { source, rtp_base, start_ns, next: 0, ahead_ticks: 0 }
     }
 
     /// The codec.
@@ -129,14 +132,14 @@ impl SyntheticTrack {
 
     /// Capture time of the next frame.
     pub fn next_sender_ns(&self) -> u64 {
-        self.start_ns + self.ticks_to_ns(self.ticks_of(self.next))
+        self.start_ns + self.ticks_to_ns(self.time_ticks(self.next))
     }
 
     /// The next frame, advancing the track.
     pub fn next_frame(&mut self) -> SentFrame<'_> {
         let n = self.source.frames.len() as u64;
         let loop_index = (self.next % n) as usize;
-        let ticks = self.ticks_of(self.next);
+        let ticks = self.time_ticks(self.next);
         self.next += 1;
         SentFrame {
             sender_ns: self.start_ns + self.ticks_to_ns(ticks),
@@ -149,13 +152,45 @@ impl SyntheticTrack {
     /// Skips the frames captured before `offset_ns` after the track's start (a device that
     /// starts late, or a pause).
     pub fn skip_to_time(&mut self, offset_ns: u64) {
-        while self.ticks_to_ns(self.ticks_of(self.next)) < offset_ns {
+        while self.ticks_to_ns(self.time_ticks(self.next)) < offset_ns {
             self.next += 1;
         }
     }
 
-    /// Skips to the next frame that is a keyframe of the loop (what a publisher does on PLI),
-    /// keeping real time: the frames in between are never sent.
+    /// How far (ns, a multiple of this track's frame spacing) the content would move ahead if
+    /// the frame due next were replaced by loop frame `loop_index` (the first one at or after
+    /// it), at the due frame's capture time: what an encoder does when asked for a keyframe.
+    pub fn ahead_to(&self, loop_index: usize) -> u64 {
+        let mut probe = self.clone();
+        probe.skip_to(loop_index);
+        self.ticks_to_ns(self.ticks_of(probe.next) - self.ticks_of(self.next))
+    }
+
+    /// Moves the content `ns` ahead without moving time: the frame due next is the loop frame
+    /// `ns` later, sent at the due frame's capture time; RTP and capture times stay continuous.
+    /// Returns false (and changes nothing) when no frame boundary lies exactly `ns` ahead.
+    pub fn content_ahead(&mut self, ns: u64) -> bool {
+        let due = self.ticks_of(self.next);
+        let mut next = self.next;
+        while self.ticks_to_ns(self.ticks_of(next) - due) < ns {
+            next += 1;
+        }
+        let ticks = self.ticks_of(next) - due;
+        if self.ticks_to_ns(ticks) != ns {
+            return false;
+        }
+        self.next = next;
+        self.ahead_ticks += ticks;
+        true
+    }
+
+    /// Capture ticks (from the track's start) of loop position `index`.
+    fn time_ticks(&self, index: u64) -> u64 {
+        self.ticks_of(index) - self.ahead_ticks
+    }
+
+    /// Skips to the next frame that is a keyframe of the loop, keeping real time: the frames
+    /// in between are never sent (a publisher that cannot encode a keyframe on request).
     pub fn skip_to(&mut self, loop_index: usize) {
         let n = self.source.frames.len() as u64;
         while (self.next % n) as usize != loop_index {

@@ -398,3 +398,47 @@ fn a_layer_switch_keyframe_of_the_same_instant_replaces_the_unwritten_frame() {
     let probe = ffprobe(&path);
     assert_eq!((probe.streams[0].width, probe.streams[0].height), (Some(640), Some(360)));
 }
+
+#[test]
+fn the_first_keyframe_reaches_the_disk_at_once() {
+    // VP8 + Opus, the session set up as the recorder sets it (no wait for sender reports): the
+    // call whose bytes first hold the file's first keyframe also says "flush", so the keyframe
+    // is on disk at once, not at the next flush point (up to a second later)
+    let cfg = SessionConfig {
+        max_sync_wait_ns: 0,
+        ..SessionConfig::new(ContainerKind::Webm, vec![Codec::Vp8, Codec::Opus])
+    };
+    let mut s = Session::new(cfg).unwrap();
+    let video = video_frames(Codec::Vp8, 0, 3);
+    let key = video[0].1.clone();
+    let opus = EncodedLoop::embedded(Codec::Opus).unwrap();
+    let (mut written, mut out) = (Vec::new(), Vec::new());
+    let mut flushed_with_key = None;
+    for i in 0..8u64 {
+        let arrival = 1_000 * MS + i * 20 * MS;
+        let a = FrameIn {
+            payload: &opus.frames[i as usize].data,
+            rtp_time: 5_000 + i as u32 * 960,
+            arrival_ns: arrival,
+            contiguous: true,
+            sender_report: None,
+        };
+        let mut flush = s.push(1, &a, &mut out).flush;
+        if let Some((_, payload, rtp, _, _)) = video.get(i as usize) {
+            let v = FrameIn {
+                payload,
+                rtp_time: *rtp,
+                arrival_ns: arrival + MS,
+                contiguous: true,
+                sender_report: None,
+            };
+            flush |= s.push(0, &v, &mut out).flush;
+        }
+        written.extend_from_slice(&out);
+        out.clear();
+        if flushed_with_key.is_none() && written.windows(key.len()).any(|w| w == key.as_slice()) {
+            flushed_with_key = Some(flush);
+        }
+    }
+    assert_eq!(flushed_with_key, Some(true), "the keyframe is written, and flushed in the same call");
+}

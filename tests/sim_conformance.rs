@@ -297,11 +297,24 @@ async fn keyframe_request_reaches_the_publisher() {
     let video = video
         .or_else(|| tracks.iter().find(|t| c.subscribed[*t].0 == MediaKind::Video).cloned())
         .expect("video");
+    // just after a keyframe of the loop (every 2 s), so that the next one is far away
     let keys_before = c.frames[&video].iter().filter(|f| f.keyframe == Some(true)).count();
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    c.until(|c| c.frames[&video].iter().filter(|f| f.keyframe == Some(true)).count() > keys_before).await;
+    let keys_before = keys_before + 1;
+    c.until(|c| c.frames[&video].last().is_some_and(|f| f.keyframe != Some(true))).await;
+    let asked_after = c.frames[&video].len();
     c.conn.request_keyframe(&video).await.expect("pli");
     c.until(|c| c.frames[&video].iter().filter(|f| f.keyframe == Some(true)).count() > keys_before).await;
     assert!(c.conn.stats().plis_sent >= 1);
+    // answered as an encoder answers: a keyframe within a few frames, at the regular capture
+    // times (30 fps: 3000 ticks apart), not the loop's next keyframe up to 2 s later
+    let frames = &c.frames[&video][asked_after - 1..];
+    let key = frames.iter().position(|f| f.keyframe == Some(true)).expect("the keyframe");
+    assert!(key <= 8, "the keyframe came {key} frames after the request");
+    for w in frames[..=key].windows(2) {
+        let step = w[1].rtp_time.wrapping_sub(w[0].rtp_time);
+        assert_eq!(step, 3000, "no hole in capture time up to the keyframe");
+    }
     c.conn.close().await;
     sim.stop().await;
 }

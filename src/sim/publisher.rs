@@ -28,6 +28,10 @@ const SFU_MUTE_FILLER: u32 = 50;
 /// livekit-server flushes a closing subscription with about 0.2 s of filler frames.
 const SFU_CLOSE_FILLER_S: f64 = 0.2;
 
+/// At most this many frames pass between a keyframe request and the keyframe (an encoder
+/// answers within a frame or two; see [`request_keyframe`]).
+const KEYFRAME_WITHIN_FRAMES: usize = 5;
+
 /// One frame on its way to a subscriber peer.
 #[derive(Debug, Clone)]
 pub struct MediaFrame {
@@ -120,6 +124,9 @@ pub struct PubTrack {
     paused_until: Option<Instant>,
     /// SFU filler frames still to send in place of muted frames (see [`SFU_MUTE_FILLER`]).
     filler_left: u32,
+    /// A keyframe asked for: at this capture time (participant-clock ns) the loop moves this
+    /// far ahead (ns), so the frame sent then is the loop's next keyframe.
+    keyframe_at: Option<(u64, u64)>,
 }
 
 impl PubTrack {
@@ -127,7 +134,16 @@ impl PubTrack {
     pub fn new(sid: &str, shared: Arc<SharedLoop>, log: Arc<TrackLog>, offset: Duration) -> PubTrack {
         let mut synth = SyntheticTrack::new(shared.source.clone(), super::ids::random_u32(), 0);
         synth.skip_to_time(offset.as_nanos() as u64);
-        PubTrack { sid: sid.into(), shared, synth, log, muted: false, paused_until: None, filler_left: 0 }
+        PubTrack {
+            sid: sid.into(),
+            shared,
+            synth,
+            log,
+            muted: false,
+            paused_until: None,
+            filler_left: 0,
+            keyframe_at: None,
+        }
     }
 
     /// A track published while its participant is already sending: it starts at `elapsed` on
@@ -196,11 +212,7 @@ async fn run(mut tracks: Vec<PubTrack>, fanout: Arc<Fanout>, clock: Clock, mut r
 
 fn handle(tracks: &mut Vec<PubTrack>, cmd: PubCmd) {
     match cmd {
-        PubCmd::Keyframe(sid) => {
-            if let Some(t) = tracks.iter_mut().find(|t| *t.sid == *sid && t.kind() == MediaKind::Video) {
-                jump_to_keyframe(t);
-            }
-        }
+        PubCmd::Keyframe(sid) => request_keyframe(tracks, &sid),
         PubCmd::Mute(kind, muted) => {
             for t in tracks.iter_mut().filter(|t| t.kind() == kind && t.muted != muted) {
                 t.muted = muted;
@@ -234,20 +246,76 @@ fn send_close_filler(t: &mut PubTrack, fanout: &Fanout, clock: &Clock) {
     }
 }
 
+/// A keyframe request, answered as an encoder does: within a few frames the frame sent is a
+/// keyframe, at its regular capture time (no hole). The loop's next keyframe is sent in place
+/// of a regular frame and the loop goes on from there; the participant's audio moves ahead in
+/// its loop by the same time, so the sync markers of audio and video stay aligned. The keyframe
+/// comes at the first frame (of the next [`KEYFRAME_WITHIN_FRAMES`]) from which the move is a
+/// whole number of audio frames too (every third 30 fps frame for 20 ms audio). A participant
+/// with several video tracks, or loops on which no such frame exists, skip ahead in real time
+/// to the loop's next keyframe instead (the frames in between are never sent).
+fn request_keyframe(tracks: &mut [PubTrack], sid: &str) {
+    let Some(v) = tracks.iter().position(|t| *t.sid == *sid && t.kind() == MediaKind::Video) else { return };
+    if tracks[v].keyframe_at.is_some() {
+        return; // one is on its way
+    }
+    if tracks.iter().filter(|t| t.kind() == MediaKind::Video).count() == 1 {
+        let mut probe = tracks[v].synth.clone();
+        for _ in 0..=KEYFRAME_WITHIN_FRAMES {
+            let next = probe.clone().next_frame().loop_index;
+            let Some(k) = tracks[v].shared.next_keyframe(next) else { break };
+            let ahead = probe.ahead_to(k);
+            if ahead == 0 && probe.next_sender_ns() == tracks[v].synth.next_sender_ns() {
+                return; // the next frame is a keyframe anyway
+            }
+            let audio_follows = tracks
+                .iter()
+                .filter(|t| t.kind() == MediaKind::Audio)
+                .all(|a| a.synth.clone().content_ahead(ahead));
+            if audio_follows {
+                tracks[v].keyframe_at = Some((probe.next_sender_ns(), ahead));
+                tracing::debug!(track = %sid, keyframe = k, "keyframe requested");
+                return;
+            }
+            probe.next_frame();
+        }
+    }
+    jump_to_keyframe(&mut tracks[v]);
+}
+
+/// Sends the keyframe asked for by [`request_keyframe`] now: track `v`'s loop and the
+/// participant's audio loops move ahead together.
+fn keyframe_now(tracks: &mut [PubTrack], v: usize) {
+    let Some((_, ahead)) = tracks[v].keyframe_at.take() else { return };
+    let audio_follows =
+        tracks.iter().filter(|t| t.kind() == MediaKind::Audio).all(|a| a.synth.clone().content_ahead(ahead));
+    if audio_follows && tracks[v].synth.content_ahead(ahead) {
+        for a in tracks.iter_mut().filter(|t| t.kind() == MediaKind::Audio) {
+            a.synth.content_ahead(ahead);
+        }
+    } else {
+        jump_to_keyframe(&mut tracks[v]);
+    }
+}
+
 fn jump_to_keyframe(t: &mut PubTrack) {
     // the loop index of the next frame due (a track published late may not have sent anything
     // yet: it must not jump a whole loop ahead to index 0)
     let next = t.synth.clone().next_frame().loop_index;
     if let Some(k) = t.shared.next_keyframe(next) {
         t.synth.skip_to(k);
-        tracing::debug!(track = %t.sid, keyframe = k, "keyframe requested");
+        tracing::debug!(track = %t.sid, keyframe = k, "keyframe requested (skipping ahead)");
     }
 }
 
 fn emit_due(tracks: &mut [PubTrack], fanout: &Fanout, clock: &Clock, now: Instant) {
     let elapsed = now.saturating_duration_since(clock.start).as_nanos() as u64;
-    for t in tracks.iter_mut() {
-        while t.synth.next_sender_ns() <= elapsed {
+    for i in 0..tracks.len() {
+        while tracks[i].synth.next_sender_ns() <= elapsed {
+            if tracks[i].keyframe_at.is_some_and(|(at, _)| tracks[i].synth.next_sender_ns() >= at) {
+                keyframe_now(tracks, i);
+            }
+            let t = &mut tracks[i];
             let f = t.synth.next_frame();
             let (idx, sender_ns, rtp_ts) = (f.loop_index, f.sender_ns, f.rtp_time);
             let paused = t.paused_until.is_some_and(|u| now < u);
