@@ -15,6 +15,7 @@
 //!                                supervisor (see uploader.rs)
 //! ```
 
+pub mod media_queue;
 pub mod participant;
 pub mod room;
 pub mod supervisor;
@@ -68,6 +69,9 @@ pub struct RecorderSettings {
     /// `HISTORY_MAX_RECORDINGS`, `HISTORY_MAX_AGE`: how many ended recordings stay answerable,
     /// and how long.
     pub history: crate::storage::history::Retention,
+    /// `MEDIA_QUEUE_SIZE`: media queued per recorded participant before the room drops frames
+    /// (see [`media_queue`]).
+    pub media_queue_bytes: usize,
 }
 
 impl std::fmt::Debug for RecorderSettings {
@@ -112,6 +116,10 @@ pub struct Progress {
     /// Frames lost (never received, or dropped after loss until the next keyframe) since the
     /// previous report; the supervisor adds them up.
     pub frames_lost: u64,
+    /// Frames the recorder dropped because its queue for this recording was full (the file
+    /// fell behind: a slow or stalled disk) since the previous report; the supervisor adds them
+    /// up.
+    pub frames_dropped: u64,
 }
 
 impl Progress {
@@ -134,6 +142,7 @@ impl Progress {
             error,
             frames: 0,
             frames_lost: 0,
+            frames_dropped: 0,
         }
     }
 }

@@ -58,6 +58,9 @@ pub struct Config {
     pub max_file_bytes: Option<u64>,
     /// `MAX_RECORDING_DURATION` (humantime): recordings end `complete` at this age.
     pub max_duration: Option<Duration>,
+    /// `MEDIA_QUEUE_SIZE` (bytes or with a unit, default 8MiB, at least 64KiB): media queued per
+    /// recorded participant before frames are dropped (a slow or stalled disk).
+    pub media_queue_bytes: usize,
     /// `MAX_CONCURRENT_RECORDINGS`: starts beyond this many live recordings get 503 (default:
     /// no limit).
     pub max_concurrent: Option<usize>,
@@ -187,6 +190,15 @@ impl Config {
                 }
             },
         };
+        let media_queue_bytes = match nonempty("MEDIA_QUEUE_SIZE") {
+            None => crate::actors::media_queue::DEFAULT_MEDIA_QUEUE_BYTES,
+            Some(v) => match parse_size(&v) {
+                Some(n) if (MIN_QUEUE as u64..=MAX_QUEUE as u64).contains(&n) => n as usize,
+                _ => {
+                    return Err(bad("MEDIA_QUEUE_SIZE", v, "expected a size from 64KiB to 1GiB such as 8MiB"))
+                }
+            },
+        };
         let max_duration = duration_var(
             &get,
             "MAX_RECORDING_DURATION",
@@ -237,6 +249,7 @@ impl Config {
             },
         };
         Ok(Config {
+            media_queue_bytes,
             history,
             max_concurrent,
             resume_timeout,
@@ -293,6 +306,10 @@ fn duration_var(
         },
     }
 }
+
+/// Bounds of `MEDIA_QUEUE_SIZE`.
+const MIN_QUEUE: usize = crate::actors::media_queue::MIN_MEDIA_QUEUE_BYTES;
+const MAX_QUEUE: usize = 1 << 30;
 
 /// Largest `HISTORY_MAX_RECORDINGS` (the history is held in memory and in the journal).
 const MAX_HISTORY: usize = 1_000_000;
@@ -487,6 +504,12 @@ mod tests {
         assert_eq!(c.filename_template, "{room_name}/{publisher_identity}-{time}");
         let c = load(&[("MAX_FILE_SIZE", "2GiB"), ("MAX_RECORDING_DURATION", "4h")]).unwrap();
         assert_eq!(c.max_file_bytes, Some(2 << 30));
+        assert_eq!(c.media_queue_bytes, 8 << 20, "default");
+        assert_eq!(load(&[("MEDIA_QUEUE_SIZE", "256KiB")]).unwrap().media_queue_bytes, 256 << 10);
+        for bad in ["1KiB", "2GiB", "lots"] {
+            let e = load(&[("MEDIA_QUEUE_SIZE", bad)]).unwrap_err().to_string();
+            assert!(e.contains("MEDIA_QUEUE_SIZE"), "{bad}: {e}");
+        }
         assert_eq!(c.max_duration, Some(Duration::from_secs(4 * 3600)));
         assert_eq!(
             (parse_size("500MB"), parse_size("7"), parse_size("x")),

@@ -56,6 +56,8 @@ pub struct DaemonConfig {
     pub webhook_urls: Vec<String>,
     /// `HISTORY_MAX_RECORDINGS`, `HISTORY_MAX_AGE`: the ended recordings kept.
     pub history: crate::storage::history::Retention,
+    /// `MEDIA_QUEUE_SIZE`: media queued per recorded participant before frames are dropped.
+    pub media_queue_bytes: usize,
 }
 
 impl DaemonConfig {
@@ -83,6 +85,7 @@ impl DaemonConfig {
             s3: None,
             webhook_urls: Vec::new(),
             history: crate::storage::history::Retention::default(),
+            media_queue_bytes: crate::actors::media_queue::DEFAULT_MEDIA_QUEUE_BYTES,
         }
     }
 }
@@ -133,6 +136,7 @@ impl Daemon {
             resume_timeout: cfg.resume_timeout,
             token_ttl: cfg.token_ttl,
             max_concurrent: cfg.max_concurrent,
+            media_queue_bytes: cfg.media_queue_bytes,
         });
         let (supervisor, root) = Actor::spawn(None, RecorderSupervisor, settings)
             .await

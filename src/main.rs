@@ -224,6 +224,7 @@ fn daemon_config(config: &Config) -> Option<DaemonConfig> {
         s3: config.s3.clone(),
         webhook_urls: config.webhook_urls.iter().map(|u| u.0.clone()).collect(),
         history: config.history,
+        media_queue_bytes: config.media_queue_bytes,
     })
 }
 

@@ -86,17 +86,27 @@ impl PartFile {
         Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{}: no free name", path.display())))
     }
 
-    /// Appends bytes (buffered).
+    /// Appends bytes (buffered; a full buffer is written out off the runtime, see
+    /// [`off_runtime`]).
     pub fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.out.write_all(bytes)?;
+        if self.out.buffer().len() + bytes.len() > self.out.capacity() {
+            off_runtime(|| self.out.write_all(bytes))?;
+        } else {
+            self.out.write_all(bytes)?;
+        }
         self.written += bytes.len() as u64;
         Ok(())
     }
 
-    /// Writes the buffer out and asks the OS to make it durable.
+    /// Writes the buffer out and asks the OS to make it durable (off the runtime, see
+    /// [`off_runtime`]).
     pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()?;
-        self.out.get_ref().sync_data()
+        off_runtime(|| {
+            #[cfg(feature = "testing")]
+            failpoint::wait(&self.path);
+            self.out.flush()?;
+            self.out.get_ref().sync_data()
+        })
     }
 
     /// Bytes appended so far.
@@ -116,16 +126,67 @@ impl PartFile {
 
     /// Clean close: flushes, applies patches that fall inside the file, syncs.
     pub fn close(mut self, patches: &[Patch]) -> io::Result<PathBuf> {
-        self.out.flush()?;
-        let file = self.out.get_mut();
-        for p in patches {
-            if p.offset + p.bytes.len() as u64 <= self.written {
-                file.seek(SeekFrom::Start(p.offset))?;
-                file.write_all(&p.bytes)?;
+        let written = self.written;
+        off_runtime(|| {
+            self.out.flush()?;
+            let file = self.out.get_mut();
+            for p in patches {
+                if p.offset + p.bytes.len() as u64 <= written {
+                    file.seek(SeekFrom::Start(p.offset))?;
+                    file.write_all(&p.bytes)?;
+                }
             }
-        }
-        file.sync_all()?;
+            file.sync_all()
+        })?;
         Ok(self.path)
+    }
+}
+
+/// Runs `f`, which may wait for the disk, without holding up the async runtime's other tasks:
+/// on a multi-thread runtime the worker first hands its other tasks to another thread
+/// (`tokio::task::block_in_place`), so a stalled disk stalls only the recording that writes to
+/// it; elsewhere (a current-thread runtime, no runtime) `f` runs as it is. Used where the
+/// disk is touched (a buffer written out, a flush point's `sync_data`, a close), about
+/// twice a second per recording, not for each frame.
+fn off_runtime<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// Test hook: a disk that stalls.
+#[cfg(feature = "testing")]
+pub mod failpoint {
+    use std::path::Path;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    static STALLS: Mutex<Vec<(String, Instant)>> = Mutex::new(Vec::new());
+
+    /// Flush points of part files whose path contains `needle` block for `duration` from now
+    /// (as `sync_data` does on a disk that stalls).
+    pub fn stall_flushes(needle: &str, duration: Duration) {
+        let mut s = STALLS.lock().unwrap_or_else(|e| e.into_inner());
+        s.retain(|(n, _)| n != needle);
+        s.push((needle.to_owned(), Instant::now() + duration));
+    }
+
+    /// Blocks while a stall for `path` lasts.
+    pub(super) fn wait(path: &Path) {
+        let path = path.to_string_lossy();
+        loop {
+            let until = {
+                let s = STALLS.lock().unwrap_or_else(|e| e.into_inner());
+                s.iter().filter(|(n, _)| path.contains(n.as_str())).map(|(_, u)| *u).max()
+            };
+            let left = until.map_or(Duration::ZERO, |u| u.saturating_duration_since(Instant::now()));
+            if left.is_zero() {
+                return;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
     }
 }
 

@@ -188,6 +188,11 @@ pub struct RecordingInfo {
     /// dropped until the next keyframe (all parts).
     #[serde(default)]
     pub frames_lost: u64,
+    /// Frames the recorder dropped itself because writing fell behind (a slow or stalled
+    /// disk: more than `MEDIA_QUEUE_SIZE` of media waiting), all parts. Each drop leaves a gap
+    /// up to the next keyframe in the file.
+    #[serde(default)]
+    pub frames_dropped: u64,
 }
 
 /// What a start asks for.
@@ -249,6 +254,7 @@ impl RecordingInfo {
             outputs: Vec::new(),
             error: None,
             frames_lost: 0,
+            frames_dropped: 0,
         }
     }
 }

@@ -24,6 +24,7 @@ use tracing::Instrument;
 mod loss;
 mod progress;
 
+use super::media_queue::{MediaQueue, QueuedFrame};
 use super::room::RoomMsg;
 use super::supervisor::SupervisorMsg;
 use super::track_writer::{TrackWriter, TrackWriterActor, TrackWriterArgs, TrackWriterMsg};
@@ -67,6 +68,8 @@ pub struct ParticipantArgs {
     pub room: ActorRef<RoomMsg>,
     /// The supervisor (progress).
     pub supervisor: ActorRef<SupervisorMsg>,
+    /// The bound on frames on their way here (the room drops frames when it is full).
+    pub queue: Arc<MediaQueue>,
 }
 
 /// Messages of a participant recorder.
@@ -85,8 +88,8 @@ pub enum ParticipantMsg {
     Frame {
         /// Track sid.
         track_sid: String,
-        /// The frame.
-        frame: ReceivedFrame,
+        /// The frame, holding its share of the recording's queue until it is handled.
+        frame: QueuedFrame,
         /// The track's sender reports agree (its time is on the sender's clock).
         synced: bool,
     },
@@ -143,6 +146,8 @@ pub struct ParticipantState {
     frames_lost: u64,
     /// How much of the loss the supervisor has been told about.
     reported_lost: u64,
+    /// Frames dropped by the room (queue full) already reported.
+    reported_dropped: u64,
     /// Whether media keeps arriving into the open part.
     stall: progress::StallWatch,
 }
@@ -184,6 +189,7 @@ impl Actor for ParticipantRecorder {
             loss: std::collections::HashMap::new(),
             frames_lost: 0,
             reported_lost: 0,
+            reported_dropped: 0,
             skipped: Vec::new(),
             stall: progress::StallWatch::new(Instant::now()),
         })
@@ -270,7 +276,11 @@ impl ParticipantState {
         match msg {
             ParticipantMsg::Published(tracks) => st.on_published(&me, &tracks).await?,
             ParticipantMsg::TrackSubscribed { track_sid, codec } => st.on_subscribed(&track_sid, codec)?,
-            ParticipantMsg::Frame { track_sid, frame, synced } => st.on_frame(track_sid, frame, synced)?,
+            ParticipantMsg::Frame { track_sid, frame, synced } => {
+                let QueuedFrame { frame, dropped_before, reserved } = frame;
+                st.on_frame(track_sid, frame, synced, dropped_before)?;
+                drop(reserved); // handled: its room in the queue comes back
+            }
             ParticipantMsg::Left => {
                 st.flush_writers().await;
                 let _ = me.cast(ParticipantMsg::Finish(None));
@@ -456,6 +466,7 @@ impl ParticipantState {
         sid: String,
         frame: ReceivedFrame,
         synced: bool,
+        dropped_before: u64,
     ) -> Result<(), ActorProcessingErr> {
         if self.parts.is_empty() {
             return self.hold(sid, frame, synced);
@@ -485,7 +496,9 @@ impl ParticipantState {
         let Some(w) = self.tracks.iter_mut().find(|w| w.sid == sid) else { return Ok(()) };
         let Some((file, index)) = w.slot else { return Ok(()) };
         w.frames += 1;
+        // frames the room dropped (queue full) are counted as dropped, not lost
         let lost = self.loss.entry(sid.clone()).or_default().observe(frame.rtp_time, frame.contiguous);
+        let lost = lost.saturating_sub(dropped_before);
         if lost > 0 {
             tracing::info!(recording = %self.args.spec.id, track = %sid, lost, "frames lost");
             Metrics::add(&self.args.settings.metrics.frames_lost, lost);
@@ -686,7 +699,7 @@ impl ParticipantState {
             if let Some(w) = self.tracks.iter().find(|w| w.sid == sid && w.synced) {
                 frame.sender_report = w.latest_sr.or(frame.sender_report);
             }
-            self.on_frame(sid, frame, true)?;
+            self.on_frame(sid, frame, true, 0)?;
         }
         Ok(())
     }
@@ -797,6 +810,7 @@ impl ParticipantState {
         let mut p = self.progress(Some(status), Vec::new());
         p.error = error;
         p.frames_lost = self.take_lost();
+        p.frames_dropped = self.take_dropped();
         let _ = self.args.supervisor.cast(SupervisorMsg::Progress(p));
         me.stop(None);
         Ok(())

@@ -15,10 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 mod children;
 
+use super::media_queue::{MediaQueue, QueuedFrame};
 use super::participant::{ParticipantArgs, ParticipantMsg, ParticipantRecorder};
 use super::supervisor::SupervisorMsg;
 use super::track_writer::TrackWriterMsg;
@@ -81,8 +83,9 @@ pub enum RoomMsg {
         /// Whether the grace has passed.
         checked: bool,
     },
-    /// Something happened on the connection.
-    Event(RoomEvent),
+    /// Something happened on the connection; the permit is the event's place among the
+    /// [`ROOM_QUEUE_EVENTS`] the connection's pump may have queued here.
+    Event(RoomEvent, OwnedSemaphorePermit),
     /// Finalize every recording, leave the room, reply, stop.
     Shutdown(RpcReplyPort<()>),
     /// Test hook: make a participant recorder fail.
@@ -108,7 +111,15 @@ struct Rec {
     spec: RecordingSpec,
     part: u32,
     actor: ActorRef<ParticipantMsg>,
+    /// What is on its way to the participant recorder (see [`MediaQueue`]).
+    queue: Arc<MediaQueue>,
 }
+
+/// Events the connection's pump may have queued in the room actor's mailbox: when the room
+/// actor falls behind, the pump waits, the connection's bounded channel fills and its media
+/// frames are dropped there (counted; control events wait), so the mailbox never grows
+/// without bound.
+pub const ROOM_QUEUE_EVENTS: usize = 1024;
 
 /// State of a room actor.
 pub struct RoomState {
@@ -126,7 +137,10 @@ pub struct RoomState {
     /// Track sid -> its writer.
     routes: HashMap<String, ActorRef<TrackWriterMsg>>,
     /// Frames of subscribed tracks whose writer is not (or no longer) registered, bounded.
-    unrouted: HashMap<String, VecDeque<livekit::ReceivedFrame>>,
+    unrouted: HashMap<String, VecDeque<QueuedFrame>>,
+    /// Track sid -> frames dropped since its last forwarded frame (its recording's queue was
+    /// full).
+    dropped: HashMap<String, u64>,
     budget: RestartBudget,
 }
 
@@ -183,6 +197,7 @@ impl Actor for RoomActor {
             subscribed: HashMap::new(),
             requested: HashSet::new(),
             routes: HashMap::new(),
+            dropped: HashMap::new(),
             unrouted: HashMap::new(),
             budget: RestartBudget::new(5, Duration::from_secs(60)),
         })
@@ -218,7 +233,7 @@ impl Actor for RoomActor {
             RoomMsg::Departed { identity, sid, checked: true } => st.on_departed(&identity, &sid),
             RoomMsg::Route { track_sid, writer } => st.route(track_sid, writer),
             RoomMsg::RequestKeyframe { track_sid } => st.request_keyframe(&track_sid).await,
-            RoomMsg::Event(e) => st.on_event(&me, e).await?,
+            RoomMsg::Event(e, _queued) => st.on_event(&me, e).await?,
             RoomMsg::Shutdown(reply) => {
                 st.finalize_all().await;
                 let _ = reply.send(());
@@ -281,9 +296,11 @@ impl RoomState {
         let (conn, mut events) =
             livekit::connect(&s.livekit_url, &token, livekit::ConnectOptions::default()).await?;
         let me = me.clone();
+        let queued = Arc::new(Semaphore::new(ROOM_QUEUE_EVENTS));
         self.pump = Some(tokio::spawn(async move {
             while let Some(e) = events.recv().await {
-                if me.cast(RoomMsg::Event(e)).is_err() {
+                let Ok(permit) = queued.clone().acquire_owned().await else { break };
+                if me.cast(RoomMsg::Event(e, permit)).is_err() {
                     break;
                 }
             }
@@ -301,7 +318,9 @@ impl RoomState {
         if self.recs.contains_key(&spec.identity) {
             return Ok(());
         }
+        let queue = MediaQueue::new(self.args.settings.media_queue_bytes);
         let args = ParticipantArgs {
+            queue: queue.clone(),
             spec: spec.clone(),
             part,
             settings: self.args.settings.clone(),
@@ -311,7 +330,7 @@ impl RoomState {
         let (actor, _) = Actor::spawn_linked(None, ParticipantRecorder, args, me.get_cell()).await?;
         self.by_actor.insert(actor.get_id(), spec.identity.clone());
         let identity = spec.identity.clone();
-        self.recs.insert(identity.clone(), Rec { spec, part, actor });
+        self.recs.insert(identity.clone(), Rec { spec, part, actor, queue });
         self.sync(&identity).await;
         self.replay_subscriptions(&identity);
         Ok(())
@@ -354,6 +373,7 @@ impl RoomState {
                 self.subscribed.remove(&track_sid);
                 self.routes.remove(&track_sid);
                 self.unrouted.remove(&track_sid);
+                self.dropped.remove(&track_sid);
             }
             RoomEvent::Reconnecting => {
                 crate::metrics::Metrics::add(&self.args.settings.metrics.signal_reconnects, 1);
@@ -368,13 +388,30 @@ impl RoomState {
         Ok(())
     }
 
-    /// Sends a frame to its track's writer. While the writer (re)starts, frames wait in a
-    /// bounded queue that the writer gets when it registers.
-    fn forward_frame(&mut self, track_sid: String, frame: livekit::ReceivedFrame) {
+    /// Sends a frame to its track's writer, if its recording's queue has room (see
+    /// [`MediaQueue`]; otherwise the frame is dropped and counted, and the track's next frame
+    /// starts a gap). While the writer (re)starts, frames wait in a bounded queue that the
+    /// writer gets when it registers.
+    fn forward_frame(&mut self, track_sid: String, mut frame: livekit::ReceivedFrame) {
         let Some((psid, _)) = self.subscribed.get(&track_sid) else { return };
-        if self.rec_of_sid(psid).is_none() {
+        let Some(rec) = self.rec_of_sid(psid) else { return };
+        let Some(reserved) = rec.queue.try_reserve(frame.payload.len()) else {
+            rec.queue.note_dropped();
+            crate::metrics::Metrics::add(&self.args.settings.metrics.frames_dropped, 1);
+            let n = self.dropped.entry(track_sid).or_default();
+            if *n == 0 {
+                tracing::warn!(room = %self.args.room, "recording fell behind (queue full): dropping frames");
+            }
+            *n += 1;
             return;
+        };
+        let dropped_before = self.dropped.remove(&track_sid).unwrap_or(0);
+        if dropped_before > 0 {
+            // the frames before this one are missing: the file waits for a keyframe
+            frame.contiguous = false;
+            tracing::info!(room = %self.args.room, track = %track_sid, dropped_before, "frames go through again");
         }
+        let frame = QueuedFrame { frame, dropped_before, reserved: Some(reserved) };
         let frame = match self.routes.get(&track_sid) {
             Some(w) => match w.cast(TrackWriterMsg::Frame(frame)) {
                 Ok(()) => return,

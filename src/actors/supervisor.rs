@@ -687,6 +687,7 @@ impl SupervisorState {
         e.info.duration_s = e.parts.values().fold(0.0, |a, v| a + v.duration_s);
         e.info.parts = e.parts.values().cloned().collect();
         e.info.frames_lost += p.frames_lost;
+        e.info.frames_dropped += p.frames_dropped;
         let closed_part = closed.as_ref().map(|_| p.part);
         if let Some(ev) = closed {
             self.journal(ev);

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
+use super::media_queue::QueuedFrame;
 use super::participant::ParticipantMsg;
 use super::room::RoomMsg;
 use super::RecorderSettings;
@@ -54,8 +55,8 @@ pub struct TrackWriterArgs {
 /// Messages of a track writer.
 #[derive(Debug)]
 pub enum TrackWriterMsg {
-    /// One received frame of the track.
-    Frame(ReceivedFrame),
+    /// One received frame of the track, with its share of the recording's queue.
+    Frame(QueuedFrame),
     /// Replies once every frame queued before it has gone to the participant recorder.
     Flush(RpcReplyPort<()>),
     /// Test hook: fail as if a frame could not be handled.
@@ -124,7 +125,8 @@ impl Actor for TrackWriterActor {
 }
 
 impl TrackWriterState {
-    fn on_frame(&mut self, mut frame: ReceivedFrame) {
+    fn on_frame(&mut self, mut queued: QueuedFrame) {
+        let frame = &mut queued.frame;
         if frame.payload.is_empty() || frame.payload.len() > MAX_FRAME_BYTES {
             tracing::debug!(track = %self.args.sid, size = frame.payload.len(), "frame refused");
             Metrics::add(&self.args.settings.metrics.frames_dropped, 1);
@@ -136,12 +138,14 @@ impl TrackWriterState {
             Metrics::add(&self.args.settings.metrics.sfu_filler_frames, 1);
             return;
         }
-        if std::mem::take(&mut self.gap) || self.stalled(&frame) {
+        if std::mem::take(&mut self.gap) || self.stalled(frame) {
             frame.contiguous = false;
         }
         self.last_rtp = Some(frame.rtp_time);
-        self.observe_sr(frame.sender_report);
-        let msg = ParticipantMsg::Frame { track_sid: self.args.sid.clone(), frame, synced: self.synced };
+        let sr = frame.sender_report;
+        self.observe_sr(sr);
+        let msg =
+            ParticipantMsg::Frame { track_sid: self.args.sid.clone(), frame: queued, synced: self.synced };
         let _ = self.args.participant.cast(msg);
     }
 

@@ -31,6 +31,7 @@ impl ParticipantState {
             error: None,
             frames: self.parts.iter().map(|p| p.stats().frames_written).sum(),
             frames_lost: 0,
+            frames_dropped: 0,
         }
     }
 
@@ -43,14 +44,30 @@ impl ParticipantState {
         new
     }
 
+    /// Frames the room dropped for this recording (queue full) not reported yet.
+    pub(super) fn take_dropped(&mut self) -> u64 {
+        let total = self.args.queue.dropped();
+        let new = total.saturating_sub(self.reported_dropped);
+        self.reported_dropped = self.reported_dropped.max(total);
+        new
+    }
+
     pub(super) fn report(&mut self, status: Option<Status>, files: Vec<PathBuf>) {
         let mut p = self.progress(status, files);
         p.frames_lost = self.take_lost();
+        p.frames_dropped = self.take_dropped();
         let received: u64 = self.tracks.iter().map(|w| w.frames).sum();
         if status == Some(Status::Active) {
             self.stall.reset(received, Instant::now());
         }
-        p.error = self.stall.notice(received, Instant::now());
+        p.error = self.stall.notice(received, Instant::now()).or_else(|| {
+            (p.frames_dropped > 0).then(|| {
+                format!(
+                    "writing fell behind: {} frames dropped since the last report (a slow or stalled disk?)",
+                    p.frames_dropped
+                )
+            })
+        });
         let delta = p.bytes.saturating_sub(self.reported_bytes);
         Metrics::add(&self.metrics().bytes_written, delta);
         self.reported_bytes = self.reported_bytes.max(p.bytes);
@@ -60,6 +77,7 @@ impl ParticipantState {
     pub(super) fn report_final(&mut self, paths: Vec<PathBuf>, duration_ns: u64, frames: u64) {
         let mut p = self.progress(None, paths);
         p.frames_lost = self.take_lost();
+        p.frames_dropped = self.take_dropped();
         p.frames = frames;
         p.duration_s = duration_ns as f64 / 1e9;
         p.bytes = self.reported_bytes;
