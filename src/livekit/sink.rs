@@ -2,11 +2,12 @@
 //!
 //! Invariants: the connection task never waits on the consumer. Media frames are offered with
 //! `try_send` and dropped (and counted) when the channel is full or when control events are
-//! still waiting. Control events are never dropped: when the channel is full they wait in a
+//! still waiting; the next frame of a track that lost one here is marked as not contiguous, so
+//! the file waits for a keyframe instead of writing frames whose references are missing. Control events are never dropped: when the channel is full they wait in a
 //! backlog, in order, that the task drains as the consumer makes room. A consumer that lets
 //! the backlog reach [`MAX_BACKLOG`] has stalled; the connection then ends.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -26,12 +27,14 @@ pub(crate) struct EventSink {
     pub(crate) tx: mpsc::Sender<RoomEvent>,
     pub(crate) backlog: VecDeque<RoomEvent>,
     counters: Arc<Counters>,
+    /// Tracks whose last frame was dropped here.
+    gaps: HashSet<String>,
 }
 
 impl EventSink {
     /// Wraps the channel's sender.
     pub(crate) fn new(tx: mpsc::Sender<RoomEvent>, counters: Arc<Counters>) -> Self {
-        EventSink { tx, backlog: VecDeque::new(), counters }
+        EventSink { tx, backlog: VecDeque::new(), counters, gaps: HashSet::new() }
     }
 
     /// Delivers a control event now or after the ones already waiting.
@@ -52,10 +55,23 @@ impl EventSink {
     }
 
     /// Offers a media frame; drops and counts it if it cannot go out right away.
-    pub(crate) fn frame(&mut self, event: RoomEvent) {
-        let sent = self.backlog.is_empty() && self.tx.try_send(event).is_ok();
-        let counter = if sent { &self.counters.frames_received } else { &self.counters.frames_dropped };
+    pub(crate) fn frame(&mut self, mut event: RoomEvent) {
+        if let RoomEvent::Frame { track_sid, frame } = &mut event {
+            if self.gaps.remove(track_sid.as_str()) {
+                frame.contiguous = false;
+            }
+        }
+        let unsent = if self.backlog.is_empty() {
+            self.tx.try_send(event).err().map(TrySendError::into_inner)
+        } else {
+            Some(event)
+        };
+        let counter =
+            if unsent.is_none() { &self.counters.frames_received } else { &self.counters.frames_dropped };
         counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(RoomEvent::Frame { track_sid, .. }) = unsent {
+            self.gaps.insert(track_sid);
+        }
     }
 
     /// Whether control events are waiting for room in the channel.
@@ -90,6 +106,35 @@ mod tests {
         sink.tx.try_send(next).unwrap();
         assert!(matches!(rx.recv().await, Some(RoomEvent::Reconnecting)));
         assert_eq!(sink.backlog.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_frame_after_a_dropped_one_starts_a_gap() {
+        let media = |n: u32| RoomEvent::Frame {
+            track_sid: "TR_v".into(),
+            frame: crate::livekit::ReceivedFrame {
+                payload: vec![1],
+                rtp_time: n,
+                arrival: std::time::Instant::now(),
+                contiguous: true,
+                keyframe: Some(false),
+                sender_report: None,
+            },
+        };
+        let (tx, mut rx) = mpsc::channel(1);
+        let mut sink = EventSink::new(tx, Arc::new(Counters::default()));
+        sink.frame(media(1));
+        sink.frame(media(2)); // full: dropped
+        sink.frame(media(3)); // still full: dropped
+        let contiguous = |e: Option<RoomEvent>| match e {
+            Some(RoomEvent::Frame { frame, .. }) => (frame.rtp_time, frame.contiguous),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(contiguous(rx.recv().await), (1, true));
+        sink.frame(media(4));
+        assert_eq!(contiguous(rx.recv().await), (4, false), "after the drops");
+        sink.frame(media(5));
+        assert_eq!(contiguous(rx.recv().await), (5, true));
     }
 
     #[test]
