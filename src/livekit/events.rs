@@ -129,8 +129,8 @@ impl TrackSnapshot {
 #[derive(Debug, Clone)]
 pub struct ReceivedFrame {
     /// The depacketized frame (VP8/VP9 frame, Annex-B access unit, AV1 temporal unit, Opus
-    /// packet).
-    pub payload: Vec<u8>,
+    /// packet), shared with the receive path (never copied on its way to the file).
+    pub payload: std::sync::Arc<[u8]>,
     /// RTP timestamp of the frame.
     pub rtp_time: u32,
     /// When the first packet of the frame arrived.
@@ -148,7 +148,7 @@ impl ReceivedFrame {
     pub fn as_frame_in(&self, epoch: Instant) -> FrameIn<'_> {
         let arrival_ns = self.arrival.saturating_duration_since(epoch).as_nanos();
         FrameIn {
-            payload: &self.payload,
+            payload: &self.payload[..],
             rtp_time: self.rtp_time,
             arrival_ns: u64::try_from(arrival_ns).unwrap_or(u64::MAX),
             contiguous: self.contiguous,
@@ -336,7 +336,7 @@ mod tests {
     fn frame_in_is_relative_to_the_epoch() {
         let epoch = Instant::now();
         let frame = ReceivedFrame {
-            payload: vec![1, 2, 3],
+            payload: vec![1, 2, 3].into(),
             rtp_time: 7,
             arrival: epoch + Duration::from_millis(5),
             contiguous: true,
@@ -345,7 +345,7 @@ mod tests {
         };
         let f = frame.as_frame_in(epoch);
         assert_eq!(f.arrival_ns, 5_000_000);
-        assert_eq!(f.payload, &[1, 2, 3]);
+        assert_eq!(f.payload, &[1u8, 2, 3][..]);
         assert_eq!(frame.as_frame_in(epoch + Duration::from_secs(1)).arrival_ns, 0);
     }
 }

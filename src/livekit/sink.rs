@@ -113,7 +113,7 @@ mod tests {
         let media = |n: u32| RoomEvent::Frame {
             track_sid: "TR_v".into(),
             frame: crate::livekit::ReceivedFrame {
-                payload: vec![1],
+                payload: vec![1].into(),
                 rtp_time: n,
                 arrival: std::time::Instant::now(),
                 contiguous: true,

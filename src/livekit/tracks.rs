@@ -250,7 +250,7 @@ impl Session {
         let track_sid = a.track_sid.clone();
         let frame = ReceivedFrame {
             keyframe: keyframe(&data.codec_extra, codec, &data.data),
-            payload: data.data.to_vec(),
+            payload: data.data.clone(),
             rtp_time: data.time.numer() as u32,
             arrival: data.network_time,
             contiguous: data.contiguous,
