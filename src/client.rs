@@ -585,7 +585,7 @@ pub fn recordings_table(recs: &[Value]) -> String {
 /// One recording, field by field, with its tracks, parts and outputs.
 pub fn recording_details(r: &Value) -> String {
     let mut out = String::new();
-    let mut field = |k: &str, v: String| out.push_str(&format!("{k:<13}{v}\n"));
+    let mut field = |k: &str, v: String| out.push_str(&format!("{k:<16}{v}\n"));
     field("id", text(&r["id"]));
     field("room", text(&r["room"]));
     field("participant", text(&r["participant"]));
@@ -595,6 +595,7 @@ pub fn recording_details(r: &Value) -> String {
     field("duration", human_duration(r["duration_s"].as_f64().unwrap_or(0.0)));
     field("size", human_bytes(r["bytes"].as_u64().unwrap_or(0)));
     field("frames_lost", text(&r["frames_lost"]));
+    field("frames_dropped", text(&r["frames_dropped"]));
     field("error", text(&r["error"]));
     let tracks: Vec<String> = r["tracks"]
         .as_array()
