@@ -5,7 +5,8 @@
 //   stdout: {"event":...} from the page (joined, published, started, disconnected, error) and
 //           the driver (ready, console, crashed), and one {"reply":"<command>","ok":bool,...}
 //           per command;
-//   stdin:  one command per line: status | reload | leave | mute audio | unmute audio.
+//   stdin:  one command per line: status | reload | leave | mute audio | unmute audio |
+//           mute video | unmute video | resize <W>x<H> (the camera canvas's new size).
 // EOF on stdin closes the browser and exits.
 // Usage: node driver.mjs <node_modules dir> <config JSON>
 // config: {url, token, width?, height?, publish?: {...publish options}, room_options?,

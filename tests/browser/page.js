@@ -21,8 +21,10 @@
   window.onerror = (msg) => emit('error', { message: String(msg) });
   window.onunhandledrejection = (e) => emit('error', { message: String(e.reason && e.reason.stack || e.reason) });
 
-  const W = cfg.width || 640, H = cfg.height || 360;
-  const BITS = 16, ROW = Math.round(H / 15);
+  // the canvas's size: the "resize WxH" command changes it mid-publication
+  let W = cfg.width || 640, H = cfg.height || 360;
+  const BITS = 16;
+  let ROW = Math.round(H / 15);
   const canvas = document.getElementById('cam');
   canvas.width = W; canvas.height = H;
   const g = canvas.getContext('2d');
@@ -135,11 +137,11 @@
   // Each drawn frame is captured at once (requestFrame) instead of through captureStream(30)'s
   // frame-rate limiter, which holds a frame drawn less than 33 ms after the last capture until
   // the next slot: up to 33 ms of video lag at a marker, varying from one marker to the next.
-  let apub = null;
+  let apub = null, vpub = null;
   if (cfg.camera !== false) {
     video = canvas.captureStream(0).getVideoTracks()[0];
     const pubOpts = Object.assign({ source: LK.Track.Source.Camera, name: 'camera' }, cfg.publish || {});
-    const vpub = await room.localParticipant.publishTrack(video, pubOpts);
+    vpub = await room.localParticipant.publishTrack(video, pubOpts);
     published.push(vpub);
     emit('published', { kind: 'video', source: 'camera', track_sid: vpub.trackSid, mime: vpub.mimeType || null });
   }
@@ -213,8 +215,18 @@
         await apub.mute(); return {};
       case 'unmute audio':
         await apub.unmute(); return {};
-      default:
-        throw new Error('unknown command ' + cmd);
+      case 'mute video':
+        await vpub.mute(); return { counter };
+      case 'unmute video':
+        await vpub.unmute(); return { counter };
+      default: {
+        const m = /^resize (\d+)x(\d+)$/.exec(cmd);
+        if (!m) throw new Error('unknown command ' + cmd);
+        // the next draw paints the new size: the captured track's resolution changes there
+        W = Number(m[1]); H = Number(m[2]); ROW = Math.round(H / 15);
+        canvas.width = W; canvas.height = H;
+        return { counter };
+      }
     }
   };
   emit('started', { counter, unix_ms: Date.now() });

@@ -40,6 +40,7 @@ func event(name string, kv ...any) {
 type config struct {
 	url, apiKey, apiSecret, room, identity string
 	video, audio                           string
+	simulcast                              []string // video layers, low to high (rid q, h, f)
 	loops                                  int
 	red                                    bool
 	e2ee                                   bool
@@ -48,18 +49,32 @@ type config struct {
 	startTimeout                           time.Duration
 }
 
-// kindState is one published (or publishable) kind.
-type kindState struct {
-	src       *source
-	writer    trackWriter
-	sid       string
-	pub       *lksdk.LocalTrackPublication
-	want      bool // published unless "unpublish"
-	muted     bool
+// flow is the sending state of one stream: a kind, or one simulcast layer of video.
+type flow struct {
 	lastEpoch uint64
 	needKey   bool
 	sent      int64
 	lastErr   time.Time
+}
+
+// layerState is one simulcast layer of the video kind (--simulcast).
+type layerState struct {
+	flow
+	rid    string
+	src    *source
+	writer *sampleWriter
+}
+
+// kindState is one published (or publishable) kind.
+type kindState struct {
+	flow
+	src    *source // with --simulcast: the top layer's
+	writer trackWriter
+	layers []*layerState // --simulcast only (video), low to high
+	sid    string
+	pub    *lksdk.LocalTrackPublication
+	want   bool // published unless "unpublish"
+	muted  bool
 }
 
 type publisher struct {
@@ -80,6 +95,7 @@ func main() {
 	flag.StringVar(&c.identity, "identity", "lkpub", "participant identity")
 	flag.StringVar(&c.video, "video", "", "video file (.ivf VP8/VP9/AV1, .h264 Annex-B)")
 	flag.StringVar(&c.audio, "audio", "", "audio file (.ogg Opus)")
+	simulcast := flag.String("simulcast", "", "video as three simulcast layers: q.ivf,h.ivf,f.ivf (low to high, one codec, the same frame times)")
 	flag.IntVar(&loops, "loops", 1, "times to play the files, 0 = forever")
 	flag.BoolVar(&c.red, "red", false, "publish the audio as audio/red (RFC 2198, primary + previous packet)")
 	flag.BoolVar(&c.e2ee, "e2ee", false, "announce the audio track as end-to-end encrypted (TrackInfo.encryption = GCM; the payload is sent as is, unencrypted)")
@@ -88,11 +104,30 @@ func main() {
 	flag.DurationVar(&c.startTimeout, "start-timeout", 15*time.Second, "how long to wait for the tracks to be bound before starting anyway")
 	flag.Parse()
 	c.loops = loops
-	if c.room == "" || c.apiSecret == "" || (c.video == "" && c.audio == "") {
-		fmt.Fprintln(os.Stderr, "usage: lkpub --url ws://... --api-key K --api-secret S --room R --identity I [--video F] [--audio F] [--loops N] [--red] [--e2ee]")
+	if *simulcast != "" {
+		c.simulcast = strings.Split(*simulcast, ",")
+	}
+	if c.room == "" || c.apiSecret == "" || (c.video == "" && c.audio == "" && c.simulcast == nil) ||
+		(c.video != "" && c.simulcast != nil) || (c.simulcast != nil && len(c.simulcast) != 3) {
+		fmt.Fprintln(os.Stderr, "usage: lkpub --url ws://... --api-key K --api-secret S --room R --identity I [--video F | --simulcast Q,H,F] [--audio F] [--loops N] [--red] [--e2ee]")
 		os.Exit(2)
 	}
 	p := &publisher{cfg: c, kinds: map[string]*kindState{}}
+	if c.simulcast != nil {
+		var layers []*layerState
+		for i, path := range c.simulcast {
+			src, err := loadSource("video", path, uint32(c.fps))
+			if err == nil && (src.width == 0 || (i > 0 && src.codec.MimeType != layers[0].src.codec.MimeType)) {
+				err = fmt.Errorf("%s: a simulcast layer must be an IVF file of the first layer's codec", path)
+			}
+			if err != nil {
+				event("error", "error", err.Error())
+				os.Exit(1)
+			}
+			layers = append(layers, &layerState{rid: []string{"q", "h", "f"}[i], src: src})
+		}
+		p.kinds["video"] = &kindState{src: layers[2].src, layers: layers, want: true}
+	}
 	for _, kv := range []struct{ kind, path string }{{"video", c.video}, {"audio", c.audio}} {
 		if kv.path == "" {
 			continue
@@ -117,12 +152,17 @@ func main() {
 
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	for kind := range p.kinds {
-		wg.Add(1)
-		go func(kind string) {
-			defer wg.Done()
-			p.play(kind, start, done)
-		}(kind)
+	for kind, ks := range p.kinds {
+		for layer := -1; layer < len(ks.layers); layer++ {
+			if layer < 0 && ks.layers != nil {
+				continue // each layer is played on its own
+			}
+			wg.Add(1)
+			go func(kind string, layer int) {
+				defer wg.Done()
+				p.play(kind, layer, start, done)
+			}(kind, layer)
+		}
 	}
 	finished := make(chan struct{})
 	go func() { wg.Wait(); close(finished) }()
@@ -230,7 +270,7 @@ func (p *publisher) onPublished(pub *lksdk.LocalTrackPublication) {
 	p.mu.Lock()
 	ks := p.kinds[kind]
 	mime := ""
-	if ks != nil && ks.writer != nil && pub.TrackLocal() == ks.writer.track() {
+	if ks != nil && ks.writer != nil && (pub.TrackLocal() == ks.writer.track() || ks.isLayerOf(pub)) {
 		ks.pub, ks.sid = pub, pub.SID()
 		if tc, ok := ks.writer.track().(interface {
 			Codec() webrtc.RTPCodecCapability
@@ -245,6 +285,52 @@ func (p *publisher) onPublished(pub *lksdk.LocalTrackPublication) {
 	event("published", "kind", kind, "track_sid", pub.SID(), "mime", mime, "server_mime", pub.MimeType())
 }
 
+// isLayerOf: pub is the simulcast publication of these layers.
+func (ks *kindState) isLayerOf(pub *lksdk.LocalTrackPublication) bool {
+	for _, t := range pub.TrackLocalForSimulcast() {
+		for _, l := range ks.layers {
+			if l.writer != nil && webrtc.TrackLocal(t) == l.writer.track() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// publishSimulcast publishes the video layers as one simulcast track (one transceiver with
+// three encodings, rid q/h/f, the sizes of the IVF headers).
+func (p *publisher) publishSimulcast(ks *kindState, room *lksdk.Room) error {
+	simID := "TR_sim" + randomID()
+	var tracks []*lksdk.LocalTrack
+	writers := make([]*sampleWriter, len(ks.layers))
+	for i, l := range ks.layers {
+		layer := &livekit.VideoLayer{
+			Quality: []livekit.VideoQuality{livekit.VideoQuality_LOW, livekit.VideoQuality_MEDIUM, livekit.VideoQuality_HIGH}[i],
+			Width:   l.src.width, Height: l.src.height,
+		}
+		w, err := newSampleWriter(l.src.codec, lksdk.WithSimulcast(simID, layer))
+		if err != nil {
+			return err
+		}
+		writers[i] = w
+		tracks = append(tracks, w.t)
+	}
+	p.mu.Lock()
+	for i, l := range ks.layers {
+		l.writer = writers[i]
+	}
+	ks.writer, ks.want, ks.pub, ks.sid = writers[len(writers)-1], true, nil, ""
+	p.mu.Unlock()
+	pub, err := room.LocalParticipant.PublishSimulcastTrack(tracks, &lksdk.TrackPublicationOptions{Name: "video"})
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	ks.pub, ks.sid = pub, pub.SID()
+	p.mu.Unlock()
+	return nil
+}
+
 func (p *publisher) publish(kind string) error {
 	p.mu.Lock()
 	ks := p.kinds[kind]
@@ -253,6 +339,9 @@ func (p *publisher) publish(kind string) error {
 	p.mu.Unlock()
 	if ks == nil {
 		return fmt.Errorf("no %s file given", kind)
+	}
+	if ks.layers != nil {
+		return p.publishSimulcast(ks, room)
 	}
 	var w trackWriter
 	var err error
@@ -296,6 +385,9 @@ func (p *publisher) unpublish(kind string) error {
 	}
 	sid, room := ks.sid, p.room
 	ks.want, ks.writer, ks.pub, ks.sid = false, nil, nil, ""
+	for _, l := range ks.layers {
+		l.writer = nil
+	}
 	p.mu.Unlock()
 	return room.LocalParticipant.UnpublishTrack(sid)
 }
@@ -311,6 +403,11 @@ func (p *publisher) waitBound(timeout time.Duration) {
 		for _, ks := range p.kinds {
 			if ks.want && (ks.writer == nil || !ks.writer.bound()) {
 				all = false
+			}
+			for _, l := range ks.layers {
+				if ks.want && (l.writer == nil || !l.writer.bound()) {
+					all = false
+				}
 			}
 		}
 		p.mu.Unlock()
@@ -363,10 +460,14 @@ func selectedPair(pc *webrtc.PeerConnection) string {
 // play paces one kind in real time: frame i of loop L goes out at
 // start + (L*loopTicks + ticks_i)/clock, with that RTP time (relative to the track's random
 // base). Frames are skipped (time still advances) while muted, unpublished or reconnecting;
-// video restarts at a keyframe after each new binding or unmute.
-func (p *publisher) play(kind string, start time.Time, done <-chan struct{}) {
+// video restarts at a keyframe after each new binding or unmute. layer >= 0: that simulcast
+// layer of video (each layer restarts at its own keyframes).
+func (p *publisher) play(kind string, layer int, start time.Time, done <-chan struct{}) {
 	p.mu.Lock()
 	src := p.kinds[kind].src
+	if layer >= 0 {
+		src = p.kinds[kind].layers[layer].src
+	}
 	p.mu.Unlock()
 	clock := uint64(src.codec.ClockRate)
 	for loop := 0; p.cfg.loops == 0 || loop < p.cfg.loops; loop++ {
@@ -388,16 +489,23 @@ func (p *publisher) play(kind string, start time.Time, done <-chan struct{}) {
 			}
 			p.mu.Lock()
 			ks := p.kinds[kind]
-			w := ks.writer
+			w, fl := ks.writer, &ks.flow
+			if layer >= 0 {
+				l := ks.layers[layer]
+				fl, w = &l.flow, nil
+				if l.writer != nil {
+					w = l.writer
+				}
+			}
 			send := w != nil && !ks.muted && w.bound()
 			if send {
-				if e := w.boundEpoch(); e != ks.lastEpoch {
-					ks.lastEpoch, ks.needKey = e, true
+				if e := w.boundEpoch(); e != fl.lastEpoch {
+					fl.lastEpoch, fl.needKey = e, true
 				}
-				if ks.needKey && kind == "video" && !f.key {
+				if fl.needKey && kind == "video" && !f.key {
 					send = false
 				} else {
-					ks.needKey = false
+					fl.needKey = false
 				}
 			}
 			p.mu.Unlock()
@@ -407,14 +515,17 @@ func (p *publisher) play(kind string, start time.Time, done <-chan struct{}) {
 			err := w.write(f.data, uint32(ticks), src.frameTicks(i))
 			p.mu.Lock()
 			if err != nil {
-				if time.Since(ks.lastErr) > time.Second {
-					ks.lastErr = time.Now()
+				if time.Since(fl.lastErr) > time.Second {
+					fl.lastErr = time.Now()
 					p.mu.Unlock()
 					event("error", "kind", kind, "error", "write: "+err.Error())
 					continue
 				}
 			} else {
-				ks.sent++
+				fl.sent++
+				if layer >= 0 {
+					ks.sent++
+				}
 			}
 			p.mu.Unlock()
 		}
@@ -424,18 +535,25 @@ func (p *publisher) play(kind string, start time.Time, done <-chan struct{}) {
 func (p *publisher) reportSentOnce() {
 	p.mu.Lock()
 	type kv struct {
-		kind string
-		n    int64
+		kind, rid string
+		n         int64
 	}
 	var all []kv
 	for _, kind := range []string{"video", "audio"} {
 		if ks := p.kinds[kind]; ks != nil {
-			all = append(all, kv{kind, ks.sent})
+			for _, l := range ks.layers {
+				all = append(all, kv{kind, l.rid, l.sent})
+			}
+			all = append(all, kv{kind, "", ks.sent})
 		}
 	}
 	p.mu.Unlock()
 	for _, e := range all {
-		event("sent", "kind", e.kind, "frames", e.n)
+		if e.rid != "" {
+			event("sent", "kind", e.kind, "rid", e.rid, "frames", e.n)
+		} else {
+			event("sent", "kind", e.kind, "frames", e.n)
+		}
 	}
 }
 
@@ -480,6 +598,9 @@ func (p *publisher) rejoin(newFirst bool) map[string]any {
 	p.gen++
 	for _, ks := range p.kinds {
 		ks.writer, ks.pub, ks.sid = nil, nil, ""
+		for _, l := range ks.layers {
+			l.writer = nil
+		}
 	}
 	p.mu.Unlock()
 	if !newFirst {
@@ -526,6 +647,9 @@ func (p *publisher) command(line string) map[string]any {
 		ks.muted = muted
 		if !muted {
 			ks.needKey = true
+			for _, l := range ks.layers {
+				l.needKey = true
+			}
 		}
 		pub, sid := ks.pub, ks.sid
 		p.mu.Unlock()

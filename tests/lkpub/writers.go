@@ -36,8 +36,8 @@ type sampleWriter struct {
 	epoch atomic.Uint64
 }
 
-func newSampleWriter(c webrtc.RTPCodecCapability) (*sampleWriter, error) {
-	t, err := lksdk.NewLocalSampleTrack(c)
+func newSampleWriter(c webrtc.RTPCodecCapability, opts ...lksdk.LocalTrackOptions) (*sampleWriter, error) {
+	t, err := lksdk.NewLocalSampleTrack(c, opts...)
 	if err != nil {
 		return nil, err
 	}
