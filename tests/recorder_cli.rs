@@ -184,7 +184,10 @@ async fn cli_drives_the_daemon_and_the_recording_explains_itself() {
     // get: human details
     let r = cli(&with_token, &["get", &id]).await;
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stdout.contains("participant     alice") && r.stdout.contains("status          active"), "{r:?}");
+    assert!(
+        r.stdout.contains("participant     alice") && r.stdout.contains("status          active"),
+        "{r:?}"
+    );
     assert!(r.stdout.contains("video vp8") && r.stdout.contains("audio opus"), "{r:?}");
     assert!(r.stdout.contains("PART") && r.stdout.contains("FILES"), "the parts table: {r:?}");
 
