@@ -72,6 +72,8 @@ pub struct RecorderSettings {
     /// `MEDIA_QUEUE_SIZE`: media queued per recorded participant before the room drops frames
     /// (see [`media_queue`]).
     pub media_queue_bytes: usize,
+    /// Cluster mode (`REDIS_URL` set).
+    pub cluster: Option<crate::cluster::ClusterSettings>,
 }
 
 impl std::fmt::Debug for RecorderSettings {

@@ -79,6 +79,8 @@ pub struct Config {
     /// Result callback URLs (`WEBHOOK_URLS`, comma-separated; they may carry credentials, so
     /// `Debug` prints `***`).
     pub webhook_urls: Vec<Secret>,
+    /// Cluster mode: `REDIS_URL` set (with `NODE_ID`, `NODE_ADVERTISE_URL`, `CLUSTER_LEASE`).
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// A secret whose `Debug` prints `***`.
@@ -248,8 +250,10 @@ impl Config {
                 _ => return Err(bad("MAX_CONCURRENT_RECORDINGS", v, "expected a positive number")),
             },
         };
+        let cluster = cluster_config(&get)?;
         Ok(Config {
             media_queue_bytes,
+            cluster,
             history,
             max_concurrent,
             resume_timeout,
@@ -272,6 +276,64 @@ impl Config {
             filename_template,
         })
     }
+}
+
+/// `REDIS_URL` (cluster mode) and its companions; `None` without it.
+fn cluster_config(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<crate::cluster::ClusterConfig>, ConfigError> {
+    let nonempty = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let Some(url) = nonempty("REDIS_URL") else {
+        for name in ["NODE_ID", "NODE_ADVERTISE_URL", "CLUSTER_LEASE"] {
+            if let Some(v) = nonempty(name) {
+                return Err(ConfigError {
+                    name,
+                    value: v,
+                    reason: "only used in cluster mode: set REDIS_URL too",
+                });
+            }
+        }
+        return Ok(None);
+    };
+    if !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        || redis::Client::open(url.as_str()).is_err()
+    {
+        return Err(ConfigError {
+            name: "REDIS_URL",
+            value: crate::cluster::redact(&url),
+            reason: "expected redis://[[user]:password@]host[:port][/db] or rediss://...",
+        });
+    }
+    let node_id = nonempty("NODE_ID");
+    if let Some(id) = &node_id {
+        if id.len() > 128 || id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(ConfigError {
+                name: "NODE_ID",
+                value: id.clone(),
+                reason: "expected 1-128 characters without spaces",
+            });
+        }
+    }
+    let advertise_url = nonempty("NODE_ADVERTISE_URL");
+    if let Some(u) = &advertise_url {
+        if !(u.starts_with("http://") || u.starts_with("https://"))
+            || u.split_once("://").is_some_and(|(_, h)| h.is_empty())
+        {
+            return Err(ConfigError {
+                name: "NODE_ADVERTISE_URL",
+                value: u.clone(),
+                reason: "expected an http:// or https:// URL",
+            });
+        }
+    }
+    let lease = duration_var(
+        get,
+        "CLUSTER_LEASE",
+        Duration::from_secs(3),
+        "expected a duration of at least 3s such as 15s",
+    )?
+    .unwrap_or(crate::cluster::DEFAULT_LEASE);
+    Ok(Some(crate::cluster::ClusterConfig { redis_url: url, node_id, advertise_url, lease }))
 }
 
 /// Default `BIND_ADDRESS`: every interface (a container's port mapping decides what is

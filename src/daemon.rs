@@ -58,6 +58,8 @@ pub struct DaemonConfig {
     pub history: crate::storage::history::Retention,
     /// `MEDIA_QUEUE_SIZE`: media queued per recorded participant before frames are dropped.
     pub media_queue_bytes: usize,
+    /// `REDIS_URL` and companions: cluster mode.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 impl DaemonConfig {
@@ -86,6 +88,7 @@ impl DaemonConfig {
             webhook_urls: Vec::new(),
             history: crate::storage::history::Retention::default(),
             media_queue_bytes: crate::actors::media_queue::DEFAULT_MEDIA_QUEUE_BYTES,
+            cluster: None,
         }
     }
 }
@@ -118,6 +121,18 @@ impl Daemon {
             )),
         };
         let livekit_url = cfg.livekit_url.clone();
+        let cluster = match &cfg.cluster {
+            None => None,
+            Some(c) => {
+                let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+                let node = crate::cluster::NodeIdentity::resolve(c, addr).map_err(invalid)?;
+                let store = crate::cluster::store::Store::new(&c.redis_url, c.lease).map_err(invalid)?;
+                tracing::info!(node = %node.id, url = %node.url, redis = %crate::cluster::redact(&c.redis_url), "cluster mode");
+                Some(crate::cluster::ClusterSettings { store, node })
+            }
+        };
+        let forwarder =
+            cluster.as_ref().map(|c| crate::cluster::forward::Forwarder::new(c.store.clone(), &c.node.id));
         let settings = Arc::new(RecorderSettings {
             livekit_url: cfg.livekit_url,
             api_key: cfg.api_key,
@@ -137,6 +152,7 @@ impl Daemon {
             token_ttl: cfg.token_ttl,
             max_concurrent: cfg.max_concurrent,
             media_queue_bytes: cfg.media_queue_bytes,
+            cluster,
         });
         let (supervisor, root) = Actor::spawn(None, RecorderSupervisor, settings)
             .await
@@ -147,6 +163,7 @@ impl Daemon {
             filename_template: cfg.filename_template,
             webhooks,
             livekit_url,
+            cluster: forwarder,
         };
         let (addr, server) = http::start(state, addr)?;
         tracing::info!(%addr, "recorder listening");

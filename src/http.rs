@@ -33,6 +33,8 @@ pub struct AppState {
     pub webhooks: livekit_api::webhooks::WebhookReceiver,
     /// `LIVEKIT_URL` (the health check probes it).
     pub livekit_url: String,
+    /// Cluster mode: Redis, and the way to the other nodes.
+    pub cluster: Option<crate::cluster::forward::Forwarder>,
 }
 
 /// The answer of `GET /health-check`.
@@ -46,6 +48,10 @@ pub struct Health {
     /// Why LiveKit is unreachable or refuses the recorder (degraded).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub livekit: Option<String>,
+    /// Cluster mode: why Redis cannot be used (degraded: recordings go on, starts and remote
+    /// stops answer 503).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<String>,
     /// Why the actor tree did not answer (unavailable).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -57,7 +63,7 @@ pub struct Health {
 pub enum HealthStatus {
     /// All is well.
     Ok,
-    /// Serving, but the recordings disk or LiveKit is in trouble.
+    /// Serving, but the recordings disk, LiveKit or (cluster mode) Redis is in trouble.
     Degraded,
     /// The actor tree does not answer.
     Unavailable,
@@ -85,14 +91,19 @@ pub async fn health_check(state: web::Data<AppState>) -> HttpResponse {
                 None => livekit_reachable(&state.livekit_url).await.err(),
             };
             let storage = h.storage.map(|p| p.as_str().to_owned());
-            let degraded = storage.is_some() || livekit.is_some();
+            let redis = match &state.cluster {
+                Some(c) => c.store().ping().await.err().map(|e| e.to_string()),
+                None => None,
+            };
+            let degraded = storage.is_some() || livekit.is_some() || redis.is_some();
             let status = if degraded { HealthStatus::Degraded } else { HealthStatus::Ok };
-            HttpResponse::Ok().json(Health { status, storage, livekit, error: None })
+            HttpResponse::Ok().json(Health { status, storage, livekit, redis, error: None })
         }
         Err(e) => HttpResponse::ServiceUnavailable().json(Health {
             status: HealthStatus::Unavailable,
             storage: None,
             livekit: None,
+            redis: None,
             error: Some(e.to_string()),
         }),
     }

@@ -26,6 +26,7 @@
 pub mod actors;
 pub mod callbacks;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod demo;

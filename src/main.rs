@@ -225,6 +225,7 @@ fn daemon_config(config: &Config) -> Option<DaemonConfig> {
         webhook_urls: config.webhook_urls.iter().map(|u| u.0.clone()).collect(),
         history: config.history,
         media_queue_bytes: config.media_queue_bytes,
+        cluster: config.cluster.clone(),
     })
 }
 

@@ -138,6 +138,9 @@ pub struct PartInfo {
     pub duration_s: f64,
     /// Bytes in it.
     pub bytes: u64,
+    /// Cluster mode: the node that wrote it (`NODE_ID`); absent on a single node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// A recording as `GET /recordings/{id}` returns it.

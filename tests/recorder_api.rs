@@ -18,7 +18,7 @@ use recorder_support::{
 };
 use reqwest::Method;
 use serde_json::{json, Value};
-use sim_support::{call, start_sim, KEY, SECRET};
+use sim_support::{call, post_hook, signed_hook, start_sim, SECRET};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn late_join_records_every_frame_in_sync() {
@@ -554,45 +554,6 @@ async fn starts_beyond_max_concurrent_recordings_are_refused() {
     assert_eq!(status, 200);
     daemon.shutdown().await;
     sim.stop().await;
-}
-
-/// A webhook body for `event` and its `Authorization` value, signed like LiveKit does.
-fn signed_hook(event: &str, id: &str, room: &str, identity: &str, secret: &str) -> (String, String) {
-    use base64::Engine as _;
-    use sha2::Digest;
-    let ev = livekit_protocol::WebhookEvent {
-        event: event.into(),
-        id: id.into(),
-        room: Some(livekit_protocol::Room { name: room.into(), ..Default::default() }),
-        participant: Some(livekit_protocol::ParticipantInfo {
-            identity: identity.into(),
-            ..Default::default()
-        }),
-        created_at: 1,
-        ..Default::default()
-    };
-    let body = serde_json::to_string(&ev).expect("json");
-    let sha = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(body.as_bytes()));
-    let jwt = livekit_api::access_token::AccessToken::with_api_key(KEY, secret)
-        .with_sha256(&sha)
-        .with_ttl(Duration::from_secs(60))
-        .to_jwt()
-        .expect("jwt");
-    (body, jwt)
-}
-
-async fn post_hook(addr: SocketAddr, (body, jwt): (String, String)) -> (u16, Value) {
-    let client = reqwest::Client::builder().no_proxy().build().expect("client");
-    let resp = client
-        .post(format!("http://{addr}/recordings/webhooks"))
-        .header("authorization", jwt)
-        .header("content-type", "application/webhook+json")
-        .body(body)
-        .send()
-        .await
-        .expect("request");
-    let status = resp.status().as_u16();
-    (status, serde_json::from_str(&resp.text().await.expect("body")).unwrap_or(Value::Null))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -15,30 +15,18 @@
 
 mod common;
 mod s3_support;
+mod serve_support;
 mod sim_support;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use sim_support::{call, start_sim, KEY, SECRET};
-
-/// The daemon child; killed on drop (a failing test never leaves it running).
-struct Serve {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use serve_support::{api, serve, signal, wait_exit, wait_rec};
+use sim_support::{call, start_sim};
 
 /// One synthetic VP8 + Opus participant `alice` per room.
 async fn add_participants(sim: &livekit_recorder::sim::SimHandle, rooms: &[String], av_offset_ms: u64) {
@@ -73,64 +61,6 @@ fn s3_env(endpoint: &str) -> Vec<(&'static str, &str)> {
         ("AWS_SECRET_ACCESS_KEY", "testing"),
         ("AWS_EC2_METADATA_DISABLED", "true"),
     ]
-}
-
-async fn serve(sim: &livekit_recorder::sim::SimHandle, dir: &Path, env: &[(&str, &str)]) -> Serve {
-    let port = s3_support::free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_livekit-recorder"))
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("LIVEKIT_URL", sim.ws_url())
-        .env("LIVEKIT_API_KEY", KEY)
-        .env("LIVEKIT_API_SECRET", SECRET)
-        .env("APP_PORT", port.to_string())
-        .env("RECORDINGS_DIR", dir)
-        .env("LOG_LEVEL", "warn")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn livekit-recorder serve");
-    let s = Serve { child, addr: SocketAddr::from(([127, 0, 0, 1], port)) };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while api(s.addr, Method::GET, "/health-check", None).await.0 != 200 {
-        assert!(Instant::now() < deadline, "serve did not answer /health-check");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    s
-}
-
-async fn api(addr: SocketAddr, method: Method, path: &str, body: Option<&str>) -> (u16, Value) {
-    let client = reqwest::Client::builder().no_proxy().build().expect("client");
-    let mut req = client.request(method, format!("http://{addr}{path}")).timeout(Duration::from_secs(20));
-    if let Some(b) = body {
-        req = req.header("content-type", "application/json").body(b.to_owned());
-    }
-    match req.send().await {
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            let text = resp.text().await.unwrap_or_default();
-            (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-        }
-        Err(e) => (0, Value::String(e.to_string())),
-    }
-}
-
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill").args([sig, &child.id().to_string()]).status().is_ok_and(|s| s.success());
-    assert!(ok, "kill {sig} failed");
-}
-
-/// Waits for the child's exit code.
-fn wait_exit(child: &mut Child, timeout: Duration) -> Option<i32> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return status.code();
-        }
-        assert!(Instant::now() < deadline, "the daemon did not exit within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn sha256_hex(data: &[u8]) -> String {
@@ -252,19 +182,6 @@ async fn sigterm_finalizes_every_recording_and_exits_zero() {
         }
     }
     sim.stop().await;
-}
-
-/// `GET /recordings/{id}` until `pred` holds.
-async fn wait_rec(addr: SocketAddr, id: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let (_, r) = api(addr, Method::GET, &format!("/recordings/{id}"), None).await;
-        if pred(&r) {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "condition not reached within {timeout:?}: {r}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn unix_ns() -> u64 {

@@ -53,6 +53,14 @@ pub const REJOIN_GRACE: Duration = Duration::from_secs(3);
 pub enum RoomMsg {
     /// Record a participant of this room.
     Record(RecordingSpec),
+    /// Continue a recording in this part (cluster failover: another node wrote the parts
+    /// before it).
+    Resume {
+        /// The recording.
+        spec: RecordingSpec,
+        /// The part to write next.
+        part: u32,
+    },
     /// Stop a recording; the participant recorder replies once the file is final.
     Stop {
         /// Recording id.
@@ -226,6 +234,7 @@ impl Actor for RoomActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             RoomMsg::Record(spec) => st.record(&me, spec, 1).await?,
+            RoomMsg::Resume { spec, part } => st.record(&me, spec, part).await?,
             RoomMsg::Stop { id, reply } => st.stop_recording(&id, reply),
             RoomMsg::Departed { identity, sid, checked: false } => {
                 me.send_after(REJOIN_GRACE, move || RoomMsg::Departed { identity, sid, checked: true });

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 mod capacity;
+mod cluster;
 mod history;
 mod hooks;
 mod manifests;
@@ -105,6 +106,45 @@ pub struct RecordingPage {
     pub recordings: Vec<RecordingInfo>,
     /// Where the next page starts; `None` on the last page.
     pub next: Option<ListKey>,
+}
+
+/// One page of `items` for `q`: filtered, in the list order (newest started first, ties by id
+/// descending), at most `q.limit`, with the next page's start. The one definition of the list's
+/// semantics, for the supervisor's table and for the cluster's recordings in Redis alike.
+pub fn page<'a, I>(items: I, q: ListQuery) -> Result<RecordingPage, RecorderError>
+where
+    I: Iterator<Item = (ListKey, &'a RecordingInfo)> + Clone,
+{
+    let after = match q.after {
+        None => None,
+        Some(ListFrom::Key(k)) => Some(k),
+        Some(ListFrom::Id(id)) => match items.clone().find(|(k, _)| k.id == id) {
+            Some((k, _)) => Some(k),
+            None => {
+                return Err(RecorderError::BadRequest(format!(
+                    "`after`: no recording {id:?} (expired or unknown; use `cursor`)"
+                )))
+            }
+        },
+    };
+    let mut found: Vec<(ListKey, &RecordingInfo)> = items
+        .filter(|(_, i)| {
+            q.room.as_deref().is_none_or(|r| i.room == r)
+                && q.participant.as_deref().is_none_or(|p| i.participant == p)
+                && q.status.is_none_or(|s| i.status == s)
+        })
+        .filter(|(k, _)| after.as_ref().is_none_or(|a| k < a))
+        .collect();
+    found.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    found.truncate(q.limit.saturating_add(1));
+    // one more than asked for: there is a next page, which starts after the last shown
+    let next = match q.limit {
+        0 => None,
+        n if found.len() > n => Some(found[n - 1].0.clone()),
+        _ => None,
+    };
+    found.truncate(q.limit);
+    Ok(RecordingPage { recordings: found.into_iter().map(|(_, i)| i.clone()).collect(), next })
 }
 
 /// Which recording to stop.
@@ -215,6 +255,24 @@ pub enum SupervisorMsg {
     RoomsDrained,
     /// `START_TIMEOUT` has passed since this recording was requested.
     StartDeadline(String),
+    /// Cluster mode: this node may no longer write this recording (its claim was lost).
+    LeaseLost {
+        /// Recording id.
+        id: String,
+        /// Why.
+        why: String,
+    },
+    /// Cluster mode: write this recording to Redis again (Redis had lost it).
+    Republish(String),
+    /// Cluster mode: resume this recording of a dead node here (failover).
+    Adopt {
+        /// The recording as the dead node last wrote it.
+        info: RecordingInfo,
+        /// What it records.
+        spec: RecordingSpec,
+        /// This node's new claim's fencing token.
+        fence: u64,
+    },
     /// Test hook: make a recording's participant recorder fail.
     #[cfg(feature = "testing")]
     InjectFailure(String),
@@ -239,6 +297,10 @@ struct Entry {
     notified: bool,
     /// Callback deliveries not ended yet.
     callbacks_pending: usize,
+    /// Cluster mode: the fencing token of our claim (`None`: not ours, or single node).
+    fence: Option<u64>,
+    /// Cluster mode: the JSON last written to Redis.
+    published: Option<RecordingInfo>,
 }
 
 impl Entry {
@@ -251,6 +313,8 @@ impl Entry {
             removed: Vec::new(),
             notified: false,
             callbacks_pending: 0,
+            fence: None,
+            published: None,
         }
     }
 
@@ -291,6 +355,8 @@ pub struct SupervisorState {
     up: std::collections::HashSet<String>,
     /// The last LiveKit connection failure, until a room connects again.
     livekit_problem: Option<String>,
+    /// Cluster mode (`REDIS_URL`): the cluster actor.
+    cluster: Option<cluster::ClusterLink>,
 }
 
 /// The root actor.
@@ -312,7 +378,9 @@ impl Actor for RecorderSupervisor {
             Some(up) => Some(uploader::spawn_pool(up.clone(), up.settings().workers, me.get_cell()).await?),
             None => None,
         };
+        let cluster = SupervisorState::spawn_cluster(&me, &settings).await?;
         Ok(SupervisorState {
+            cluster,
             probe: capacity::StorageProbe::default(),
             log,
             settings,
@@ -408,6 +476,13 @@ impl Actor for RecorderSupervisor {
             }
             SupervisorMsg::Shutdown(reply) => st.shutdown(&me, reply).await,
             SupervisorMsg::ShutdownDeadline => st.finish_shutdown(true),
+            SupervisorMsg::LeaseLost { id, why } => st.on_lease_lost(&me, &id, &why),
+            SupervisorMsg::Adopt { info, spec, fence } => st.adopt(&me, info, spec, fence).await,
+            SupervisorMsg::Republish(id) => {
+                if let Some(e) = st.recs.get_mut(&id) {
+                    e.published = None;
+                }
+            }
             #[cfg(feature = "testing")]
             SupervisorMsg::InjectFailure(id) => {
                 if let Some(room) = st.recs.get(&id).and_then(|e| st.rooms.get(&e.spec.room)) {
@@ -427,6 +502,7 @@ impl Actor for RecorderSupervisor {
                 }
             }
         }
+        st.sync_cluster();
         Ok(())
     }
 
@@ -437,7 +513,16 @@ impl Actor for RecorderSupervisor {
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let pool_id = st.uploads.as_ref().map(|p| p.get_id());
+        let cluster_id = st.cluster_id();
         match evt {
+            SupervisionEvent::ActorTerminated(cell, _, reason) if Some(cell.get_id()) == cluster_id => {
+                if st.accepting {
+                    st.on_cluster_died(&me, &format!("stopped: {reason:?}")).await
+                }
+            }
+            SupervisionEvent::ActorFailed(cell, err) if Some(cell.get_id()) == cluster_id => {
+                st.on_cluster_died(&me, &err.to_string()).await
+            }
             SupervisionEvent::ActorTerminated(cell, _, reason) if Some(cell.get_id()) == pool_id => {
                 st.on_pool_died(&me, &format!("stopped: {reason:?}")).await
             }
@@ -481,7 +566,9 @@ impl SupervisorState {
         if let Some(e) = self.live(&req.room, &req.identity) {
             return Ok((e.info.clone(), false));
         }
-        self.admit()?;
+        if self.cluster.is_none() {
+            self.admit()?;
+        }
         let spec = RecordingSpec {
             id: recording::new_recording_id(),
             room: req.room,
@@ -493,14 +580,37 @@ impl SupervisorState {
             h264_container: req.h264_container,
         };
         let info = RecordingInfo::pending(&spec);
+        // cluster mode: one live recording per participant cluster-wide, then local admission
+        let fence = match self.claim(&spec).await? {
+            cluster::Admission::Recorded(other) => return Ok((other, false)),
+            cluster::Admission::Ours(fence) => fence,
+        };
+        if self.cluster.is_some() {
+            if let Err(e) = self.admit() {
+                self.abandon_claim(&spec.id);
+                return Err(e);
+            }
+        }
         self.journal(Event::Started { spec: spec.clone() });
-        let room = self.room(me, &spec.room, Vec::new()).await?;
+        let room = match self.room(me, &spec.room, Vec::new()).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.abandon_claim(&spec.id);
+                return Err(e);
+            }
+        };
         room.cast(RoomMsg::Record(spec.clone()))
             .map_err(|_| RecorderError::Unavailable("room actor is gone".into()))?;
         tracing::info!(recording = %spec.id, room = %spec.room, "recording requested");
         let life = Lifecycle::new(self.settings.uploader.is_some());
         let id = spec.id.clone();
-        self.recs.insert(id.clone(), Entry::new(info.clone(), spec, life));
+        let mut entry = Entry::new(info.clone(), spec, life);
+        if self.cluster.is_some() {
+            cluster::set_fence(&mut entry, fence);
+            // the claim wrote this pending state already
+            entry.published = Some(info.clone());
+        }
+        self.recs.insert(id.clone(), entry);
         // a start that never gets media is bounded by START_TIMEOUT even while the room cannot
         // connect (the participant recorder, which has its own timer, does not exist then)
         me.send_after(self.settings.start_timeout, move || SupervisorMsg::StartDeadline(id));
@@ -591,40 +701,11 @@ impl SupervisorState {
 
     /// A page of the table in the list order (newest started first, ties by id), filtered.
     fn list(&self, q: ListQuery) -> Result<RecordingPage, RecorderError> {
-        let key = |e: &Entry| ListKey { started_ms: e.spec.started_unix_ms, id: e.info.id.clone() };
-        let after = match q.after {
-            None => None,
-            Some(ListFrom::Key(k)) => Some(k),
-            Some(ListFrom::Id(id)) => match self.recs.get(&id) {
-                Some(e) => Some(key(e)),
-                None => {
-                    return Err(RecorderError::BadRequest(format!(
-                        "`after`: no recording {id:?} (expired or unknown; use `cursor`)"
-                    )))
-                }
-            },
-        };
-        let mut found: Vec<(ListKey, &Entry)> = self
+        let items = self
             .recs
             .values()
-            .filter(|e| {
-                q.room.as_deref().is_none_or(|r| e.spec.room == r)
-                    && q.participant.as_deref().is_none_or(|p| e.spec.identity == p)
-                    && q.status.is_none_or(|s| e.info.status == s)
-            })
-            .map(|e| (key(e), e))
-            .filter(|(k, _)| after.as_ref().is_none_or(|a| k < a))
-            .collect();
-        found.sort_unstable_by(|a, b| b.0.cmp(&a.0));
-        found.truncate(q.limit.saturating_add(1));
-        // one more than asked for: there is a next page, which starts after the last shown
-        let next = match q.limit {
-            0 => None,
-            n if found.len() > n => Some(found[n - 1].0.clone()),
-            _ => None,
-        };
-        found.truncate(q.limit);
-        Ok(RecordingPage { recordings: found.into_iter().map(|(_, e)| e.info.clone()).collect(), next })
+            .map(|e| (ListKey { started_ms: e.spec.started_unix_ms, id: e.info.id.clone() }, &e.info));
+        page(items, q)
     }
 
     fn on_progress(&mut self, me: &ActorRef<SupervisorMsg>, p: Progress) {
@@ -649,6 +730,7 @@ impl SupervisorState {
                 ended_at: None,
                 duration_s: 0.0,
                 bytes: 0,
+                node: self.cluster.as_ref().map(|c| c.node.id.clone()),
             };
             e.parts.insert(p.part, part);
         }

@@ -6,8 +6,11 @@ use serde::Deserialize;
 
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
-use crate::actors::supervisor::{ListFrom, ListKey, ListQuery, StartRequest, StopTarget, SupervisorMsg};
-use crate::recording::{H264Container, Layout, Profile, RecordingInfo, Status};
+use crate::actors::supervisor::{
+    self, ListFrom, ListKey, ListQuery, StartRequest, StopTarget, SupervisorMsg,
+};
+use crate::cluster::forward::{Forwarded, Forwarder};
+use crate::recording::{H264Container, Layout, Profile, RecorderError, RecordingInfo, Status};
 
 /// Timeout for calls that only read the table.
 const QUERY_MS: u64 = 5_000;
@@ -235,7 +238,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         (status = 400, description = "Invalid JSON body or field, or a file name template that cannot be used", body = ErrorBody),
         (status = 401, description = "Missing or wrong `Authorization: Bearer <API_TOKEN>`", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
-        (status = 503, description = "Shutting down, at `MAX_CONCURRENT_RECORDINGS`, or the recorder did not answer in time", body = ErrorBody),
+        (status = 503, description = "Shutting down, at `MAX_CONCURRENT_RECORDINGS`, the recorder did not answer in time, or (cluster mode) Redis is unreachable", body = ErrorBody),
         (status = 507, description = "The recordings disk is full or not writable", body = ErrorBody),
     )
 )]
@@ -278,7 +281,7 @@ pub async fn start(
         (status = 404, description = "No such recording", body = ErrorBody),
         (status = 409, description = "The recording cannot be stopped in its state", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
-        (status = 503, description = "The recorder did not answer in time", body = ErrorBody),
+        (status = 503, description = "The recorder did not answer in time, or (cluster mode) Redis or the owning node is unreachable", body = ErrorBody),
     )
 )]
 pub async fn stop(
@@ -295,8 +298,64 @@ pub async fn stop(
         }
         _ => return Err(ApiError::bad_request("give either `id`, or `room` and `participant`")),
     };
-    let info = ractor::call_t!(state.supervisor, SupervisorMsg::Stop, STOP_MS, target)??;
-    Ok(HttpResponse::Ok().json(info))
+    let Some(c) = state.cluster.as_ref().filter(|_| !forwarded(&req)) else {
+        let info = ractor::call_t!(state.supervisor, SupervisorMsg::Stop, STOP_MS, target)??;
+        return Ok(HttpResponse::Ok().json(info));
+    };
+    // cluster mode: a live recording another node owns is stopped there; Redis unreachable,
+    // this node still stops its own
+    let owner = owner_elsewhere(c, &target).await;
+    if let Ok(Some((id, node))) = &owner {
+        let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+        let body = serde_json::json!({ "id": id }).to_string().into_bytes();
+        return Ok(relay(c.post(node, "/recordings/stop", body, auth).await.map_err(cluster_down)?));
+    }
+    match ractor::call_t!(state.supervisor, SupervisorMsg::Stop, STOP_MS, target.clone())? {
+        Err(RecorderError::NotFound(what)) => match (owner, target) {
+            (Err(e), _) => Err(cluster_down(e)),
+            // ended on another node: as Redis has it
+            (Ok(_), StopTarget::Id(id)) => match c.store().get(&id).await.map_err(cluster_down)? {
+                Some(s) => Ok(HttpResponse::Ok().json(s.info)),
+                None => Err(RecorderError::NotFound(what).into()),
+            },
+            (Ok(_), StopTarget::Participant { .. }) => Err(RecorderError::NotFound(what).into()),
+        },
+        r => Ok(HttpResponse::Ok().json(r?)),
+    }
+}
+
+/// Whether another node forwarded this request (it is answered here, never forwarded again).
+pub(super) fn forwarded(req: &HttpRequest) -> bool {
+    req.headers().contains_key(crate::cluster::FORWARDED)
+}
+
+/// 503 for a cluster that cannot be asked.
+pub(super) fn cluster_down(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Recorder(RecorderError::Unavailable(format!("cluster mode: {e}")))
+}
+
+/// The owner's answer, passed on.
+pub(super) fn relay(f: Forwarded) -> HttpResponse {
+    let status =
+        actix_web::http::StatusCode::from_u16(f.status).unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
+    HttpResponse::build(status).content_type("application/json").body(f.body)
+}
+
+/// The live recording `target` names and its node, when that node is another one.
+async fn owner_elsewhere(
+    c: &Forwarder,
+    target: &StopTarget,
+) -> Result<Option<(String, String)>, crate::cluster::store::StoreError> {
+    let store = c.store();
+    let found = match target {
+        StopTarget::Id(id) => {
+            store.get(id).await?.filter(|s| s.info.status.is_live()).map(|s| (s.info.id, s.node))
+        }
+        StopTarget::Participant { room, identity } => {
+            store.holder(room, identity).await?.map(|h| (h.id, h.node))
+        }
+    };
+    Ok(found.filter(|(_, node)| node != c.node_id()))
 }
 
 /// `GET /recordings`: a JSON array (newest started first), at most `limit`; when there is
@@ -326,7 +385,16 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
     let query = q.into_inner().into_query()?;
-    let page = ractor::call_t!(state.supervisor, SupervisorMsg::ListRecordings, QUERY_MS, query)??;
+    let page = match &state.cluster {
+        // cluster mode: every node answers from Redis, with the single node's semantics
+        Some(c) => {
+            let all = c.store().all().await.map_err(cluster_down)?;
+            let items =
+                all.iter().map(|s| (ListKey { started_ms: s.started_ms, id: s.info.id.clone() }, &s.info));
+            supervisor::page(items, query)?
+        }
+        None => ractor::call_t!(state.supervisor, SupervisorMsg::ListRecordings, QUERY_MS, query)??,
+    };
     let mut resp = HttpResponse::Ok();
     if let Some(next) = &page.next {
         let cursor = encode_cursor(next);
@@ -357,7 +425,14 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
-    let info = ractor::call_t!(state.supervisor, SupervisorMsg::GetRecording, QUERY_MS, id.into_inner())??;
+    let id = id.into_inner();
+    let info = match &state.cluster {
+        Some(c) => match c.store().get(&id).await.map_err(cluster_down)? {
+            Some(s) => s.info,
+            None => return Err(RecorderError::NotFound(id).into()),
+        },
+        None => ractor::call_t!(state.supervisor, SupervisorMsg::GetRecording, QUERY_MS, id)??,
+    };
     Ok(HttpResponse::Ok().json(info))
 }
 

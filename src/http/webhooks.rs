@@ -9,6 +9,7 @@ use livekit_api::webhooks::{WebhookError, WebhookReceiver};
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
 use crate::actors::supervisor::SupervisorMsg;
+use crate::cluster::forward::Forwarder;
 use crate::webhook::{Hook, HookKind};
 
 /// Timeout for the supervisor's answer.
@@ -59,6 +60,7 @@ pub async fn receive(
     if auth.is_empty() {
         return Err(ApiError::Unauthorized("missing webhook signature (Authorization)".into()));
     }
+    let raw = body.clone();
     let body = std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("webhook body is not UTF-8"))?;
     let event = state.webhooks.receive(body, auth).map_err(|e| {
         let why = rejection(&e);
@@ -76,8 +78,60 @@ pub async fn receive(
             return Ok(HttpResponse::Ok().json(WebhookAck { action: format!("ignored: {why}") }));
         }
     };
-    let action = ractor::call_t!(state.supervisor, SupervisorMsg::Webhook, HOOK_MS, hook)?;
+    let kind = hook.kind.clone();
+    let mut action = ractor::call_t!(state.supervisor, SupervisorMsg::Webhook, HOOK_MS, hook)?;
+    if let Some(c) = &state.cluster {
+        if !super::routes::forwarded(&req) {
+            let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+            action.push_str(&relay_to_owners(c, &kind, raw.to_vec(), auth).await);
+        }
+    }
     Ok(HttpResponse::Ok().json(WebhookAck { action }))
+}
+
+/// Cluster mode: a `participant_left` or `room_finished` also goes, as received (same body and
+/// signature), to the nodes that own the recordings it ends; their answers are summed up for the
+/// acknowledgement. A start needs no relay: the participant's claim makes it happen once.
+async fn relay_to_owners(c: &Forwarder, kind: &HookKind, body: Vec<u8>, auth: Option<&str>) -> String {
+    let owners: Result<Vec<String>, String> = match kind {
+        HookKind::Left { room, identity, .. } => match c.store().holder(room, identity).await {
+            Ok(h) => Ok(h.map(|h| h.node).into_iter().collect()),
+            Err(e) => Err(e.to_string()),
+        },
+        HookKind::RoomFinished { room } => match c.store().all().await {
+            Ok(all) => {
+                let mut nodes: Vec<String> = all
+                    .into_iter()
+                    .filter(|s| &s.info.room == room && s.info.status.is_live())
+                    .map(|s| s.node)
+                    .collect();
+                nodes.sort();
+                nodes.dedup();
+                Ok(nodes)
+            }
+            Err(e) => Err(e.to_string()),
+        },
+        HookKind::Joined { .. } | HookKind::Other(_) => Ok(Vec::new()),
+    };
+    let owners = match owners {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!("webhook not relayed to the owning nodes: {e}");
+            return format!("; not relayed (cluster mode: {e})");
+        }
+    };
+    let mut out = String::new();
+    for node in owners.into_iter().filter(|n| n != c.node_id()) {
+        match c.post(&node, "/recordings/webhooks", body.clone(), auth).await {
+            Ok(f) if f.status == 200 => out.push_str(&format!("; relayed to {node}")),
+            Ok(f) => out.push_str(&format!("; node {node} answered {}", f.status)),
+            Err(e) => {
+                tracing::warn!(%node, "webhook not relayed: {e}");
+                out.push_str(&format!("; not relayed to {node}: {e}"));
+            }
+        }
+    }
+    out
 }
 
 /// The room and identity of an event the recorder acts on get the REST API's checks.

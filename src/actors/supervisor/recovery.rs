@@ -112,6 +112,7 @@ impl SupervisorState {
                         ended_at: ended.map(|e| recording::rfc3339(e.at_ms)),
                         duration_s: ended.map_or(0.0, |e| e.duration_s),
                         bytes,
+                        node: self.cluster.as_ref().map(|c| c.node.id.clone()),
                     };
                     (*n, part)
                 })
@@ -149,6 +150,10 @@ impl SupervisorState {
         }
         self.settle_history();
         for (room, list) in resume {
+            let list = self.claim_resumed(me, list).await;
+            if list.is_empty() {
+                continue;
+            }
             if let Err(e) = self.room(me, &room, list).await {
                 tracing::error!(%room, "cannot resume recordings: {e}");
                 self.fail_room(me, &room, &e.to_string());
