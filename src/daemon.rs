@@ -147,6 +147,7 @@ impl Daemon {
             filename_template: cfg.filename_template,
             webhooks,
             livekit_url,
+            links: http::files::LinkSigner::random(),
         };
         let (addr, server) = http::start(state, addr)?;
         tracing::info!(%addr, "recorder listening");
