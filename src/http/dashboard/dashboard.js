@@ -59,6 +59,7 @@ function fmtBytes(n) {
 }
 const fmtSeconds = (s) => (s >= 3600 ? `${Math.floor(s / 3600)} h ` : '')
   + (s >= 60 ? `${Math.floor((s % 3600) / 60)} min ` : '') + `${(s % 60).toFixed(1)} s`;
+const fmtLost = (r) => `${r.frames_lost}` + (r.frames_dropped ? ` (+${r.frames_dropped} dropped: disk behind)` : '');
 const fmtTime = (t) => (t ? new Date(t).toLocaleString() : '');
 const fmtTracks = (r) => r.tracks.map((t) => `${t.kind} ${t.codec}`).join(', ')
   + r.skipped_tracks.map((t) => ` (skipped ${t.kind} ${t.mime}: ${t.reason})`).join('');
@@ -137,7 +138,7 @@ function updateLiveRow(tr, r) {
   c.bytes.dataset.bytes = r.bytes;
   const bps = bitrate(r.id, r.bytes);
   c.bitrate.textContent = bps === null ? '…' : `${(bps / 1000).toFixed(0)} kbit/s`;
-  c.lost.textContent = r.frames_lost;
+  c.lost.textContent = fmtLost(r);
   c.error.textContent = r.error || '';
   const partsKey = JSON.stringify([r.status, r.parts, r.files, r.outputs]);
   if (c.parts.dataset.key !== partsKey) {
@@ -247,7 +248,7 @@ async function loadHistory() {
         el('td', {}, fmtTime(r.started_at)), el('td', {}, fmtTime(r.ended_at)),
         el('td', { class: 'num' }, fmtSeconds(r.duration_s)),
         el('td', { class: 'num bytes', 'data-bytes': r.bytes }, fmtBytes(r.bytes)),
-        el('td', { class: 'num' }, String(r.frames_lost)),
+        el('td', { class: 'num' }, fmtLost(r)),
         el('td', {}, partsList(r)),
         el('td', { class: 'error' }, r.error || ''));
     }));
