@@ -273,6 +273,7 @@ async fn dashboard_records_and_plays_in_chromium() {
 
     // the page asked for the token before showing anything
     assert_eq!(step("token asked")["main_hidden"], true);
+    assert_eq!(step("token accepted")["token_form_hidden"], true);
     // the recording the page started: active, with its bytes growing in the page
     let id = step("started")["id"].as_str().expect("id").to_owned();
     let bytes: Vec<u64> = step("bytes read")["bytes"]
@@ -281,7 +282,8 @@ async fn dashboard_records_and_plays_in_chromium() {
         .iter()
         .map(|b| b.as_u64().expect("n"))
         .collect();
-    assert!(bytes[0] > 0, "{bytes:?}");
+    // (the first samples may be 0: `active` comes with the first frame, bytes with the first flush)
+    assert!(*bytes.last().expect("a sample") > 0, "{bytes:?}");
     assert!(bytes.windows(2).all(|w| w[1] >= w[0]), "bytes never shrink: {bytes:?}");
     assert!(bytes.windows(2).filter(|w| w[1] > w[0]).count() >= 2, "bytes grew twice: {bytes:?}");
     let bitrate = step("bytes read")["bitrate"].as_str().expect("bitrate").to_owned();
@@ -305,13 +307,16 @@ async fn dashboard_records_and_plays_in_chromium() {
     // the token never went into a URL; the API calls carried it in the header; the player's
     // file was fetched with a signed link and answered with ranges (206)
     let requests = seen["requests"].as_array().expect("requests");
+    let mut without_header = Vec::new();
     for r in requests {
         let url = r["url"].as_str().expect("url");
         assert!(!url.contains(TOKEN), "the token is in a URL: {url}");
-        if url.contains("/recordings") && !url.contains("sig=") {
-            assert_eq!(r["authorization"], true, "an API call without the header: {r}");
+        if url.contains("/recordings") && !url.contains("sig=") && r["authorization"] != true {
+            without_header.push(url);
         }
     }
+    // only the page's first probe, before it had a token (answered 401: it then asked for it)
+    assert_eq!(without_header, [format!("http://{addr}/recordings?limit=1")], "API calls without the header");
     let file = format!("/recordings/{id}/parts/1/files/0?exp=");
     let media: Vec<&Value> = seen["responses"]
         .as_array()

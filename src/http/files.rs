@@ -112,7 +112,12 @@ pub enum Slice {
     /// §14.2 lets a server ignore it).
     Whole,
     /// Bytes `start..=end` (206).
-    Range { start: u64, end: u64 },
+    Range {
+        /// First byte sent.
+        start: u64,
+        /// Last byte sent (inclusive, below the file's length).
+        end: u64,
+    },
     /// No byte of the range is in the file (416).
     Unsatisfiable,
 }

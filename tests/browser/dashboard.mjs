@@ -46,7 +46,7 @@ try {
   await page.fill('#token', cfg.token);
   await page.click('#token-form button[type=submit]');
   await page.locator('#main').waitFor({ state: 'visible', timeout: STEP_MS });
-  step('token accepted');
+  step('token accepted', { token_form_hidden: await page.locator('#token-form').isHidden() });
 
   await page.fill('#start-form input[name=room]', cfg.room);
   await page.fill('#start-form input[name=participant]', cfg.participant);
