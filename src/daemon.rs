@@ -164,6 +164,7 @@ impl Daemon {
             webhooks,
             livekit_url,
             cluster: forwarder,
+            links: http::files::LinkSigner::random(),
         };
         let (addr, server) = http::start(state, addr)?;
         tracing::info!(%addr, "recorder listening");

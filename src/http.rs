@@ -1,9 +1,12 @@
 //! The HTTP surface (actix-web): liveness (`GET /health-check`), the REST API under
-//! `/recordings` (see [`routes`]), and `GET /metrics`. Handlers only send messages to the
+//! `/recordings` (see [`routes`]), the part files for the player (see [`files`]), `GET /metrics`,
+//! and the web dashboard at `GET /` (see [`dashboard`]). Handlers only send messages to the
 //! [`RecorderSupervisor`](crate::actors::supervisor::RecorderSupervisor); every error becomes
 //! `{"error": "..."}` with its status code in [`error`].
 
+pub mod dashboard;
 pub mod error;
+pub mod files;
 pub mod openapi;
 pub mod routes;
 pub mod webhooks;
@@ -35,6 +38,8 @@ pub struct AppState {
     pub livekit_url: String,
     /// Cluster mode: Redis, and the way to the other nodes.
     pub cluster: Option<crate::cluster::forward::Forwarder>,
+    /// Signs the dashboard player's file links (a random key per process).
+    pub links: files::LinkSigner,
 }
 
 /// The answer of `GET /health-check`.
@@ -152,6 +157,9 @@ where
 /// checks it against the OpenAPI document, so neither can drift from the other.
 fn table() -> Vec<Entry> {
     vec![
+        entry(Method::GET, "/", dashboard::index),
+        entry(Method::GET, "/dashboard.js", dashboard::script),
+        entry(Method::GET, "/dashboard.css", dashboard::style),
         entry(Method::GET, "/health-check", health_check),
         entry(Method::GET, "/openapi.json", openapi::serve),
         entry(Method::GET, "/metrics", routes::metrics),
@@ -160,6 +168,8 @@ fn table() -> Vec<Entry> {
         entry(Method::POST, "/recordings/stop", routes::stop),
         entry(Method::POST, "/recordings/webhooks", webhooks::receive),
         entry(Method::GET, "/recordings/{id}", routes::get),
+        entry(Method::GET, "/recordings/{id}/parts/{part}/files/{file}", files::part_file),
+        entry(Method::GET, "/recordings/{id}/parts/{part}/files/{file}/link", files::part_file_link),
     ]
 }
 

@@ -267,7 +267,7 @@ pub enum SupervisorMsg {
     /// Cluster mode: resume this recording of a dead node here (failover).
     Adopt {
         /// The recording as the dead node last wrote it.
-        info: RecordingInfo,
+        info: Box<RecordingInfo>,
         /// What it records.
         spec: RecordingSpec,
         /// This node's new claim's fencing token.
@@ -477,7 +477,7 @@ impl Actor for RecorderSupervisor {
             SupervisorMsg::Shutdown(reply) => st.shutdown(&me, reply).await,
             SupervisorMsg::ShutdownDeadline => st.finish_shutdown(true),
             SupervisorMsg::LeaseLost { id, why } => st.on_lease_lost(&me, &id, &why),
-            SupervisorMsg::Adopt { info, spec, fence } => st.adopt(&me, info, spec, fence).await,
+            SupervisorMsg::Adopt { info, spec, fence } => st.adopt(&me, *info, spec, fence).await,
             SupervisorMsg::Republish(id) => {
                 if let Some(e) = st.recs.get_mut(&id) {
                     e.published = None;
@@ -582,7 +582,7 @@ impl SupervisorState {
         let info = RecordingInfo::pending(&spec);
         // cluster mode: one live recording per participant cluster-wide, then local admission
         let fence = match self.claim(&spec).await? {
-            cluster::Admission::Recorded(other) => return Ok((other, false)),
+            cluster::Admission::Recorded(other) => return Ok((*other, false)),
             cluster::Admission::Ours(fence) => fence,
         };
         if self.cluster.is_some() {

@@ -292,7 +292,7 @@ impl ClusterState {
                 renewed: Instant::now(),
             };
             self.owned.insert(stored.info.id.clone(), owned);
-            let msg = SupervisorMsg::Adopt { info: stored.info, spec, fence: claim.fence };
+            let msg = SupervisorMsg::Adopt { info: Box::new(stored.info), spec, fence: claim.fence };
             let _ = self.args.supervisor.cast(msg);
         }
         Ok(())

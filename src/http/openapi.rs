@@ -9,7 +9,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::OpenApi;
 
-use super::{error, routes, webhooks};
+use super::{dashboard, error, files, routes, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,9 +19,12 @@ use super::{error, routes, webhooks};
             A registered path with a method it does not take answers 405 and an unknown path 404, both \
             with that body. `/recordings/...` need `Authorization: Bearer <API_TOKEN>` when `API_TOKEN` \
             is set; `/recordings/webhooks` is verified with the LiveKit key pair instead; \
-            `/health-check`, `/metrics` and `/openapi.json` are open.",
+            `/health-check`, `/metrics`, `/openapi.json` and the dashboard's page and assets are open.",
     ),
     paths(
+        dashboard::index,
+        dashboard::script,
+        dashboard::style,
         super::health_check,
         serve,
         routes::metrics,
@@ -30,6 +33,8 @@ use super::{error, routes, webhooks};
         routes::stop,
         webhooks::receive,
         routes::get,
+        files::part_file,
+        files::part_file_link,
     ),
     components(schemas(error::ErrorBody)),
     modifiers(&Security),
@@ -37,6 +42,7 @@ use super::{error, routes, webhooks};
         (name = "recordings", description = "Start, stop and list recordings"),
         (name = "webhooks", description = "LiveKit webhooks"),
         (name = "operations", description = "Health, metrics and this contract"),
+        (name = "dashboard", description = "The web dashboard (an HTML page and its assets)"),
     )
 )]
 struct ApiDoc;

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Prepares the browser publisher of tests/real_browser.rs, at the paths the test finds by itself:
+# Prepares the browser tests (the publisher of tests/real_browser.rs, the dashboard test
+# tests/recorder_dashboard.rs), at the paths the tests find by themselves:
 #   /usr/bin/chromium                                   (Debian's package, apt-get, when missing)
 #   $HOME/.cache/livekit-recorder/browser/node_modules  (playwright-core + livekit-client, pinned,
 #                                                        installed once from the npm registry)

@@ -18,36 +18,12 @@ use serde_json::{json, Value};
 
 use crate::real_support::{file_tail, logs_dir, repo_dir, RealServer};
 
-/// The browser the tests launch (Debian's package; never a downloaded one).
-pub const CHROMIUM: &str = "/usr/bin/chromium";
+pub use crate::common::{node_modules, CHROMIUM};
+
 /// Bits of the page's counter (two rows of this many blocks at the top of the picture).
 pub const COUNTER_BITS: usize = 16;
 /// The counter's two rows take this fraction of the picture's height (each `1/15`).
 pub const COUNTER_ROWS_FRACTION: (u32, u32) = (2, 15);
-
-/// Where `tests/browser/install.sh` puts playwright-core and livekit-client:
-/// `$LKREC_BROWSER_MODULES`, else `$HOME/.cache/livekit-recorder/browser/node_modules`.
-/// Panics with the install command when they or Chromium are missing.
-pub fn node_modules() -> PathBuf {
-    let dir = match std::env::var_os("LKREC_BROWSER_MODULES") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(std::env::var_os("HOME").expect("HOME is not set"))
-            .join(".cache/livekit-recorder/browser/node_modules"),
-    };
-    for need in ["playwright-core/package.json", "livekit-client/dist/livekit-client.umd.js"] {
-        assert!(
-            dir.join(need).is_file(),
-            "{} is missing: install the browser publisher's packages with `sh tests/browser/install.sh` \
-             (or set LKREC_BROWSER_MODULES)",
-            dir.join(need).display()
-        );
-    }
-    assert!(
-        Path::new(CHROMIUM).is_file(),
-        "{CHROMIUM} is missing: `sh tests/browser/install.sh` (apt-get install chromium) installs it"
-    );
-    dir
-}
 
 #[derive(Default)]
 struct State {

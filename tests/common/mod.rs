@@ -397,3 +397,31 @@ impl Lcg {
         self.0 >> 33
     }
 }
+
+/// The browser the tests launch (Debian's package; never a downloaded one).
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Where `tests/browser/install.sh` puts playwright-core and livekit-client (the browser tests:
+/// `real_browser`, `recorder_dashboard`):
+/// `$LKREC_BROWSER_MODULES`, else `$HOME/.cache/livekit-recorder/browser/node_modules`.
+/// Panics with the install command when they or Chromium are missing.
+pub fn node_modules() -> PathBuf {
+    let dir = match std::env::var_os("LKREC_BROWSER_MODULES") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(std::env::var_os("HOME").expect("HOME is not set"))
+            .join(".cache/livekit-recorder/browser/node_modules"),
+    };
+    for need in ["playwright-core/package.json", "livekit-client/dist/livekit-client.umd.js"] {
+        assert!(
+            dir.join(need).is_file(),
+            "{} is missing: install the browser publisher's packages with `sh tests/browser/install.sh` \
+             (or set LKREC_BROWSER_MODULES)",
+            dir.join(need).display()
+        );
+    }
+    assert!(
+        Path::new(CHROMIUM).is_file(),
+        "{CHROMIUM} is missing: `sh tests/browser/install.sh` (apt-get install chromium) installs it"
+    );
+    dir
+}

@@ -35,7 +35,7 @@ pub(super) enum Admission {
     /// Ours, with this fencing token.
     Ours(u64),
     /// Already recorded (elsewhere, or by a recording of ours we do not know any more).
-    Recorded(RecordingInfo),
+    Recorded(Box<RecordingInfo>),
 }
 
 impl SupervisorState {
@@ -105,7 +105,7 @@ impl SupervisorState {
         match claimed {
             Claimed::Won(claim) => Ok(Admission::Ours(claim.fence)),
             Claimed::Held(claim) => match c.store.get(&claim.id).await {
-                Ok(Some(s)) => Ok(Admission::Recorded(s.info)),
+                Ok(Some(s)) => Ok(Admission::Recorded(Box::new(s.info))),
                 Ok(None) => Err(RecorderError::Unavailable(format!(
                     "cluster mode: the participant is claimed by node {:?} for {}, whose state is not in Redis (yet); retry",
                     claim.node, claim.id
