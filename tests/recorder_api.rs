@@ -8,7 +8,6 @@ mod common;
 mod recorder_support;
 mod sim_support;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
