@@ -14,9 +14,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use recorder_support::{api, assert_contiguous_run, files_of, start_daemon_with, wait_for};
+use recorder_support::{
+    api, assert_contiguous_run, files_of, join_av, sent_hashes_of, start_daemon_with, wait_for,
+};
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 use sim_support::{call, start_sim};
 
 /// Participants in the room, each publishing VP8 video and Opus audio.
@@ -33,32 +35,6 @@ async fn metric(addr: SocketAddr, name: &str) -> u64 {
     let text = m.as_str().expect("metrics text").to_owned();
     let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{text}"));
     line.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("value")
-}
-
-/// Adds a synthetic A/V participant; returns (video sid, audio sid).
-async fn join(sim: SocketAddr, room: &str, identity: &str) -> (String, String) {
-    let body = json!({ "room": room, "identity": identity, "video": "vp8", "audio": "opus" });
-    let (status, v) = call(sim, Method::POST, "/sim/participants", Some(body)).await;
-    assert_eq!(status, 200, "{v}");
-    let sid = |kind: &str| {
-        v["tracks"].as_array().expect("tracks").iter().find(|t| t["kind"] == kind).expect("track")["sid"]
-            .as_str()
-            .expect("sid")
-            .to_owned()
-    };
-    (sid("video"), sid("audio"))
-}
-
-/// The `/sent` hashes of track `sid`.
-fn sent_hashes(sent: &Value, sid: &str) -> Vec<String> {
-    let t =
-        sent["tracks"].as_array().expect("tracks").iter().find(|t| t["sid"] == sid).expect("track in /sent");
-    t["frames"]
-        .as_array()
-        .expect("frames")
-        .iter()
-        .map(|f| f["sha256"].as_str().expect("hash").to_owned())
-        .collect()
 }
 
 /// Stream indices (video, audio) of a file, from ffprobe.
@@ -87,7 +63,7 @@ async fn fifty_av_participants_in_one_room_are_all_recorded() {
     let mut people = Vec::new();
     for n in 0..PARTICIPANTS {
         let identity = format!("p{n:02}");
-        let tracks = join(s, room, &identity).await;
+        let tracks = join_av(s, room, &identity).await;
         people.push((identity, tracks));
     }
     // all started at once: the starts race each other's subscriptions and offers
@@ -125,8 +101,8 @@ async fn fifty_av_participants_in_one_room_are_all_recorded() {
         assert_eq!(files.len(), 1, "{identity}: {rec}");
         let (vi, ai) = streams(&files[0]);
         let (vp, ap) = (common::packets(&files[0], vi), common::packets(&files[0], ai));
-        assert_contiguous_run(&format!("{identity} video"), &vp, &sent_hashes(&sent, video));
-        assert_contiguous_run(&format!("{identity} audio"), &ap, &sent_hashes(&sent, audio));
+        assert_contiguous_run(&format!("{identity} video"), &vp, &sent_hashes_of(&sent, video));
+        assert_contiguous_run(&format!("{identity} audio"), &ap, &sent_hashes_of(&sent, audio));
         // at least the time recorded after every recording had media (30 fps, 50 Opus frames/s)
         assert!(
             vp.len() as f64 >= 30.0 * (RECORD_FOR.as_secs_f64() - 1.0),

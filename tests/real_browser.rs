@@ -71,6 +71,17 @@ async fn stop_recording(addr: SocketAddr, id: &str) -> Value {
     done
 }
 
+/// The one part file of a finished recording, kept (`REAL_RECORDER_KEEP`), decoded by ffmpeg
+/// without an error.
+fn one_decodable_file(what: &str, done: &Value) -> PathBuf {
+    let files = files_of(done);
+    keep(&files);
+    assert_eq!(files.len(), 1, "{what}: one part: {done}");
+    let errors = common::ffmpeg_errors(&files[0]);
+    assert!(errors.is_empty(), "{what}: {}: {errors}", files[0].display());
+    files.into_iter().next().expect("one file")
+}
+
 fn keep(files: &[PathBuf]) {
     if let Some(dir) = std::env::var_os("REAL_RECORDER_KEEP") {
         let _ = std::fs::create_dir_all(&dir);
@@ -185,12 +196,7 @@ async fn record_camera_and_microphone(what: &str, publish: Value, codec: &str) {
     let codecs: Vec<&str> =
         done["tracks"].as_array().expect("tracks").iter().filter_map(|t| t["codec"].as_str()).collect();
     assert!(codecs.contains(&codec) && codecs.contains(&"opus"), "{what}: {codec} + Opus: {done}");
-    let files = files_of(&done);
-    keep(&files);
-    assert_eq!(files.len(), 1, "{done}");
-    let file = &files[0];
-    let errors = common::ffmpeg_errors(file);
-    assert!(errors.is_empty(), "{what}: {}: {errors}", file.display());
+    let file = &one_decodable_file(what, &done);
 
     let probe = common::ffprobe(file);
     let (vi, v) = stream_of(&probe, "video");
@@ -379,12 +385,8 @@ async fn browser_screen_share_at_2_fps() {
     let done = stop_recording(addr, &id).await;
     let status = browser.command("status").await;
     assert_eq!(done["frames_lost"], 0, "{done}");
-    let files = files_of(&done);
-    keep(&files);
-    assert_eq!(files.len(), 1, "{done}");
-    let errors = common::ffmpeg_errors(&files[0]);
-    assert!(errors.is_empty(), "{errors}");
-    let frames = video_frames(&files[0]);
+    let file = one_decodable_file("screen share", &done);
+    let frames = video_frames(&file);
     let span = frames.last().expect("frame").t - frames[0].t;
     let gap = file_gap_ms(&frames, frames[0].t);
     let (_, metrics) = api(addr, Method::GET, "/metrics", None, None).await;
@@ -457,12 +459,7 @@ async fn browser_camera_muted_and_unmuted() {
     assert_eq!(live["status"], "active", "a mute does not end the recording: {live}");
     let done = stop_recording(addr, &id).await;
     let status = browser.command("status").await;
-    let files = files_of(&done);
-    keep(&files);
-    assert_eq!(files.len(), 1, "one part: {done}");
-    let file = &files[0];
-    let errors = common::ffmpeg_errors(file);
-    assert!(errors.is_empty(), "{what}: {}: {errors}", file.display());
+    let file = &one_decodable_file(what, &done);
 
     let frames = video_frames(file);
     let counters = assert_counters(what, &frames, status["counter"].as_u64().expect("counter"));
@@ -518,12 +515,7 @@ async fn browser_resolution_change_mid_recording() {
     tokio::time::sleep(Duration::from_secs(6)).await;
     let done = stop_recording(addr, &id).await;
     let status = browser.command("status").await;
-    let files = files_of(&done);
-    keep(&files);
-    assert_eq!(files.len(), 1, "one part: {done}");
-    let file = &files[0];
-    let errors = common::ffmpeg_errors(file);
-    assert!(errors.is_empty(), "{what}: {}: {errors}", file.display());
+    let file = &one_decodable_file(what, &done);
 
     let frames = video_frames(file);
     let counters = assert_counters(what, &frames, status["counter"].as_u64().expect("counter"));

@@ -12,14 +12,14 @@ mod common;
 mod recorder_support;
 mod sim_support;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use recorder_support::{
-    api, assert_contiguous_run, assert_run_with_one_gap, files_of, start_daemon_with, wait_for,
+    api, assert_contiguous_run, assert_run_with_one_gap, files_of, join_av, sent_hashes_of,
+    start_daemon_with, wait_for,
 };
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 use sim_support::{call, start_sim};
 
 /// Recordings that must lose nothing.
@@ -37,30 +37,6 @@ fn rss_bytes() -> u64 {
     kib * 1024
 }
 
-/// Adds a synthetic VP8 + Opus participant; returns (video sid, audio sid).
-async fn join(sim: SocketAddr, room: &str, identity: &str) -> (String, String) {
-    let body = json!({ "room": room, "identity": identity, "video": "vp8", "audio": "opus" });
-    let (status, v) = call(sim, Method::POST, "/sim/participants", Some(body)).await;
-    assert_eq!(status, 200, "{v}");
-    let sid = |kind: &str| {
-        v["tracks"].as_array().expect("tracks").iter().find(|t| t["kind"] == kind).expect("track")["sid"]
-            .as_str()
-            .expect("sid")
-            .to_owned()
-    };
-    (sid("video"), sid("audio"))
-}
-
-fn sent_of(sent: &Value, sid: &str) -> Vec<String> {
-    let t = sent["tracks"].as_array().expect("tracks").iter().find(|t| t["sid"] == sid).expect("track");
-    t["frames"]
-        .as_array()
-        .expect("frames")
-        .iter()
-        .map(|f| f["sha256"].as_str().expect("hash").to_owned())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_disk_costs_only_its_own_recording_frames_counted() {
     let sim = start_sim(vec![]).await;
@@ -73,10 +49,10 @@ async fn a_stalled_disk_costs_only_its_own_recording_frames_counted() {
     .await;
     let addr = daemon.addr();
     let room = "disk";
-    let mut people = vec![("stalled".to_owned(), join(s, room, "stalled").await)];
+    let mut people = vec![("stalled".to_owned(), join_av(s, room, "stalled").await)];
     for n in 0..OTHERS {
         let identity = format!("p{n:02}");
-        let tracks = join(s, room, &identity).await;
+        let tracks = join_av(s, room, &identity).await;
         people.push((identity, tracks));
     }
     let mut ids = Vec::new();
@@ -141,13 +117,13 @@ async fn a_stalled_disk_costs_only_its_own_recording_frames_counted() {
     let gap_v = assert_run_with_one_gap(
         "stalled video",
         &common::packets(&files[0], 0),
-        &sent_of(&sent, video),
+        &sent_hashes_of(&sent, video),
         30 * 20,
     );
     let gap_a = assert_run_with_one_gap(
         "stalled audio",
         &common::packets(&files[0], 1),
-        &sent_of(&sent, audio),
+        &sent_hashes_of(&sent, audio),
         50 * 20,
     );
     assert!(gap_v > 30 && gap_a > 50, "a gap where frames were dropped: video {gap_v}, audio {gap_a}");
@@ -165,12 +141,12 @@ async fn a_stalled_disk_costs_only_its_own_recording_frames_counted() {
         assert_contiguous_run(
             &format!("{identity} video"),
             &common::packets(&files[0], 0),
-            &sent_of(&sent, video),
+            &sent_hashes_of(&sent, video),
         );
         assert_contiguous_run(
             &format!("{identity} audio"),
             &common::packets(&files[0], 1),
-            &sent_of(&sent, audio),
+            &sent_hashes_of(&sent, audio),
         );
     }
     // bounded: the stalled recording holds at most its queue; the rest is the others' normal use

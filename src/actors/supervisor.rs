@@ -599,8 +599,10 @@ impl SupervisorState {
                 return Err(e);
             }
         };
-        room.cast(RoomMsg::Record(spec.clone()))
-            .map_err(|_| RecorderError::Unavailable("room actor is gone".into()))?;
+        if room.cast(RoomMsg::Record(spec.clone())).is_err() {
+            self.abandon_claim(&spec.id);
+            return Err(RecorderError::Unavailable("room actor is gone".into()));
+        }
         tracing::info!(recording = %spec.id, room = %spec.room, "recording requested");
         let life = Lifecycle::new(self.settings.uploader.is_some());
         let id = spec.id.clone();

@@ -154,6 +154,7 @@ if tonumber(ARGV[6]) > 0 then
   redis.call('SREM', KEYS[4], ARGV[4])
 else
   redis.call('SADD', KEYS[4], ARGV[4])
+  redis.call('ZREM', KEYS[3], ARGV[4])
 end
 return 1
 "#;
@@ -380,8 +381,10 @@ impl Store {
                 .run(|mut c| async move { redis::cmd("MGET").arg(keys).query_async(&mut c).await })
                 .await?;
             for (id, v) in chunk.iter().zip(vals) {
-                match v.and_then(|v| serde_json::from_str::<Stored>(&v).ok()) {
-                    Some(s) => out.push(s),
+                match v.map(|v| serde_json::from_str::<Stored>(&v)) {
+                    Some(Ok(s)) => out.push(s),
+                    // written by a node that knows more (a rolling upgrade): left alone
+                    Some(Err(e)) => tracing::warn!(recording = %id, "recording in Redis not understood: {e}"),
                     None => gone.push(id.clone()),
                 }
             }

@@ -141,14 +141,39 @@ pub fn assert_contiguous_run(what: &str, packets: &[common::Packet], sent: &[Str
 
 /// The hashes of the first sent track of `kind`.
 pub fn sent_hashes(sent: &Value, kind: &str) -> Vec<String> {
-    let t =
-        sent["tracks"].as_array().expect("tracks").iter().find(|t| t["kind"] == kind).expect("track of kind");
-    t["frames"]
+    frame_hashes(
+        sent["tracks"].as_array().expect("tracks").iter().find(|t| t["kind"] == kind).expect("track of kind"),
+    )
+}
+
+/// The hashes of the sent track `sid`.
+pub fn sent_hashes_of(sent: &Value, sid: &str) -> Vec<String> {
+    frame_hashes(
+        sent["tracks"].as_array().expect("tracks").iter().find(|t| t["sid"] == sid).expect("track in /sent"),
+    )
+}
+
+fn frame_hashes(track: &Value) -> Vec<String> {
+    track["frames"]
         .as_array()
         .expect("frames")
         .iter()
         .map(|f| f["sha256"].as_str().expect("hash").to_owned())
         .collect()
+}
+
+/// Adds a synthetic VP8 + Opus participant to the simulator; returns (video sid, audio sid).
+pub async fn join_av(sim: SocketAddr, room: &str, identity: &str) -> (String, String) {
+    let body = serde_json::json!({ "room": room, "identity": identity, "video": "vp8", "audio": "opus" });
+    let (status, v) = crate::sim_support::call(sim, Method::POST, "/sim/participants", Some(body)).await;
+    assert_eq!(status, 200, "{v}");
+    let sid = |kind: &str| {
+        v["tracks"].as_array().expect("tracks").iter().find(|t| t["kind"] == kind).expect("track")["sid"]
+            .as_str()
+            .expect("sid")
+            .to_owned()
+    };
+    (sid("video"), sid("audio"))
 }
 
 /// The recording files under `dir` (the daemon's own dot-files, such as its journal, and the

@@ -85,6 +85,7 @@ impl SupervisorState {
     pub(super) async fn claim(&self, spec: &RecordingSpec) -> Result<Admission, RecorderError> {
         let Some(c) = &self.cluster else { return Ok(Admission::Ours(0)) };
         let info = RecordingInfo::pending(spec);
+        let id = spec.id.clone();
         let spec = spec.clone();
         let claimed =
             c.actor.call(|reply| ClusterMsg::Claim { info, spec, reply }, Some(CLAIM_WAIT)).await.map_err(
@@ -97,9 +98,11 @@ impl SupervisorState {
                 RecorderError::Unavailable(format!("cluster mode: cannot claim the participant: {e}"))
             })?,
             _ => {
+                // the claim may still be won after this answer: give it up (queued behind it)
+                self.abandon_claim(&id);
                 return Err(RecorderError::Unavailable(
                     "cluster mode: no claim from Redis in time (Redis slow or unreachable)".into(),
-                ))
+                ));
             }
         };
         match claimed {
