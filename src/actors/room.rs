@@ -126,8 +126,10 @@ struct Rec {
 /// Events the connection's pump may have queued in the room actor's mailbox: when the room
 /// actor falls behind, the pump waits, the connection's bounded channel fills and its media
 /// frames are dropped there (counted; control events wait), so the mailbox never grows
-/// without bound.
-pub const ROOM_QUEUE_EVENTS: usize = 1024;
+/// without bound. 16384: about 4 s of a room of 50 A/V participants (some 4000 frames a
+/// second), so the burst while 50 recordings start at once (the room actor busy spawning
+/// recorders) is absorbed; 1024 dropped frames at that moment (`tests/crowded_room.rs`).
+pub const ROOM_QUEUE_EVENTS: usize = 16384;
 
 /// State of a room actor.
 pub struct RoomState {
