@@ -185,11 +185,13 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
-/// A room, identity, id or template as the API accepts it (webhooks too): trimmed, 1-256
-/// characters, no control characters.
+/// A room, identity, id or template as the API accepts it (webhooks too): no control
+/// characters (also not at the ends: a tab or form feed is refused, not trimmed away), then
+/// trimmed, 1-256 characters.
 pub(super) fn field(name: &str, v: &str) -> Result<String, ApiError> {
+    let control = v.chars().any(char::is_control);
     let v = v.trim();
-    if v.is_empty() || v.chars().count() > MAX_FIELD || v.chars().any(char::is_control) {
+    if control || v.is_empty() || v.chars().count() > MAX_FIELD {
         return Err(ApiError::bad_request(format!(
             "`{name}` must be 1-{MAX_FIELD} characters without control characters"
         )));
