@@ -297,23 +297,29 @@ pub fn opus_presentation_shift_ns(kind: ContainerKind) -> u64 {
 
 /// Times (s) at which the picture turns white.
 pub fn flashes(path: &Path) -> Vec<f64> {
-    let graph = format!("movie={},signalstats", path.display());
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-f", "lavfi", "-i", &graph])
-        .args(["-show_entries", "frame=pts_time:frame_tags=lavfi.signalstats.YAVG", "-of", "csv=p=0"])
+    // ffmpeg's filter graph follows a change of the picture size mid-stream (an lavfi `movie`
+    // source in ffprobe stops there without an error); -copyts keeps the file's timeline
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-copyts", "-i"])
+        .arg(path)
+        .args(["-map", "0:v", "-vf", "signalstats,metadata=print:key=lavfi.signalstats.YAVG:file=-"])
+        .args(["-f", "null", "-"])
         .output()
-        .expect("ffprobe");
+        .expect("ffmpeg");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
-    let (mut times, mut was_white) = (Vec::new(), false);
+    // pairs of lines: "frame:N pts:P pts_time:T", then "lavfi.signalstats.YAVG=Y"
+    let (mut times, mut was_white, mut t) = (Vec::new(), false, None);
     for line in text.lines() {
-        let mut f = line.split(',');
-        let (Some(t), Some(y)) = (f.next(), f.next()) else { continue };
-        let (t, y): (f64, f64) = (t.parse().unwrap(), y.parse().unwrap());
-        let white = y > 200.0;
-        if white && !was_white {
-            times.push(t);
+        if let Some(at) = line.split_whitespace().find_map(|w| w.strip_prefix("pts_time:")) {
+            t = Some(at.parse::<f64>().unwrap_or_else(|e| panic!("pts_time {at:?}: {e}")));
+        } else if let (Some(y), Some(at)) = (line.strip_prefix("lavfi.signalstats.YAVG="), t.take()) {
+            let white = y.parse::<f64>().unwrap_or_else(|e| panic!("YAVG {y:?}: {e}")) > 200.0;
+            if white && !was_white {
+                times.push(at);
+            }
+            was_white = white;
         }
-        was_white = white;
     }
     times
 }
