@@ -37,9 +37,13 @@ async fn one_browser_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
 }
 
 const WAIT: Duration = Duration::from_secs(30);
-/// The A/V offset allowed at each sync marker (a browser's capture clocks: canvas frames and
-/// WebAudio render quanta are not taken at the same instant).
+/// The A/V offset allowed for a browser publisher: the median of a recording's markers (what
+/// the recorder's alignment by sender reports contributes, the same at every marker).
 const SYNC_MS: f64 = 40.0;
+/// ... and at any one marker: the page's capture clocks (a canvas frame, a WebAudio render
+/// quantum) jitter from one marker to the next, by ±20-46 ms measured on the loaded 2-core
+/// machine, with either sign.
+const SYNC_ONE_MS: f64 = 80.0;
 /// The page's top simulcast layer (what it draws).
 const TOP: (u32, u32) = (640, 360);
 
@@ -167,11 +171,24 @@ fn unix_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64
 }
 
-/// A/V offsets (ms) at every flash; each within [`SYNC_MS`].
-/// Flashes later than `audio_end_s` - 150 ms are left out: the recording stopped before their
-/// beep could be heard whole.
-fn assert_markers(what: &str, path: &Path, want: usize, audio_end_s: f64) -> Vec<f64> {
-    common::assert_markers_within(what, path, 0.0, audio_end_s - 0.15, want, SYNC_MS)
+/// A/V offsets (ms) at every flash while the audio track runs; see [`assert_browser_sync`].
+/// Flashes before the audio's first packet + 100 ms or after its last - 150 ms are left out:
+/// the file does not hold their whole beep (a recording that starts or stops mid-marker).
+fn assert_markers(what: &str, path: &Path, want: usize, audio: (f64, f64)) -> Vec<f64> {
+    assert_browser_sync(what, path, (audio.0 + 0.1, audio.1 - 0.15), want)
+}
+
+/// At least `want` markers in `from_s..=until_s`: each within [`SYNC_ONE_MS`], their median
+/// within [`SYNC_MS`].
+fn assert_browser_sync(what: &str, path: &Path, (from_s, until_s): (f64, f64), want: usize) -> Vec<f64> {
+    let offsets = common::assert_markers_within(what, path, from_s, until_s, want, SYNC_ONE_MS);
+    let mut sorted = offsets.clone();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let median = if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 };
+    eprintln!("{what}: A/V median {median:+.1} ms over {n} markers {offsets:.1?}");
+    assert!(median.abs() <= SYNC_MS, "{what}: A/V median {median:.1} ms over {offsets:.1?}");
+    offsets
 }
 
 /// The page's camera and microphone, published with `publish` over livekit-client's defaults,
@@ -271,7 +288,7 @@ async fn record_camera_and_microphone(what: &str, publish: Value, codec: &str) {
     );
     assert!(a_first <= v_first + 0.5 && a_last >= v_last - 0.5, "{what}: audio covers the recording");
 
-    let offsets = assert_markers(what, file, 3, a_last);
+    let offsets = assert_markers(what, file, 3, (a_first, a_last));
     eprintln!(
         "{what}: start -> first bytes {:.0} ms; {} video frames, {} audio packets; A/V {offsets:.1?} ms",
         first_bytes.as_secs_f64() * 1e3,
@@ -425,8 +442,7 @@ fn audio_span_and_markers(what: &str, file: &Path, from_s: f64, want: usize) -> 
     let ap = common::packets(file, ai);
     let a_first = ap[0].pts_ns() as f64 / 1e9;
     let a_last = ap.last().expect("audio").pts_ns() as f64 / 1e9;
-    let offsets = common::assert_markers_within(what, file, from_s, a_last - 0.15, want, SYNC_MS);
-    ((a_first, a_last), offsets)
+    ((a_first, a_last), assert_browser_sync(what, file, (from_s, a_last - 0.15), want))
 }
 
 /// The camera muted for 3 s mid-recording and unmuted (livekit-client's `mute()`/`unmute()`
@@ -494,7 +510,7 @@ async fn browser_camera_muted_and_unmuted() {
 /// The camera canvas resized mid-recording from 640x360 to 480x270 (the captured track's
 /// resolution changes, the encoder restarts its layers): one part that ffmpeg decodes without
 /// an error across the change; the counters strictly increase; the top layer's size before the
-/// change and the new size from 2 s after it on (the markers are measured, not judged).
+/// change and the new size from 2 s after it on; the markers in sync on both sides of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn browser_resolution_change_mid_recording() {
     let _serial = one_browser_at_a_time().await;
@@ -523,10 +539,9 @@ async fn browser_resolution_change_mid_recording() {
     let t_first = frames[0].t;
     let t_resize = time_of_counter(&frames, c_resize + 1).expect("frames after the resize");
     let gap = file_gap_ms(&frames, t_first + 1.0);
-    // the markers are measured, not judged here (sync is the defaults test's; on the loaded
-    // 2-core machine this page measured up to 44 ms before the change and 46 ms after it)
-    let offsets = common::assert_markers_within(what, file, 0.0, t_resize, 1, 1_000.0);
-    let later = common::assert_markers_within(what, file, t_resize, f64::INFINITY, 1, 1_000.0);
+    // in sync before the change and after it (each side judged on its own)
+    let ((a_first, _), later) = audio_span_and_markers(what, file, t_resize, 1);
+    let offsets = assert_browser_sync(what, file, (a_first + 0.1, t_resize), 1);
     eprintln!(
         "{what}: counters {}..{} ({} frames), resized at counter {c_resize} (file {t_resize:.2} s); sizes {sizes:?}; \
          largest gap from 1 s on {gap:.0} ms; page senders {}; A/V {offsets:.1?} ms, after the change {later:.1?} ms",
@@ -547,4 +562,13 @@ async fn browser_resolution_change_mid_recording() {
     assert!(after.iter().all(|&s| s == NEW), "{what}: {NEW:?} from 2 s after the change: {sizes:?}");
     drop(browser);
     daemon.shutdown().await;
+}
+
+/// `videoCodec: 'av1'`: livekit-client publishes one SVC stream (L3T3_KEY: three spatial
+/// layers, 160x90 to 640x360, in one RTP stream); the server forwards the layers up to the top
+/// one, and the file holds the top layer's pictures, judged as the defaults test's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn browser_av1_svc() {
+    let _serial = one_browser_at_a_time().await;
+    record_camera_and_microphone("av1", json!({ "videoCodec": "av1" }), "av1").await;
 }

@@ -651,7 +651,7 @@ async fn simulcast_publisher_layers_are_recorded_from_the_top_layer() {
     let v = probe.streams.iter().find(|s| s.codec_type == "video").expect("video");
     eprintln!(
         "simulcast: first bytes after {:.0} ms; {} video packets, every one a layer's frame, contiguous; runs \
-         {described:?}; the file declares {:?}x{:?}; frames_lost {}",
+         {described:?}; ffprobe reports {:?}x{:?}; frames_lost {}",
         first_bytes.as_secs_f64() * 1e3,
         vp.len(),
         v.width,
@@ -659,6 +659,9 @@ async fn simulcast_publisher_layers_are_recorded_from_the_top_layer() {
         done["frames_lost"]
     );
     assert_eq!(top_layer, 2, "the recording ends on the top layer: {described:?}");
+    // the closed file's header declares the top layer's size, though it starts on another
+    let declared = common::matroska_declared_size(file);
+    assert_eq!(declared, Some((640, 360)), "the header's PixelWidth/PixelHeight: runs {described:?}");
     assert!(t(top_from) <= 2.1, "the top layer from 2.1 s at the latest: {described:?}");
 
     let ap = common::packets(file, stream_index(file, "audio"));

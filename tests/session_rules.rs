@@ -21,7 +21,16 @@ fn write_file(
     codecs: &[Codec],
     frames: &[(usize, Vec<u8>, u32, u64, bool)],
 ) -> (std::path::PathBuf, Session, Vec<bool>) {
-    let mut s = Session::new(SessionConfig::new(kind, codecs.to_vec())).unwrap();
+    write_file_with(dir, SessionConfig::new(kind, codecs.to_vec()), frames)
+}
+
+fn write_file_with(
+    dir: &std::path::Path,
+    cfg: SessionConfig,
+    frames: &[(usize, Vec<u8>, u32, u64, bool)],
+) -> (std::path::PathBuf, Session, Vec<bool>) {
+    let kind = cfg.container;
+    let mut s = Session::new(cfg).unwrap();
     let path = dir.join(format!("out.{}", kind.extension()));
     let mut file = PartFile::create(&path).unwrap();
     let (mut out, mut asked) = (Vec::new(), Vec::new());
@@ -397,6 +406,57 @@ fn a_layer_switch_keyframe_of_the_same_instant_replaces_the_unwritten_frame() {
     assert_eq!(p[1].pts_ns() - p[0].pts_ns(), 33_000_000, "frame 1 one frame after it");
     let probe = ffprobe(&path);
     assert_eq!((probe.streams[0].width, probe.streams[0].height), (Some(640), Some(360)));
+}
+
+/// A layer switch mid-recording with audio: the low layer's frame 10 arrives, audio of a later
+/// instant arrives after it (which let the video frame be written), then the high layer's
+/// keyframe of frame 10. The low layer's last frame waits for its track's next frame, so the
+/// keyframe still replaces it: frame 10 once, no two packets of one instant. (Before: the
+/// low layer's frame 10 was written with the audio, and the picture was in the file twice,
+/// as against livekit-server with the Go simulcast publisher.)
+#[test]
+fn a_layer_switch_keyframe_after_audio_still_replaces_the_last_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let vp8 = ["-c:v", "libvpx", "-b:v", "300k", "-g", "30", "-f", "ivf"];
+    let small = ivf::read(&make_with_ffmpeg(dir.path(), "q.ivf", "320x180", &vp8)).unwrap().frames;
+    let large = ivf::read(&make_with_ffmpeg(dir.path(), "h.ivf", "640x360", &vp8)).unwrap().frames;
+    let opus = EncodedLoop::embedded(Codec::Opus).unwrap();
+    let video_at = |i: u64| (i * 3000) as u32;
+    let video_arrival = |i: u64| 1_000 * MS + i * 100 * MS / 3;
+    let mut frames = Vec::new();
+    let mut audio = 0u64;
+    let mut audio_until = |frames: &mut Vec<(usize, Vec<u8>, u32, u64, bool)>, until_ns: u64| {
+        while 1_000 * MS + audio * 20 * MS <= until_ns {
+            let data = opus.frames[audio as usize % opus.frames.len()].data.clone();
+            frames.push((1, data, (audio * 960) as u32, 1_000 * MS + audio * 20 * MS, true));
+            audio += 1;
+        }
+    };
+    for i in 0..=10u64 {
+        audio_until(&mut frames, video_arrival(i));
+        frames.push((0, small[i as usize].data.clone(), video_at(i), video_arrival(i), true));
+    }
+    // audio 25 ms past frame 10, then the high layer's keyframe of frame 10 and its frames
+    audio_until(&mut frames, video_arrival(10) + 25 * MS);
+    frames.push((0, large[0].data.clone(), video_at(10), video_arrival(10) + 26 * MS, true));
+    for i in 11..30u64 {
+        audio_until(&mut frames, video_arrival(i));
+        frames.push((0, large[(i - 10) as usize].data.clone(), video_at(i), video_arrival(i), true));
+    }
+    // the file started at once (as the recorder sets it up: no wait for sender reports), so
+    // frames are written as the interleave rule lets them
+    let cfg = SessionConfig {
+        max_sync_wait_ns: 0,
+        ..SessionConfig::new(ContainerKind::Webm, vec![Codec::Vp8, Codec::Opus])
+    };
+    let (path, s, _) = write_file_with(dir.path(), cfg, &frames);
+    assert!(ffmpeg_errors(&path).is_empty(), "{}", ffmpeg_errors(&path));
+    let p = packets(&path, 0);
+    assert_eq!(s.stats().replaced_by_layer_switch, 1, "{:?}", s.stats());
+    assert_eq!(p.len(), 30, "one packet per picture: {:?}", s.stats());
+    assert_eq!(p[10].data, large[0].data, "frame 10 is the high layer's keyframe");
+    assert_eq!(p[9].data, small[9].data);
+    assert!(p.windows(2).all(|w| w[1].pts_ns() > w[0].pts_ns()), "strictly increasing times");
 }
 
 #[test]

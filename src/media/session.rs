@@ -357,7 +357,13 @@ impl Session {
             .enumerate()
             .filter_map(|(i, t)| t.queue.front().map(|q| (i, q.ts_ns)))
             .min_by_key(|&(_, ts)| ts)?;
-        let others_ahead = self.tracks.iter().enumerate().all(|(j, t)| j == i || !t.queue.is_empty());
+        // The last frame queued of a simulcast-capable video track (VP8, H.264) stays until its
+        // track's next frame: that may be another layer's keyframe of the same instant, which
+        // replaces it (see `push`); written, the picture would be in the file twice.
+        let track = &self.tracks[i];
+        let may_be_replaced = matches!(track.codec, Codec::Vp8 | Codec::H264) && track.queue.len() == 1;
+        let others_ahead =
+            !may_be_replaced && self.tracks.iter().enumerate().all(|(j, t)| j == i || !t.queue.is_empty());
         let waited_out = self.newest_ts_ns.saturating_sub(head) >= self.cfg.interleave_window_ns;
         let full = self.tracks[i].queue.len() >= self.cfg.max_queued_frames;
         (force || others_ahead || waited_out || full).then_some(i)

@@ -431,3 +431,45 @@ pub fn node_modules() -> PathBuf {
     );
     dir
 }
+
+/// The PixelWidth/PixelHeight a Matroska/WebM file's first video track declares in its header
+/// (read by a walk of the EBML elements, not by a decoder, which reports the first frame's).
+pub fn matroska_declared_size(path: &Path) -> Option<(u64, u64)> {
+    let b = std::fs::read(path).ok()?;
+    // (id with its marker, data offset, data size; None for unknown)
+    let element = |at: usize| -> Option<(u64, usize, Option<usize>)> {
+        let vint = |at: usize| -> Option<(u64, u64, usize)> {
+            let len = b.get(at)?.leading_zeros() as usize + 1;
+            let raw = b.get(at..at + len)?.iter().fold(0u64, |a, &x| a << 8 | u64::from(x));
+            Some((raw & !(1u64 << (7 * len)), raw, len))
+        };
+        let (_, id, id_len) = vint(at)?;
+        let (size, _, size_len) = vint(at + id_len)?;
+        let unknown = size == (1u64 << (7 * size_len)) - 1;
+        Some((id, at + id_len + size_len, (!unknown).then_some(size as usize)))
+    };
+    let children = |from: usize, to: usize| -> Vec<(u64, usize, usize)> {
+        let (mut at, mut v) = (from, Vec::new());
+        while let Some((id, data, Some(size))) = element(at).filter(|_| at < to) {
+            v.push((id, data, size));
+            at = data + size;
+        }
+        v
+    };
+    let (_, ebml_data, ebml_size) = element(0)?;
+    let (segment, seg_data, _) = element(ebml_data + ebml_size?)?;
+    (segment == 0x1853_8067).then_some(())?;
+    let uint =
+        |data: usize, size: usize| b[data..data + size].iter().fold(0u64, |a, &x| a << 8 | u64::from(x));
+    let (_, tracks, tracks_size) = children(seg_data, b.len()).into_iter().find(|e| e.0 == 0x1654_AE6B)?;
+    for (_, entry, entry_size) in children(tracks, tracks + tracks_size).into_iter().filter(|e| e.0 == 0xAE) {
+        if let Some((_, video, video_size)) =
+            children(entry, entry + entry_size).into_iter().find(|e| e.0 == 0xE0)
+        {
+            let kids = children(video, video + video_size);
+            let get = |id| kids.iter().find(|e| e.0 == id).map(|e| uint(e.1, e.2));
+            return Some((get(0xB0)?, get(0xBA)?));
+        }
+    }
+    None
+}

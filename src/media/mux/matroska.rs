@@ -22,10 +22,14 @@
 //! header keeps the size given to `new` (or none when it was 0: PixelWidth/PixelHeight are
 //! then left out), frames are stored unchanged, and ffmpeg (like browsers) follows the
 //! bitstream and rescales or reconfigures at the new keyframe. No new Track is started.
+//! PixelWidth/PixelHeight are written 4 bytes wide, and a clean close patches them to the
+//! largest keyframe size of VP8, VP9 and AV1 (a simulcast subscription that starts on a low
+//! layer and steps up then declares the top layer's size; H.264 keeps the first keyframe's,
+//! as its `avcC` does). A file cut before the close declares the first keyframe's size.
 
 use super::ebml::{self, UNKNOWN_SIZE};
 use super::{ContainerKind, MuxError, MuxFrame, Patch, TrackConfig};
-use crate::media::{Codec, MediaKind};
+use crate::media::{codec, Codec, MediaKind};
 
 /// Element IDs (RFC 9559 §5.1 and RFC 8794 §11).
 mod id {
@@ -90,6 +94,17 @@ const OPUS_SEEK_PRE_ROLL_NS: u64 = 80_000_000;
 /// Length of an ID + 8-byte size header for the 4-byte Segment and Cluster IDs.
 const UNKNOWN_HEADER_LEN: u64 = 4 + 8;
 
+/// A video track's PixelWidth/PixelHeight: where their 4-byte values are, what they say, and
+/// the largest keyframe size seen.
+#[derive(Debug, Clone, Copy)]
+struct DeclaredSize {
+    codec: Codec,
+    /// Absolute file offsets of the PixelWidth and PixelHeight values.
+    at: (u64, u64),
+    declared: (u32, u32),
+    largest: (u32, u32),
+}
+
 /// Where one Cluster starts, for its size patch and its CuePoint.
 #[derive(Debug, Clone, Copy)]
 struct ClusterMark {
@@ -110,6 +125,8 @@ struct ClusterMark {
 pub struct MatroskaWriter {
     /// Kind of each track, by index.
     kinds: Vec<MediaKind>,
+    /// Per track: the picture sizes of its video header, for the close to patch.
+    sizes: Vec<Option<DeclaredSize>>,
     /// Whether any track is video (Clusters then start at video keyframes).
     has_video: bool,
     /// Bytes appended since `new`: the absolute offset of the next byte.
@@ -154,9 +171,24 @@ impl MatroskaWriter {
         let info_pos = (out.len() - base) as u64;
         let duration_void = info_pos + write_info(out);
         let tracks_pos = (out.len() - base) as u64;
-        write_tracks(out, tracks);
+        let size_at = write_tracks(out, tracks);
+        let sizes = tracks
+            .iter()
+            .zip(size_at)
+            .map(|(t, at)| {
+                let at = at?;
+                let declared = (t.width, t.height);
+                Some(DeclaredSize {
+                    codec: t.codec,
+                    at: (tracks_pos + at.0, tracks_pos + at.1),
+                    declared,
+                    largest: declared,
+                })
+            })
+            .collect();
         Ok(MatroskaWriter {
             kinds: tracks.iter().map(TrackConfig::kind).collect(),
+            sizes,
             has_video: tracks.iter().any(|t| t.kind() == MediaKind::Video),
             written: (out.len() - base) as u64,
             segment_data,
@@ -191,6 +223,9 @@ impl MatroskaWriter {
         let relative = (ts_ms as i64 - cluster_ts as i64).clamp(i16::MIN.into(), i16::MAX.into());
         write_simple_block(out, track_number, relative as i16, key, frame.data);
         self.note_end(frame);
+        if frame.keyframe {
+            self.note_size(frame);
+        }
         self.written += (out.len() - base) as u64;
         Ok(())
     }
@@ -216,6 +251,33 @@ impl MatroskaWriter {
         self.cluster_size_patches(cues_pos.unwrap_or(self.written), &mut patches);
         patches.extend(self.duration_patch());
         patches.extend(self.seek_head_patch(cues_pos));
+        patches.extend(self.size_patches());
+        patches
+    }
+
+    /// The largest picture of a video track, from its keyframes (VP8, VP9, AV1).
+    fn note_size(&mut self, frame: &MuxFrame<'_>) {
+        let Some(Some(size)) = self.sizes.get_mut(frame.track) else {
+            return;
+        };
+        if size.codec == Codec::H264 {
+            return;
+        }
+        if let Some(p) = codec::video_params(size.codec, frame.data) {
+            let area = |(w, h): (u32, u32)| u64::from(w) * u64::from(h);
+            if area((p.width, p.height)) > area(size.largest) {
+                size.largest = (p.width, p.height);
+            }
+        }
+    }
+
+    /// PixelWidth/PixelHeight of the tracks whose largest keyframe is larger than declared.
+    fn size_patches(&self) -> Vec<Patch> {
+        let mut patches = Vec::new();
+        for s in self.sizes.iter().flatten().filter(|s| s.largest != s.declared) {
+            patches.push(Patch { offset: s.at.0, bytes: s.largest.0.to_be_bytes().to_vec() });
+            patches.push(Patch { offset: s.at.1, bytes: s.largest.1.to_be_bytes().to_vec() });
+        }
         patches
     }
 
@@ -351,17 +413,28 @@ fn write_info(out: &mut Vec<u8>) -> u64 {
     (out.len() - start - body.len() + void_in_body) as u64
 }
 
-/// Tracks with one TrackEntry per config (RFC 9559 §5.1.4).
-fn write_tracks(out: &mut Vec<u8>, tracks: &[TrackConfig]) {
+/// Tracks with one TrackEntry per config (RFC 9559 §5.1.4); returns, per track, the offsets of
+/// its PixelWidth and PixelHeight values from the start of the Tracks element.
+fn write_tracks(out: &mut Vec<u8>, tracks: &[TrackConfig]) -> Vec<Option<(u64, u64)>> {
     let mut body = Vec::new();
+    let mut in_body = Vec::with_capacity(tracks.len());
     for (i, t) in tracks.iter().enumerate() {
-        ebml::binary(&mut body, id::TRACK_ENTRY, &track_entry(i as u64 + 1, t));
+        let (entry, size_at) = track_entry(i as u64 + 1, t);
+        let start = body.len();
+        ebml::binary(&mut body, id::TRACK_ENTRY, &entry);
+        let header = body.len() - entry.len() - start;
+        in_body.push(size_at.map(|(w, h)| ((start + header + w) as u64, (start + header + h) as u64)));
     }
+    let start = out.len();
     ebml::binary(out, id::TRACKS, &body);
+    let header = (out.len() - body.len() - start) as u64;
+    in_body.into_iter().map(|at| at.map(|(w, h)| (header + w, header + h))).collect()
 }
 
-/// One TrackEntry: number and UID both `number` (UIDs must be non-zero, RFC 9559 §5.1.4.1.2).
-fn track_entry(number: u64, t: &TrackConfig) -> Vec<u8> {
+/// One TrackEntry: number and UID both `number` (UIDs must be non-zero, RFC 9559 §5.1.4.1.2);
+/// with the offsets in it of the PixelWidth and PixelHeight values, for a video track with a
+/// size.
+fn track_entry(number: u64, t: &TrackConfig) -> (Vec<u8>, Option<(usize, usize)>) {
     let mut e = Vec::new();
     ebml::uint(&mut e, id::TRACK_NUMBER, number);
     ebml::uint(&mut e, id::TRACK_UID, number);
@@ -379,20 +452,26 @@ fn track_entry(number: u64, t: &TrackConfig) -> Vec<u8> {
         ebml::float(&mut audio, id::SAMPLING_FREQUENCY, 48_000.0);
         ebml::uint(&mut audio, id::CHANNELS, channels.into());
         ebml::binary(&mut e, id::AUDIO, &audio);
-        return e;
+        return (e, None);
     }
     if let Some(private) = &t.codec_private {
         ebml::binary(&mut e, id::CODEC_PRIVATE, private);
     }
     // PixelWidth/PixelHeight are mandatory inside Video, so without a size the whole element
     // is left out and readers take the size from the bitstream.
-    if t.width > 0 && t.height > 0 {
-        let mut video = Vec::new();
-        ebml::uint(&mut video, id::PIXEL_WIDTH, t.width.into());
-        ebml::uint(&mut video, id::PIXEL_HEIGHT, t.height.into());
-        ebml::binary(&mut e, id::VIDEO, &video);
+    if t.width == 0 || t.height == 0 {
+        return (e, None);
     }
-    e
+    // 4-byte values (RFC 8794 §7.2 allows leading zeros), so the close can patch them in place
+    let mut video = Vec::new();
+    ebml::binary(&mut video, id::PIXEL_WIDTH, &t.width.to_be_bytes());
+    let width_at = video.len() - 4;
+    ebml::binary(&mut video, id::PIXEL_HEIGHT, &t.height.to_be_bytes());
+    let height_at = video.len() - 4;
+    let start = e.len();
+    ebml::binary(&mut e, id::VIDEO, &video);
+    let header = e.len() - video.len() - start;
+    (e, Some((start + header + width_at, start + header + height_at)))
 }
 
 /// Matroska codec IDs (the Matroska codec mappings, IANA "Matroska Codec IDs").
@@ -557,6 +636,71 @@ mod tests {
         }
         let head = opus_head(2, 312);
         assert_eq!(head[8..], [1, 2, 0x38, 0x01, 0x80, 0xBB, 0, 0, 0, 0, 0]);
+    }
+
+    /// A VP8 keyframe header of `w`x`h` (RFC 6386 §9.1) and a few bytes of "data".
+    fn vp8_key(w: u16, h: u16) -> Vec<u8> {
+        let mut f = vec![0x30, 0x12, 0x00, 0x9d, 0x01, 0x2a];
+        f.extend_from_slice(&w.to_le_bytes());
+        f.extend_from_slice(&h.to_le_bytes());
+        f.extend_from_slice(&[7; 8]);
+        f
+    }
+
+    /// The (PixelWidth, PixelHeight) of the file's first video track, found by walking it.
+    fn pixel_size(b: &[u8]) -> (u64, u64) {
+        let header = element(b, 0);
+        let seg = element(b, header.data + header.size.unwrap());
+        let mut at = seg.data;
+        let tracks = loop {
+            let e = element(b, at);
+            if e.id == id::TRACKS {
+                break e;
+            }
+            at = e.data + e.size.expect("sized before Tracks");
+        };
+        let uint =
+            |e: &El| b[e.data..e.data + e.size.unwrap()].iter().fold(0u64, |a, &x| a << 8 | u64::from(x));
+        for entry in children(b, tracks.data, tracks.data + tracks.size.unwrap()) {
+            let kids = children(b, entry.data, entry.data + entry.size.unwrap());
+            if let Some(v) = kids.iter().find(|e| e.id == id::VIDEO) {
+                let kids = children(b, v.data, v.data + v.size.unwrap());
+                let get = |want| uint(kids.iter().find(|k| k.id == want).expect("pixel element"));
+                return (get(id::PIXEL_WIDTH), get(id::PIXEL_HEIGHT));
+            }
+        }
+        panic!("no video track")
+    }
+
+    #[test]
+    fn the_close_declares_the_largest_keyframe_size() {
+        let mut video = TrackConfig::new(Codec::Vp8);
+        (video.width, video.height) = (160, 90);
+        let tracks = [TrackConfig::new(Codec::Opus), video];
+        let mut out = Vec::new();
+        let mut w = MatroskaWriter::new(true, &tracks, &mut out).unwrap();
+        // a low simulcast layer first, the top one from a later keyframe, a middle one at the end
+        let (low, top, mid) = (vp8_key(160, 90), vp8_key(640, 360), vp8_key(320, 180));
+        for (ms, key, data) in
+            [(0, true, &low[..]), (33, false, &b"\x31delta"[..]), (66, true, &top), (99, true, &mid)]
+        {
+            w.write(&frame(1, ms, key, data), &mut out).unwrap();
+        }
+        // before the close (a file cut by a crash): the first keyframe's size
+        assert_eq!(pixel_size(&out), (160, 90));
+        let patches = w.finish(&mut out);
+        apply(&mut out, &patches);
+        assert_eq!(pixel_size(&out), (640, 360));
+        walk_patched(&out);
+
+        // a track that stays at its first size gets no size patch
+        let mut out = Vec::new();
+        let mut w = MatroskaWriter::new(true, &tracks[1..], &mut out).unwrap();
+        w.write(&frame(0, 0, true, &low), &mut out).unwrap();
+        assert!(w.size_patches().is_empty());
+        let patches = w.finish(&mut out);
+        apply(&mut out, &patches);
+        assert_eq!(pixel_size(&out), (160, 90));
     }
 
     #[test]
