@@ -24,8 +24,8 @@ pub mod uploader;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
+pub use crate::config::RecordingSettings;
 use crate::metrics::Metrics;
 
 /// What every actor of the tree needs to know (read-only).
@@ -37,41 +37,14 @@ pub struct RecorderSettings {
     pub api_key: String,
     /// LiveKit API secret (never logged).
     pub api_secret: String,
-    /// Where recordings are written.
-    pub recordings_dir: PathBuf,
-    /// How long a start waits for the participant to join and publish.
-    pub start_timeout: Duration,
-    /// How long a participant recorder waits for all published tracks before it opens the
-    /// file with the tracks it has.
-    pub track_grace: Duration,
-    /// Start recording on a `participant_joined` webhook.
-    pub auto_record_on_join: bool,
-    /// Default file name template (webhook-started recordings).
-    pub filename_template: String,
+    /// How recordings are made (from the environment, validated, as they are).
+    pub recording: RecordingSettings,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
-    /// `MAX_FILE_SIZE`: a part that reaches this size rolls over to the next part.
-    pub max_file_bytes: Option<u64>,
-    /// `MAX_RECORDING_DURATION`: a recording this old ends `complete`.
-    pub max_duration: Option<Duration>,
-    /// `MAX_CONCURRENT_RECORDINGS`: starts beyond this many live recordings get 503.
-    pub max_concurrent: Option<usize>,
-    /// `RESUME_TIMEOUT`: how long a recording resumed after a restart or reconnect waits for
-    /// its participant before it ends `complete` with the parts it has.
-    pub resume_timeout: Duration,
-    /// Lifetime of the recorder's join tokens (a signal resume after it uses the server's
-    /// `refresh_token`; a new connection mints a new token).
-    pub token_ttl: Duration,
     /// S3 uploads (`S3_BUCKET` set).
     pub uploader: Option<Arc<crate::storage::s3::Uploader>>,
     /// Result callbacks (`WEBHOOK_URLS` set).
     pub callbacks: Option<Arc<crate::callbacks::Callbacks>>,
-    /// `HISTORY_MAX_RECORDINGS`, `HISTORY_MAX_AGE`: how many ended recordings stay answerable,
-    /// and how long.
-    pub history: crate::storage::history::Retention,
-    /// `MEDIA_QUEUE_SIZE`: media queued per recorded participant before the room drops frames
-    /// (see [`media_queue`]).
-    pub media_queue_bytes: usize,
     /// Cluster mode (`REDIS_URL` set).
     pub cluster: Option<crate::cluster::ClusterSettings>,
 }
@@ -82,8 +55,7 @@ impl std::fmt::Debug for RecorderSettings {
             .field("livekit_url", &self.livekit_url)
             .field("api_key", &self.api_key)
             .field("api_secret", &"***")
-            .field("recordings_dir", &self.recordings_dir)
-            .field("start_timeout", &self.start_timeout)
+            .field("recording", &self.recording)
             .field("uploader", &self.uploader)
             .field("callbacks", &self.callbacks)
             .finish_non_exhaustive()

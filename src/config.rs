@@ -13,6 +13,13 @@ pub const DEFAULT_RESUME_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default `DRAIN_TIMEOUT`.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Lifetime of the recorder's join tokens.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
+
+/// How long a participant recorder waits for every published track before it opens the file
+/// with the tracks it has.
+pub const DEFAULT_TRACK_GRACE: Duration = Duration::from_millis(1500);
+
 /// Default HTTP port (`APP_PORT`).
 pub const DEFAULT_PORT: u16 = 8080;
 /// Default directory for recordings (`RECORDINGS_DIR`).
@@ -27,30 +34,21 @@ pub enum LogFormat {
     Json,
 }
 
-/// The daemon's settings.
+/// How recordings are made: the validated settings the actors use as they are (read from the
+/// environment by [`Config::from_env`], or built with [`RecordingSettings::new`] by `demo` and
+/// the tests), passed whole from here to the actor tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    /// HTTP port (`APP_PORT`, default 8080).
-    pub app_port: u16,
-    /// tracing filter (`LOG_LEVEL`, default `info`; any `EnvFilter` directive).
-    pub log_level: String,
-    /// `LOG_FORMAT`: `text` (default) or `json`.
-    pub log_format: LogFormat,
+pub struct RecordingSettings {
     /// Where recordings are written (`RECORDINGS_DIR`, default `./recordings`).
     pub recordings_dir: PathBuf,
-    /// LiveKit server URL (`LIVEKIT_URL`, `ws(s)://` or `http(s)://`); required by `serve`.
-    pub livekit_url: Option<String>,
-    /// `LIVEKIT_API_KEY`; required by `serve`.
-    pub api_key: Option<String>,
-    /// `LIVEKIT_API_SECRET`; required by `serve`.
-    pub api_secret: Option<Secret>,
-    /// `BIND_ADDRESS` (default `0.0.0.0`): the address the HTTP server listens on.
-    pub bind_address: std::net::IpAddr,
-    /// `API_TOKEN`: when set, `/recordings/*` need `Authorization: Bearer <token>`.
-    pub api_token: Option<Secret>,
-    /// How long a start waits for the participant (`START_TIMEOUT`, humantime, default 30s).
+    /// How long a start waits for the participant to join and publish (`START_TIMEOUT`,
+    /// humantime, default 30s).
     pub start_timeout: Duration,
-    /// File name template (`FILENAME_TEMPLATE`).
+    /// How long a participant recorder waits for all published tracks before it opens the file
+    /// with the tracks it has ([`DEFAULT_TRACK_GRACE`]; not a variable).
+    pub track_grace: Duration,
+    /// File name template of webhook-started recordings and the default of REST starts
+    /// (`FILENAME_TEMPLATE`).
     pub filename_template: String,
     /// Start recording on `participant_joined` webhooks (`AUTO_RECORD_ON_JOIN`, default true).
     pub auto_record_on_join: bool,
@@ -67,12 +65,62 @@ pub struct Config {
     /// `RESUME_TIMEOUT` (humantime, default 5m): how long a recording resumed after a restart
     /// or a lost LiveKit connection waits for its participant before it ends `complete`.
     pub resume_timeout: Duration,
-    /// `DRAIN_TIMEOUT` (humantime, default 30s): how long SIGTERM/SIGINT waits for recordings
-    /// to be finalized before the process exits anyway.
-    pub drain_timeout: Duration,
+    /// Lifetime of the recorder's join tokens ([`DEFAULT_TOKEN_TTL`]; tests shorten it): a
+    /// signal resume after it uses the server's `refresh_token`, a new connection mints a new
+    /// token.
+    pub token_ttl: Duration,
     /// `HISTORY_MAX_RECORDINGS` (default 10000) and `HISTORY_MAX_AGE` (humantime, default 30d):
     /// the ended recordings that stay answerable, across restarts.
     pub history: crate::storage::history::Retention,
+}
+
+impl RecordingSettings {
+    /// The defaults of every setting (as `serve` has them with no variable set), writing into
+    /// `recordings_dir`.
+    pub fn new(recordings_dir: &std::path::Path) -> RecordingSettings {
+        RecordingSettings {
+            recordings_dir: recordings_dir.to_path_buf(),
+            start_timeout: DEFAULT_START_TIMEOUT,
+            track_grace: DEFAULT_TRACK_GRACE,
+            filename_template: crate::storage::layout::DEFAULT_TEMPLATE.into(),
+            auto_record_on_join: true,
+            max_file_bytes: None,
+            max_duration: None,
+            media_queue_bytes: crate::actors::media_queue::DEFAULT_MEDIA_QUEUE_BYTES,
+            max_concurrent: None,
+            resume_timeout: DEFAULT_RESUME_TIMEOUT,
+            token_ttl: DEFAULT_TOKEN_TTL,
+            history: crate::storage::history::Retention::default(),
+        }
+    }
+}
+
+/// The daemon's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// HTTP port (`APP_PORT`, default 8080).
+    pub app_port: u16,
+    /// tracing filter (`LOG_LEVEL`, default `info`; any `EnvFilter` directive).
+    pub log_level: String,
+    /// `LOG_FORMAT`: `text` (default) or `json`.
+    pub log_format: LogFormat,
+    /// LiveKit server URL (`LIVEKIT_URL`, `ws(s)://` or `http(s)://`); required by `serve`.
+    pub livekit_url: Option<String>,
+    /// `LIVEKIT_API_KEY`; required by `serve`.
+    pub api_key: Option<String>,
+    /// `LIVEKIT_API_SECRET`; required by `serve`.
+    pub api_secret: Option<Secret>,
+    /// `BIND_ADDRESS` (default `0.0.0.0`): the address the HTTP server listens on.
+    pub bind_address: std::net::IpAddr,
+    /// `API_TOKEN`: when set, `/recordings/*` need `Authorization: Bearer <token>`.
+    pub api_token: Option<Secret>,
+    /// How recordings are made (`RECORDINGS_DIR`, `START_TIMEOUT`, `FILENAME_TEMPLATE`,
+    /// `AUTO_RECORD_ON_JOIN`, `MAX_FILE_SIZE`, `MAX_RECORDING_DURATION`, `MEDIA_QUEUE_SIZE`,
+    /// `MAX_CONCURRENT_RECORDINGS`, `RESUME_TIMEOUT`, `HISTORY_*`).
+    pub recording: RecordingSettings,
+    /// `DRAIN_TIMEOUT` (humantime, default 30s): how long SIGTERM/SIGINT waits for recordings
+    /// to be finalized before the process exits anyway.
+    pub drain_timeout: Duration,
     /// S3 upload (`S3_BUCKET` set; `S3_*`, `UPLOAD_*`). Credentials come from the standard AWS
     /// chain, so `credentials` is always `None` here.
     pub s3: Option<crate::storage::s3::S3Settings>,
@@ -251,29 +299,34 @@ impl Config {
             },
         };
         let cluster = cluster_config(&get)?;
-        Ok(Config {
-            media_queue_bytes,
-            cluster,
-            history,
-            max_concurrent,
-            resume_timeout,
-            drain_timeout,
+        let recording = RecordingSettings {
+            recordings_dir,
+            start_timeout,
+            track_grace: DEFAULT_TRACK_GRACE,
+            filename_template,
+            auto_record_on_join,
             max_file_bytes,
             max_duration,
+            media_queue_bytes,
+            max_concurrent,
+            resume_timeout,
+            token_ttl: DEFAULT_TOKEN_TTL,
+            history,
+        };
+        Ok(Config {
+            cluster,
+            drain_timeout,
             s3,
             webhook_urls,
-            auto_record_on_join,
             app_port,
             log_level,
             log_format,
-            recordings_dir,
             livekit_url,
             api_key: nonempty("LIVEKIT_API_KEY"),
             api_secret: nonempty("LIVEKIT_API_SECRET").map(Secret),
             api_token,
             bind_address,
-            start_timeout,
-            filename_template,
+            recording,
         })
     }
 }
@@ -469,12 +522,13 @@ mod tests {
         let c = load(&[]).unwrap();
         assert_eq!(c.app_port, DEFAULT_PORT);
         assert_eq!(c.log_format, LogFormat::Text);
-        assert_eq!(c.recordings_dir, PathBuf::from("./recordings"));
+        assert_eq!(c.recording.recordings_dir, PathBuf::from("./recordings"));
         assert_eq!(c.bind_address.to_string(), "0.0.0.0");
         assert_eq!(c.api_token, None);
-        assert_eq!(c.history.max_recordings, 10_000);
-        assert_eq!(c.history.max_age, Duration::from_secs(30 * 24 * 3600));
-        let h = load(&[("HISTORY_MAX_RECORDINGS", "1"), ("HISTORY_MAX_AGE", "12h")]).unwrap().history;
+        assert_eq!(c.recording.history.max_recordings, 10_000);
+        assert_eq!(c.recording.history.max_age, Duration::from_secs(30 * 24 * 3600));
+        let h =
+            load(&[("HISTORY_MAX_RECORDINGS", "1"), ("HISTORY_MAX_AGE", "12h")]).unwrap().recording.history;
         assert_eq!((h.max_recordings, h.max_age), (1, Duration::from_secs(12 * 3600)));
         let c = load(&[("BIND_ADDRESS", "127.0.0.1"), ("API_TOKEN", "t")]).unwrap();
         assert_eq!((c.bind_address.to_string(), c.api_token), ("127.0.0.1".into(), Some(Secret("t".into()))));
@@ -558,21 +612,21 @@ mod tests {
     fn values_are_read() {
         let c = load(&[("APP_PORT", "9000"), ("LOG_FORMAT", "json"), ("RECORDINGS_DIR", "/data")]).unwrap();
         assert_eq!((c.app_port, c.log_format), (9000, LogFormat::Json));
-        assert_eq!(c.recordings_dir, PathBuf::from("/data"));
+        assert_eq!(c.recording.recordings_dir, PathBuf::from("/data"));
         let c = load(&[("START_TIMEOUT", "1m 5s"), ("LIVEKIT_API_SECRET", "s3cret"), ("API_TOKEN", "t")])
             .unwrap();
-        assert_eq!(c.start_timeout, Duration::from_secs(65));
+        assert_eq!(c.recording.start_timeout, Duration::from_secs(65));
         assert!(!format!("{c:?}").contains("s3cret"), "secrets are redacted in Debug");
-        assert_eq!(c.filename_template, "{room_name}/{publisher_identity}-{time}");
+        assert_eq!(c.recording.filename_template, "{room_name}/{publisher_identity}-{time}");
         let c = load(&[("MAX_FILE_SIZE", "2GiB"), ("MAX_RECORDING_DURATION", "4h")]).unwrap();
-        assert_eq!(c.max_file_bytes, Some(2 << 30));
-        assert_eq!(c.media_queue_bytes, 8 << 20, "default");
-        assert_eq!(load(&[("MEDIA_QUEUE_SIZE", "256KiB")]).unwrap().media_queue_bytes, 256 << 10);
+        assert_eq!(c.recording.max_file_bytes, Some(2 << 30));
+        assert_eq!(c.recording.media_queue_bytes, 8 << 20, "default");
+        assert_eq!(load(&[("MEDIA_QUEUE_SIZE", "256KiB")]).unwrap().recording.media_queue_bytes, 256 << 10);
         for bad in ["1KiB", "2GiB", "lots"] {
             let e = load(&[("MEDIA_QUEUE_SIZE", bad)]).unwrap_err().to_string();
             assert!(e.contains("MEDIA_QUEUE_SIZE"), "{bad}: {e}");
         }
-        assert_eq!(c.max_duration, Some(Duration::from_secs(4 * 3600)));
+        assert_eq!(c.recording.max_duration, Some(Duration::from_secs(4 * 3600)));
         assert_eq!(
             (parse_size("500MB"), parse_size("7"), parse_size("x")),
             (Some(500_000_000), Some(7), None)

@@ -2,7 +2,6 @@
 //! `serve`, by `demo` and by the tests (which bind `127.0.0.1:0`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use ractor::{Actor, ActorRef};
 use crate::actors::supervisor::{RecorderSupervisor, SupervisorMsg};
 use crate::actors::RecorderSettings;
 use crate::callbacks::Callbacks;
+use crate::config::RecordingSettings;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::storage::s3::{S3Settings, Uploader};
@@ -18,8 +18,7 @@ use crate::storage::s3::{S3Settings, Uploader};
 /// How long a shutdown waits for result callbacks still being delivered.
 pub const CALLBACK_WAIT: Duration = Duration::from_secs(10);
 
-/// Lifetime of the recorder's join tokens.
-pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
+pub use crate::config::DEFAULT_TOKEN_TTL;
 
 /// What the daemon needs.
 #[derive(Clone)]
@@ -30,34 +29,14 @@ pub struct DaemonConfig {
     pub api_key: String,
     /// LiveKit API secret.
     pub api_secret: String,
-    /// `RECORDINGS_DIR`.
-    pub recordings_dir: PathBuf,
-    /// `START_TIMEOUT`.
-    pub start_timeout: Duration,
-    /// `FILENAME_TEMPLATE`.
-    pub filename_template: String,
+    /// How recordings are made, passed whole to the actor tree.
+    pub recording: RecordingSettings,
     /// `API_TOKEN`.
     pub api_token: Option<String>,
-    /// `AUTO_RECORD_ON_JOIN`: start recording on a `participant_joined` webhook.
-    pub auto_record_on_join: bool,
-    /// `MAX_FILE_SIZE`: parts roll over at this size.
-    pub max_file_bytes: Option<u64>,
-    /// `MAX_RECORDING_DURATION`: recordings end at this age.
-    pub max_duration: Option<Duration>,
-    /// `RESUME_TIMEOUT`: how long a resumed recording waits for its participant.
-    pub resume_timeout: Duration,
-    /// Lifetime of the recorder's join tokens (default 6 h; tests shorten it).
-    pub token_ttl: Duration,
-    /// `MAX_CONCURRENT_RECORDINGS`.
-    pub max_concurrent: Option<usize>,
     /// `S3_*`, `UPLOAD_*`: upload finished recordings (None: files stay local, no `uploading`).
     pub s3: Option<S3Settings>,
     /// `WEBHOOK_URLS`: result callbacks.
     pub webhook_urls: Vec<String>,
-    /// `HISTORY_MAX_RECORDINGS`, `HISTORY_MAX_AGE`: the ended recordings kept.
-    pub history: crate::storage::history::Retention,
-    /// `MEDIA_QUEUE_SIZE`: media queued per recorded participant before frames are dropped.
-    pub media_queue_bytes: usize,
     /// `REDIS_URL` and companions: cluster mode.
     pub cluster: Option<crate::cluster::ClusterConfig>,
 }
@@ -74,20 +53,10 @@ impl DaemonConfig {
             livekit_url: livekit_url.to_owned(),
             api_key: api_key.to_owned(),
             api_secret: api_secret.to_owned(),
-            recordings_dir: recordings_dir.to_path_buf(),
-            start_timeout: crate::config::DEFAULT_START_TIMEOUT,
-            filename_template: crate::storage::layout::DEFAULT_TEMPLATE.into(),
+            recording: RecordingSettings::new(recordings_dir),
             api_token: None,
-            auto_record_on_join: true,
-            max_file_bytes: None,
-            max_duration: None,
-            resume_timeout: crate::config::DEFAULT_RESUME_TIMEOUT,
-            token_ttl: DEFAULT_TOKEN_TTL,
-            max_concurrent: None,
             s3: None,
             webhook_urls: Vec::new(),
-            history: crate::storage::history::Retention::default(),
-            media_queue_bytes: crate::actors::media_queue::DEFAULT_MEDIA_QUEUE_BYTES,
             cluster: None,
         }
     }
@@ -106,11 +75,13 @@ impl Daemon {
     /// Spawns the supervisor on the current runtime, then serves HTTP on `addr`.
     pub async fn start(cfg: DaemonConfig, addr: SocketAddr) -> std::io::Result<Daemon> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        check_recordings_dir(&cfg.recordings_dir)?;
+        check_recordings_dir(&cfg.recording.recordings_dir)?;
         let webhooks = http::webhooks::receiver(&cfg.api_key, &cfg.api_secret);
         let metrics = Arc::new(Metrics::default());
         let uploader = match cfg.s3 {
-            Some(s3) => Some(Arc::new(Uploader::new(s3, cfg.recordings_dir.clone(), metrics.clone()).await)),
+            Some(s3) => {
+                Some(Arc::new(Uploader::new(s3, cfg.recording.recordings_dir.clone(), metrics.clone()).await))
+            }
             None => None,
         };
         let callbacks = match cfg.webhook_urls.is_empty() {
@@ -121,6 +92,7 @@ impl Daemon {
             )),
         };
         let livekit_url = cfg.livekit_url.clone();
+        let filename_template = cfg.recording.filename_template.clone();
         let cluster = match &cfg.cluster {
             None => None,
             Some(c) => {
@@ -137,21 +109,10 @@ impl Daemon {
             livekit_url: cfg.livekit_url,
             api_key: cfg.api_key,
             api_secret: cfg.api_secret,
-            recordings_dir: cfg.recordings_dir,
-            history: cfg.history,
-            start_timeout: cfg.start_timeout,
-            track_grace: Duration::from_millis(1500),
-            auto_record_on_join: cfg.auto_record_on_join,
-            filename_template: cfg.filename_template.clone(),
+            recording: cfg.recording,
             metrics,
             uploader,
             callbacks: callbacks.clone(),
-            max_file_bytes: cfg.max_file_bytes,
-            max_duration: cfg.max_duration,
-            resume_timeout: cfg.resume_timeout,
-            token_ttl: cfg.token_ttl,
-            max_concurrent: cfg.max_concurrent,
-            media_queue_bytes: cfg.media_queue_bytes,
             cluster,
         });
         let (supervisor, root) = Actor::spawn(None, RecorderSupervisor, settings)
@@ -160,7 +121,7 @@ impl Daemon {
         let state = AppState {
             supervisor: supervisor.clone(),
             api_token: cfg.api_token,
-            filename_template: cfg.filename_template,
+            filename_template,
             webhooks,
             livekit_url,
             cluster: forwarder,

@@ -57,7 +57,8 @@ async fn fifty_av_participants_in_one_room_are_all_recorded() {
     let s = sim.http_addr();
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon =
-        start_daemon_with(&sim, dir.path(), None, |c| c.start_timeout = Duration::from_secs(30)).await;
+        start_daemon_with(&sim, dir.path(), None, |c| c.recording.start_timeout = Duration::from_secs(30))
+            .await;
     let addr = daemon.addr();
     let room = "crowd";
     let mut people = Vec::new();

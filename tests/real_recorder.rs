@@ -31,9 +31,9 @@ const SYNC_MS: f64 = 20.0;
 
 async fn daemon_for(server: &RealServer, dir: &Path, auto_record: bool) -> Daemon {
     let mut cfg = DaemonConfig::new(&server.ws_url(), server.api_key(), server.api_secret(), dir);
-    cfg.start_timeout = Duration::from_secs(20);
-    cfg.filename_template = "{room_name}/{publisher_identity}-{time}".into();
-    cfg.auto_record_on_join = auto_record;
+    cfg.recording.start_timeout = Duration::from_secs(20);
+    cfg.recording.filename_template = "{room_name}/{publisher_identity}-{time}".into();
+    cfg.recording.auto_record_on_join = auto_record;
     Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("daemon starts")
 }
 
@@ -181,9 +181,9 @@ async fn webhooks_mute_and_rejoin_against_the_real_server() {
         ..ServerOpts::default()
     });
     let mut cfg = DaemonConfig::new(&server.ws_url(), server.api_key(), server.api_secret(), dir.path());
-    cfg.start_timeout = Duration::from_secs(20);
-    cfg.filename_template = "{room_name}/{publisher_identity}-{time}".into();
-    cfg.auto_record_on_join = true;
+    cfg.recording.start_timeout = Duration::from_secs(20);
+    cfg.recording.filename_template = "{room_name}/{publisher_identity}-{time}".into();
+    cfg.recording.auto_record_on_join = true;
     let daemon = Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], port))).await.expect("daemon starts");
     let addr = daemon.addr();
     let room = "hooks";
@@ -452,10 +452,10 @@ async fn signal_resume_after_the_token_expired_keeps_the_recording() {
         server.api_secret(),
         dir.path(),
     );
-    cfg.start_timeout = Duration::from_secs(20);
-    cfg.filename_template = "{room_name}/{publisher_identity}-{time}".into();
-    cfg.auto_record_on_join = false;
-    cfg.token_ttl = Duration::from_secs(5);
+    cfg.recording.start_timeout = Duration::from_secs(20);
+    cfg.recording.filename_template = "{room_name}/{publisher_identity}-{time}".into();
+    cfg.recording.auto_record_on_join = false;
+    cfg.recording.token_ttl = Duration::from_secs(5);
     let daemon = Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("daemon starts");
     let addr = daemon.addr();
     let room = "resume";

@@ -79,9 +79,9 @@ fn last_part(rec: &Value) -> (usize, u64) {
 
 async fn daemon_for(server: &RealServer, dir: &Path) -> Daemon {
     let mut cfg = DaemonConfig::new(&server.ws_url(), server.api_key(), server.api_secret(), dir);
-    cfg.start_timeout = Duration::from_secs(20);
-    cfg.filename_template = "{room_name}/{publisher_identity}-{time}".into();
-    cfg.auto_record_on_join = false;
+    cfg.recording.start_timeout = Duration::from_secs(20);
+    cfg.recording.filename_template = "{room_name}/{publisher_identity}-{time}".into();
+    cfg.recording.auto_record_on_join = false;
     Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("daemon starts")
 }
 

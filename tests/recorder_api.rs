@@ -469,8 +469,8 @@ async fn size_limit_rolls_parts_and_duration_limit_ends_the_recording() {
     assert_eq!(call(sim.http_addr(), Method::POST, "/sim/participants", Some(body)).await.0, 200);
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = start_daemon_with(&sim, dir.path(), None, |c| {
-        c.max_file_bytes = Some(60_000);
-        c.max_duration = Some(Duration::from_secs(9));
+        c.recording.max_file_bytes = Some(60_000);
+        c.recording.max_duration = Some(Duration::from_secs(9));
     })
     .await;
     let addr = daemon.addr();
@@ -537,7 +537,7 @@ async fn size_limit_rolls_parts_and_duration_limit_ends_the_recording() {
 async fn starts_beyond_max_concurrent_recordings_are_refused() {
     let sim = start_sim(vec![]).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let daemon = start_daemon_with(&sim, dir.path(), None, |c| c.max_concurrent = Some(2)).await;
+    let daemon = start_daemon_with(&sim, dir.path(), None, |c| c.recording.max_concurrent = Some(2)).await;
     let addr = daemon.addr();
     for who in ["a", "b"] {
         let body = format!(r#"{{"room":"cap","participant":"{who}"}}"#);

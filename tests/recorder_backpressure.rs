@@ -43,8 +43,8 @@ async fn a_stalled_disk_costs_only_its_own_recording_frames_counted() {
     let s = sim.http_addr();
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = start_daemon_with(&sim, dir.path(), None, |c| {
-        c.start_timeout = Duration::from_secs(30);
-        c.media_queue_bytes = QUEUE;
+        c.recording.start_timeout = Duration::from_secs(30);
+        c.recording.media_queue_bytes = QUEUE;
     })
     .await;
     let addr = daemon.addr();

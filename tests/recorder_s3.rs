@@ -30,9 +30,9 @@ async fn start_daemon(
     webhook_urls: Vec<String>,
 ) -> Daemon {
     let mut cfg = DaemonConfig::new(&sim.ws_url(), KEY, SECRET, dir);
-    cfg.start_timeout = Duration::from_secs(4);
-    cfg.filename_template = "{room_name}/{publisher_identity}-{time}".into();
-    cfg.auto_record_on_join = false;
+    cfg.recording.start_timeout = Duration::from_secs(4);
+    cfg.recording.filename_template = "{room_name}/{publisher_identity}-{time}".into();
+    cfg.recording.auto_record_on_join = false;
     cfg.s3 = Some(s3);
     cfg.webhook_urls = webhook_urls;
     Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("daemon starts")

@@ -173,7 +173,8 @@ async fn late_publish_starts_the_recording_with_both_tracks() {
     let s = sim.http_addr();
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon =
-        start_daemon_with(&sim, dir.path(), None, |c| c.start_timeout = Duration::from_secs(15)).await;
+        start_daemon_with(&sim, dir.path(), None, |c| c.recording.start_timeout = Duration::from_secs(15))
+            .await;
     let addr = daemon.addr();
     assert!(join(s, "lp", "alice", None, false).await.is_empty());
     let id = start(addr, "lp", "alice").await;
@@ -206,7 +207,8 @@ async fn video_published_mid_recording_continues_in_a_part_with_both_tracks() {
     let s = sim.http_addr();
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon =
-        start_daemon_with(&sim, dir.path(), None, |c| c.start_timeout = Duration::from_secs(15)).await;
+        start_daemon_with(&sim, dir.path(), None, |c| c.recording.start_timeout = Duration::from_secs(15))
+            .await;
     let addr = daemon.addr();
     let audio = join(s, "mid", "bob", None, true).await.remove(0);
     let id = start(addr, "mid", "bob").await;
@@ -244,7 +246,8 @@ async fn video_unpublished_mid_recording_keeps_recording_audio() {
     let s = sim.http_addr();
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon =
-        start_daemon_with(&sim, dir.path(), None, |c| c.start_timeout = Duration::from_secs(15)).await;
+        start_daemon_with(&sim, dir.path(), None, |c| c.recording.start_timeout = Duration::from_secs(15))
+            .await;
     let addr = daemon.addr();
     let tracks = join(s, "unpub", "carol", Some("vp8"), true).await;
     let (video, audio) = (tracks[0].clone(), tracks[1].clone());
@@ -296,7 +299,8 @@ async fn three_rooms_are_recorded_at_once() {
     let s = sim.http_addr();
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon =
-        start_daemon_with(&sim, dir.path(), None, |c| c.start_timeout = Duration::from_secs(15)).await;
+        start_daemon_with(&sim, dir.path(), None, |c| c.recording.start_timeout = Duration::from_secs(15))
+            .await;
     let addr = daemon.addr();
     let codecs = [("r-vp8", "vp8", "webm"), ("r-h264", "h264", "mkv"), ("r-vp9", "vp9", "webm")];
     let mut recs = Vec::new();
@@ -334,7 +338,8 @@ async fn unrepairable_video_loss_is_counted_and_video_resumes_at_a_keyframe() {
     let s = sim.http_addr();
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon =
-        start_daemon_with(&sim, dir.path(), None, |c| c.start_timeout = Duration::from_secs(15)).await;
+        start_daemon_with(&sim, dir.path(), None, |c| c.recording.start_timeout = Duration::from_secs(15))
+            .await;
     let addr = daemon.addr();
     let tracks = join(s, "loss", "erin", Some("vp8"), true).await;
     let (video, audio) = (tracks[0].clone(), tracks[1].clone());
@@ -418,7 +423,8 @@ async fn sfu_filler_frames_at_mute_and_leave_stay_out_of_the_file() {
     let s = sim.http_addr();
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon =
-        start_daemon_with(&sim, dir.path(), None, |c| c.start_timeout = Duration::from_secs(15)).await;
+        start_daemon_with(&sim, dir.path(), None, |c| c.recording.start_timeout = Duration::from_secs(15))
+            .await;
     let addr = daemon.addr();
     let tracks = join(s, "filler", "dora", Some("vp8"), true).await;
     let (video, audio) = (tracks[0].clone(), tracks[1].clone());

@@ -52,7 +52,8 @@ async fn no_media_never_completes_and_a_stall_shows_while_live() {
     let dir = tempfile::tempdir().expect("tempdir");
     // long enough for the part to open without frames (it opens after the sender-report wait)
     let daemon =
-        start_daemon_with(&sim, dir.path(), None, |c| c.start_timeout = Duration::from_secs(30)).await;
+        start_daemon_with(&sim, dir.path(), None, |c| c.recording.start_timeout = Duration::from_secs(30))
+            .await;
     let addr = daemon.addr();
     let silent = start(addr, "quiet", "mute", None).await;
     let talker = start(addr, "quiet", "talker", None).await;
@@ -135,8 +136,8 @@ async fn a_refused_connection_fails_at_once() {
     sim_support::add_participant(sim.http_addr(), "auth", "alice", Some("vp8"), true).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = DaemonConfig::new(&sim.ws_url(), KEY, "wrong-secret-wrong-secret-wrong-00", dir.path());
-    cfg.start_timeout = Duration::from_secs(60);
-    cfg.resume_timeout = Duration::from_secs(300);
+    cfg.recording.start_timeout = Duration::from_secs(60);
+    cfg.recording.resume_timeout = Duration::from_secs(300);
     let daemon = Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("daemon");
     let addr = daemon.addr();
     let id = start(addr, "auth", "alice", None).await;
@@ -161,7 +162,7 @@ async fn an_unreachable_livekit_is_reported_and_bounded_by_the_start_timeout() {
     drop(closed);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = DaemonConfig::new(&format!("ws://127.0.0.1:{port}"), KEY, SECRET, dir.path());
-    cfg.start_timeout = Duration::from_secs(5);
+    cfg.recording.start_timeout = Duration::from_secs(5);
     let daemon = Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("daemon");
     let addr = daemon.addr();
     let (_, health) = api(addr, Method::GET, "/health-check", None, None).await;
@@ -355,7 +356,7 @@ async fn ended_recordings_answer_the_same_after_a_restart() {
 async fn the_history_keeps_the_newest_ended_recordings_across_restarts() {
     let sim = start_sim(vec![]).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let keep = |n: usize| move |c: &mut DaemonConfig| c.history.max_recordings = n;
+    let keep = |n: usize| move |c: &mut DaemonConfig| c.recording.history.max_recordings = n;
     let daemon = start_daemon_with(&sim, dir.path(), None, keep(2)).await;
     let addr = daemon.addr();
     let mut ids = Vec::new();
@@ -412,7 +413,7 @@ fn the_actors_do_not_depend_on_http() {
 async fn ended_recordings_expire_after_the_history_max_age() {
     let sim = start_sim(vec![]).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let short = |c: &mut DaemonConfig| c.history.max_age = Duration::from_secs(1);
+    let short = |c: &mut DaemonConfig| c.recording.history.max_age = Duration::from_secs(1);
     let daemon = start_daemon_with(&sim, dir.path(), None, short).await;
     let addr = daemon.addr();
     let id = start(addr, "age", "nobody", None).await;

@@ -168,7 +168,11 @@ impl Actor for ParticipantRecorder {
         let span = args.spec.span();
         let _in = span.enter(); // nothing is awaited below
         me.send_interval(TICK, || ParticipantMsg::Tick);
-        let timeout = if args.part == 1 { args.settings.start_timeout } else { args.settings.resume_timeout };
+        let timeout = if args.part == 1 {
+            args.settings.recording.start_timeout
+        } else {
+            args.settings.recording.resume_timeout
+        };
         me.send_after(timeout, || ParticipantMsg::StartTimedOut);
         let part_no = args.part;
         Ok(ParticipantState {
@@ -338,7 +342,8 @@ impl ParticipantState {
     fn note_storage_failure(&self, reason: &str) {
         tracing::error!(recording = %self.args.spec.id, %reason, "recording failed: storage");
         Metrics::add(&self.metrics().storage_failures, 1);
-        let dir = self.part_dir.clone().unwrap_or_else(|| self.args.settings.recordings_dir.clone());
+        let dir =
+            self.part_dir.clone().unwrap_or_else(|| self.args.settings.recording.recordings_dir.clone());
         let _ = self.args.supervisor.cast(SupervisorMsg::StorageFailed(dir));
     }
 
@@ -554,7 +559,7 @@ impl ParticipantState {
 
     fn on_tick(&mut self, me: &ActorRef<ParticipantMsg>) -> Result<(), ActorProcessingErr> {
         if self.parts.is_empty() {
-            let grace = self.args.settings.track_grace.max(SUBSCRIBE_WAIT);
+            let grace = self.args.settings.recording.track_grace.max(SUBSCRIBE_WAIT);
             let waited = self.first_subscribed.is_some_and(|t| t.elapsed() >= grace);
             if waited || self.ready() {
                 self.open_part()?;
@@ -577,12 +582,12 @@ impl ParticipantState {
     fn enforce_limits(&mut self, me: &ActorRef<ParticipantMsg>) -> Result<(), ActorProcessingErr> {
         let s = &self.args.settings;
         let elapsed_ms = crate::recording::unix_ms_now().saturating_sub(self.args.spec.started_unix_ms);
-        if s.max_duration.is_some_and(|max| u128::from(elapsed_ms) >= max.as_millis()) {
+        if s.recording.max_duration.is_some_and(|max| u128::from(elapsed_ms) >= max.as_millis()) {
             tracing::info!(recording = %self.args.spec.id, "maximum recording duration reached");
             return self.end(me, Status::Complete, None);
         }
         let size: u64 = self.parts.iter().map(RecordingPart::len).sum();
-        if s.max_file_bytes.is_none_or(|max| size < max) {
+        if s.recording.max_file_bytes.is_none_or(|max| size < max) {
             return Ok(());
         }
         let videos: Vec<String> = self
@@ -616,12 +621,12 @@ impl ParticipantState {
         let who = &self.args.spec.identity;
         if self.part_no > 1 {
             // a resumed recording whose participant did not come back: it ends with its parts
-            let secs = self.args.settings.resume_timeout.as_secs_f64();
+            let secs = self.args.settings.recording.resume_timeout.as_secs_f64();
             let why = format!("participant {who:?} did not return within {secs} s");
             tracing::info!(recording = %self.args.spec.id, "{why}; recording ends");
             return self.end(me, Status::Complete, Some(why));
         }
-        let secs = self.args.settings.start_timeout.as_secs_f64();
+        let secs = self.args.settings.recording.start_timeout.as_secs_f64();
         let error = if self.tracks.is_empty() {
             format!("participant {who:?} did not join and publish within {secs} s")
         } else {
@@ -739,7 +744,7 @@ impl ParticipantState {
             track_type,
             unix_ms: spec.started_unix_ms,
         };
-        self.args.settings.recordings_dir.join(relative_path(&template, &vars, self.part_no, "x"))
+        self.args.settings.recording.recordings_dir.join(relative_path(&template, &vars, self.part_no, "x"))
     }
 
     fn close_part(&mut self) -> Result<(), ActorProcessingErr> {

@@ -301,9 +301,14 @@ impl RoomState {
     async fn connect(&mut self, me: &ActorRef<RoomMsg>) -> Result<(), RoomError> {
         let s = &self.args.settings;
         let identity = crate::recording::new_recording_id().replace("RC_", "");
-        let token =
-            livekit::recorder_token(&s.api_key, &s.api_secret, &self.args.room, &identity, s.token_ttl)
-                .map_err(|e| RoomError::Token(e.to_string()))?;
+        let token = livekit::recorder_token(
+            &s.api_key,
+            &s.api_secret,
+            &self.args.room,
+            &identity,
+            s.recording.token_ttl,
+        )
+        .map_err(|e| RoomError::Token(e.to_string()))?;
         let (conn, mut events) =
             livekit::connect(&s.livekit_url, &token, livekit::ConnectOptions::default()).await?;
         let me = me.clone();
@@ -329,7 +334,7 @@ impl RoomState {
         if self.recs.contains_key(&spec.identity) {
             return Ok(());
         }
-        let queue = MediaQueue::new(self.args.settings.media_queue_bytes);
+        let queue = MediaQueue::new(self.args.settings.recording.media_queue_bytes);
         let args = ParticipantArgs {
             queue: queue.clone(),
             spec: spec.clone(),

@@ -55,8 +55,8 @@ async fn record(sim: &sim::SimHandle, duration: Duration, dir: PathBuf) -> Resul
     let body = serde_json::json!({ "room": ROOM, "identity": IDENTITY, "video": "vp8", "audio": "opus", "av_offset_ms": 700 });
     call(sim.http_addr(), "POST", "/sim/participants", Some(body)).await?;
     let mut cfg = DaemonConfig::new(&sim.ws_url(), KEY, SECRET, &dir);
-    cfg.start_timeout = Duration::from_secs(15);
-    cfg.auto_record_on_join = false;
+    cfg.recording.start_timeout = Duration::from_secs(15);
+    cfg.recording.auto_record_on_join = false;
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
     let daemon = Daemon::start(cfg, addr)
         .await

@@ -39,6 +39,8 @@
   let video = null; // the canvas track, once captured
   const t0 = performance.now();
   let lastFlash = -1, drawn = 0, maxInterval = 0, lastDraw = 0;
+  // the counter drawn on each marker's first white frame (its beep starts at that draw)
+  const flashCounters = [];
 
   // One oscillator runs all the time into a gain that is 0 (digital silence) except during a
   // beep: the destination's track then carries samples in real time. (With oscillators
@@ -63,11 +65,13 @@
     const t = (now - t0) / 1000;
     const k = Math.floor(t / 2);
     const flash = t - 2 * k < 0.1;
-    if (flash && k !== lastFlash) {
+    const flashStarts = flash && k !== lastFlash;
+    if (flashStarts) {
       lastFlash = k;
       beep(); // the audio marker starts with the first white frame
     }
     counter += 1;
+    if (flashStarts) flashCounters.push(counter);
     sessionStorage.setItem('counter', String(counter));
     g.fillStyle = flash ? '#ffffff' : '#282828';
     g.fillRect(0, 0, W, H);
@@ -203,6 +207,7 @@
     switch (cmd) {
       case 'status':
         return { counter, drawn, max_draw_interval_ms: Math.round(maxInterval), sent: sentFrames(),
+                 flash_counters: flashCounters,
                  // the audio clock against the page's: WebAudio must render in real time
                  audio_s: audio.currentTime - audioT0, wall_s: (performance.now() - t0) / 1000,
                  audio_state: audio.state, audio_base_latency: audio.baseLatency,

@@ -28,8 +28,8 @@ pub async fn start_daemon_with(
     tweak: impl FnOnce(&mut DaemonConfig),
 ) -> Daemon {
     let mut cfg = DaemonConfig::new(&sim.ws_url(), KEY, SECRET, dir);
-    cfg.start_timeout = Duration::from_secs(4);
-    cfg.filename_template = "{room_name}/{publisher_identity}-{time}".into();
+    cfg.recording.start_timeout = Duration::from_secs(4);
+    cfg.recording.filename_template = "{room_name}/{publisher_identity}-{time}".into();
     cfg.api_token = token.map(str::to_owned);
     tweak(&mut cfg);
     Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("daemon starts")

@@ -48,8 +48,8 @@ impl SupervisorState {
         let args = ClusterArgs {
             store: c.store.clone(),
             node: c.node.clone(),
-            max: settings.max_concurrent,
-            history: settings.history,
+            max: settings.recording.max_concurrent,
+            history: settings.recording.history,
             supervisor: me.clone(),
         };
         let (actor, _) = Actor::spawn_linked(None, ClusterActor, args, me.get_cell()).await?;
