@@ -656,11 +656,3 @@ async fn browser_av1_svc() {
     let _serial = one_browser_at_a_time().await;
     record_camera_and_microphone("av1", json!({ "videoCodec": "av1" }), "av1").await;
 }
-
-/// `videoCodec: 'vp9'`: livekit-client publishes one SVC stream (L3T3_KEY), judged as the AV1
-/// one.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn browser_vp9_svc() {
-    let _serial = one_browser_at_a_time().await;
-    record_camera_and_microphone("vp9", json!({ "videoCodec": "vp9" }), "vp9").await;
-}
