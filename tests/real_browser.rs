@@ -115,12 +115,15 @@ fn size_changes(frames: &[VideoFrame]) -> Vec<(f64, u32, u32)> {
     out
 }
 
-/// The counters of the decoded frames: (almost) every frame readable, strictly increasing
-/// (nothing recorded twice, nothing out of order), none above what the page drew. Returns them.
+/// The counters of the decoded frames: at least 95 % of the frames readable (the page's VP9
+/// SVC encoder leaves ~3 % of its pictures with a block half updated: a grey block, or one
+/// from an older picture, which the check bits turn away), strictly increasing (nothing
+/// recorded twice, nothing out of order), none above what the page drew. Returns them.
 fn assert_counters(what: &str, frames: &[VideoFrame], drawn: u64) -> Vec<u64> {
+    assert!(drawn < 4096, "{what}: the page drew {drawn} frames; the picture holds 12 bits of its counter");
     let unreadable: Vec<f64> = frames.iter().filter(|f| f.counter.is_none()).map(|f| f.t).collect();
     assert!(
-        unreadable.len() * 50 <= frames.len(),
+        unreadable.len() * 20 <= frames.len(),
         "{what}: {} of {} frames have no readable counter (at {unreadable:.2?} s)",
         unreadable.len(),
         frames.len()
@@ -454,9 +457,11 @@ async fn browser_screen_share_at_2_fps() {
     let browser = Browser::spawn(&server, room, "alice", page);
     browser.wait_started(0).await;
     let (id, first_bytes) = start_recording(addr, room, "alice").await;
+    let started_at = unix_ms();
     tokio::time::sleep(Duration::from_secs(10)).await;
     let (_, live) = api(addr, Method::GET, &format!("/recordings/{id}"), None, None).await;
     assert_eq!(live["status"], "active", "500 ms between frames is not a stall: {live}");
+    let stopped_at = unix_ms();
     let done = stop_recording(addr, &id).await;
     let status = browser.command("status").await;
     assert_eq!(done["frames_lost"], 0, "{done}");
@@ -464,6 +469,11 @@ async fn browser_screen_share_at_2_fps() {
     let frames = video_frames(&file);
     let span = frames.last().expect("frame").t - frames[0].t;
     let gap = file_gap_ms(&frames, frames[0].t);
+    // the page's top layer's own largest gap: when it pauses that layer, the server forwards
+    // the low one from that layer's next keyframe (seen once in a full run: 2.5 s without a
+    // frame, then 640x360 until the top layer came back)
+    let (own_gap, _, sent) = publisher_gap_ms(&status, started_at, stopped_at);
+    let allowed = if sent > 0 { 1_100.0f64.max(own_gap + 600.0) } else { 1_100.0 };
     let (_, metrics) = api(addr, Method::GET, "/metrics", None, None).await;
     let plis = metrics
         .as_str()
@@ -473,7 +483,8 @@ async fn browser_screen_share_at_2_fps() {
         .and_then(|v| v.parse::<u64>().ok())
         .expect("PLI metric");
     eprintln!(
-        "screen 2 fps: first bytes after {:.0} ms; {} frames over {span:.1} s, sizes {:?}, largest gap {gap:.0} ms; \
+        "screen 2 fps: first bytes after {:.0} ms; {} frames over {span:.1} s, sizes {:?}, largest gap {gap:.0} ms \
+         (the page's top layer's own {own_gap:.0} ms, {sent} frames); \
          PLIs sent {plis}; page: {} frames painted, senders {}",
         first_bytes.as_secs_f64() * 1e3,
         frames.len(),
@@ -482,7 +493,10 @@ async fn browser_screen_share_at_2_fps() {
         status["senders"]
     );
     assert!(frames.len() >= 16, "10 s at 2 fps: {} frames", frames.len());
-    assert!(gap <= 1_100.0, "a gap of {gap:.0} ms at 2 fps");
+    assert!(
+        gap <= allowed,
+        "a gap of {gap:.0} ms at 2 fps (the page's top layer's own largest gap {own_gap:.0} ms)"
+    );
     assert!(plis <= 4, "{plis} keyframe requests for a 2 fps track");
     drop(browser);
     daemon.shutdown().await;
@@ -655,4 +669,25 @@ async fn browser_resolution_change_mid_recording() {
 async fn browser_av1_svc() {
     let _serial = one_browser_at_a_time().await;
     record_camera_and_microphone("av1", json!({ "videoCodec": "av1" }), "av1").await;
+}
+
+/// `videoCodec: 'vp9'`: livekit-client publishes one SVC stream (L3T3_KEY), judged as the AV1
+/// one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn browser_vp9_svc() {
+    let _serial = one_browser_at_a_time().await;
+    record_camera_and_microphone("vp9", json!({ "videoCodec": "vp9" }), "vp9").await;
+}
+
+/// The counter's check bits turn away every picture with one block wrong (a flipped bit
+/// anywhere in the 16), so such a picture is unreadable rather than another counter.
+#[test]
+fn a_counter_with_one_wrong_block_fails_its_check() {
+    for c in 0..4096u32 {
+        let word = (c << 4) | browser_support::counter_check(c);
+        assert_eq!(browser_support::checked_counter(word), Some(c));
+        for bit in 0..16 {
+            assert_eq!(browser_support::checked_counter(word ^ (1 << bit)), None, "counter {c}, bit {bit}");
+        }
+    }
 }

@@ -23,7 +23,11 @@
 
   // the canvas's size: the "resize WxH" command changes it mid-publication
   let W = cfg.width || 640, H = cfg.height || 360;
+  // 16 blocks: the counter's low 12 bits, then a 4-bit check of them (a picture whose blocks
+  // come partly from an older frame, as an SVC encoder's skipped blocks do, fails the check
+  // instead of reading as another counter); see tests/browser_support `counter_check`
   const BITS = 16;
+  const check = (c) => ((c & 15) + 3 * ((c >> 4) & 15) + 5 * ((c >> 8) & 15) + 7) & 15;
   let ROW = Math.round(H / 15);
   const canvas = document.getElementById('cam');
   canvas.width = W; canvas.height = H;
@@ -76,8 +80,9 @@
     g.fillStyle = flash ? '#ffffff' : '#282828';
     g.fillRect(0, 0, W, H);
     const bw = W / BITS;
+    const word = ((counter & 0xfff) << 4) | check(counter & 0xfff);
     for (let i = 0; i < BITS; i++) {
-      const bit = (counter >> (BITS - 1 - i)) & 1;
+      const bit = (word >> (BITS - 1 - i)) & 1;
       g.fillStyle = bit ? '#ffffff' : '#000000';
       g.fillRect(i * bw, 0, bw, ROW);
       g.fillStyle = bit ? '#000000' : '#ffffff';

@@ -237,8 +237,21 @@ pub struct VideoFrame {
     pub t: f64,
     pub width: u32,
     pub height: u32,
-    /// The page's frame counter, when both rows are readable (complementary blocks).
+    /// The page's frame counter (its low 12 bits), when both rows are readable (complementary
+    /// blocks) and its check matches.
     pub counter: Option<u32>,
+}
+
+/// The 4-bit check the page draws after its counter's 12 bits (`check` in page.js): nibbles
+/// weighted 1, 3, 5 (odd, so a flipped bit in any nibble changes it), plus 7.
+pub fn counter_check(c: u32) -> u32 {
+    ((c & 15) + 3 * ((c >> 4) & 15) + 5 * ((c >> 8) & 15) + 7) & 15
+}
+
+/// The counter in a 16-bit word read from a picture, if its check matches.
+pub fn checked_counter(word: u32) -> Option<u32> {
+    let counter = word >> 4;
+    (word & 15 == counter_check(counter)).then_some(counter)
 }
 
 /// Every decoded frame of the first video stream, with its size and the page's counter, read
@@ -287,8 +300,9 @@ pub fn video_frames(path: &Path) -> Vec<VideoFrame> {
         .map(|((t, width, height), p)| {
             let (hi, lo) = p.split_at(COUNTER_BITS);
             let readable = hi.iter().zip(lo).all(|(&a, &b)| (a as i32 - b as i32).abs() > 100);
-            let counter =
-                readable.then(|| hi.iter().zip(lo).fold(0u32, |n, (&a, &b)| n * 2 + u32::from(a > b)));
+            let counter = readable
+                .then(|| hi.iter().zip(lo).fold(0u32, |n, (&a, &b)| n * 2 + u32::from(a > b)))
+                .and_then(checked_counter);
             VideoFrame { t, width, height, counter }
         })
         .collect()
