@@ -223,21 +223,13 @@ fn assert_browser_sync(
         .iter()
         .filter_map(Value::as_u64)
         .collect();
-    let mut offsets = Vec::new();
-    for &c in &flash_counters {
-        let Some(t) = time_of_drawn(frames, c).filter(|t| (from_s..=until_s).contains(t)) else { continue };
-        let beep =
-            beeps.iter().copied().min_by(|x, y| (x - t).abs().total_cmp(&(y - t).abs())).unwrap_or_else(
-                || panic!("{what}: no beep in the file: the flash of counter {c} at {t:.3} s"),
-            );
-        let offset_ms = (beep - t) * 1000.0;
-        eprintln!("{what}: marker at counter {c}, {t:.3} s: audio - video = {offset_ms:+.1} ms");
-        assert!(
-            offset_ms.abs() <= SYNC_ONE_MS,
-            "{what}: flash at {t:.3} s, beep at {beep:.3} s: {offset_ms:.1} ms"
-        );
-        offsets.push(offset_ms);
-    }
+    // each marker's video time: the capture time of the frame drawn at its flash's start
+    let times: Vec<f64> = flash_counters
+        .iter()
+        .filter_map(|&c| time_of_drawn(frames, c))
+        .filter(|t| (from_s..=until_s).contains(t))
+        .collect();
+    let offsets = common::assert_beeps_near(what, &times, &beeps, SYNC_ONE_MS);
     assert!(
         offsets.len() >= want,
         "{what}: {} markers in {from_s:.2}..{until_s:.2} s: flashes drawn at counters {flash_counters:?}, beeps {beeps:?}",

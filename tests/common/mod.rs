@@ -375,23 +375,32 @@ pub fn assert_markers_within(
     max_ms: f64,
 ) -> Vec<f64> {
     let (f, b) = (flashes(path), beeps(path));
-    let mut offsets = Vec::new();
-    for &t in f.iter().filter(|&&t| t >= from_s && t <= until_s) {
-        let nearest = b.iter().copied().min_by(|x, y| (x - t).abs().total_cmp(&(y - t).abs()));
-        let beep = nearest.unwrap_or_else(|| panic!("{what}: no beep near the flash at {t} s: beeps {b:?}"));
-        let offset_ms = (beep - t) * 1000.0;
-        eprintln!("{what}: marker at {t:.3} s: audio - video = {offset_ms:+.1} ms");
-        assert!(
-            offset_ms.abs() <= max_ms,
-            "{what}: flash at {t} s, beep at {beep} s: {offset_ms:.1} ms apart"
-        );
-        offsets.push(offset_ms);
-    }
+    let within: Vec<f64> = f.iter().copied().filter(|&t| t >= from_s && t <= until_s).collect();
+    let offsets = assert_beeps_near(what, &within, &b, max_ms);
     assert!(
         offsets.len() >= want_pairs,
         "{what}: only {} markers measured: flashes {f:?}, beeps {b:?}",
         offsets.len()
     );
+    offsets
+}
+
+/// The A/V offset (ms, audio - video) of each flash time (s) with the beep nearest to it, each
+/// within `max_ms`.
+pub fn assert_beeps_near(what: &str, flashes: &[f64], beeps: &[f64], max_ms: f64) -> Vec<f64> {
+    let mut offsets = Vec::new();
+    for &t in flashes {
+        let nearest = beeps.iter().copied().min_by(|x, y| (x - t).abs().total_cmp(&(y - t).abs()));
+        let beep =
+            nearest.unwrap_or_else(|| panic!("{what}: no beep near the flash at {t} s: beeps {beeps:?}"));
+        let offset_ms = (beep - t) * 1000.0;
+        eprintln!("{what}: marker at {t:.3} s: audio - video = {offset_ms:+.1} ms");
+        assert!(
+            offset_ms.abs() <= max_ms,
+            "{what}: flash at {t:.3} s, beep at {beep:.3} s: {offset_ms:.1} ms apart"
+        );
+        offsets.push(offset_ms);
+    }
     offsets
 }
 
