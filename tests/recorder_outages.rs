@@ -150,7 +150,9 @@ async fn a_server_restart_continues_the_recording_in_a_new_part() {
     .await;
     eprintln!("server restart: part 2 opened {:?} after the server went down", down.elapsed());
     assert_eq!(r["status"], "active", "{r}");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // 5 s: the markers come every 2 s, and the sync check starts 1 s into the part (3 s once
+    // held only a flash at 0.999 s)
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let done = stop_by_id(addr, &id).await;
     assert_eq!(done["status"], "complete", "{done}");
     let files = files_of(&done);
