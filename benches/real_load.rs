@@ -613,7 +613,8 @@ fn main() {
     let window = Duration::from_secs(secs.unwrap_or(if quick { 2 } else { 30 }).clamp(1, 300));
     let with_sim = std::env::var("REAL_LOAD_SIM").map_or(true, |v| v != "0");
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    // no idle pooled connections: a server closing one as it is reused failed a request once
+    let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(0).build().expect("client");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
     let started = Instant::now();
     let mut rows: Vec<(Point, Option<Point>)> = Vec::new();

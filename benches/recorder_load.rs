@@ -762,7 +762,8 @@ fn main() {
         Err(e) => panic!("{e}"),
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    // no idle pooled connections: a server closing one as it is reused failed a request once
+    let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(0).build().expect("client");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let mut rows = Vec::new();
     for n in sizes {
