@@ -621,7 +621,13 @@ async fn browser_resolution_change_mid_recording() {
     let layers = |top: (u32, u32)| vec![top, (top.0 / 2, top.1 / 2)];
     let (want_before, want_after) = (layers(TOP), layers(NEW));
     let t_first = frames[0].t;
-    let t_resize = time_of_counter(&frames, c_resize + 1).expect("frames after the resize");
+    // the change: the first frame drawn after the command, or the first of the new size when
+    // that one is earlier (the frames right after the change can be unreadable: the encoder
+    // restarts its layers at the new size)
+    let t_counter = time_of_counter(&frames, c_resize + 1).expect("frames after the resize");
+    let t_new_size =
+        frames.iter().find(|f| (f.width, f.height) == NEW || (f.width, f.height) == (NEW.0 / 2, NEW.1 / 2));
+    let t_resize = t_new_size.map_or(t_counter, |f| f.t.min(t_counter));
     let gap = file_gap_ms(&frames, t_first + 1.0);
     // in sync before the change and after it (each side judged on its own)
     let ((a_first, _), later) = audio_span_and_markers(what, file, &frames, &status, t_resize, 1);
