@@ -6,8 +6,8 @@
 //   readable row from a smeared one) on a dark grey picture; every 2 s the picture turns white
 //   for 100 ms (the blocks stay), and
 // - "microphone": a WebAudio 1 kHz sine (amplitude 0.5) for the same 100 ms at each flash,
-//   digital silence between (so Opus DTX has something to do), mixed into a
-//   MediaStreamAudioDestinationNode;
+//   digital silence between (so Opus DTX has something to do), made by an AudioWorklet that
+//   also sets the flash's instant (below) into a MediaStreamAudioDestinationNode;
 // - optionally "screen": a second canvas at a low frame rate, published as a screen share
 //   (config `camera: false` / `microphone: false` leave those out).
 // The counter lives in sessionStorage, so it keeps increasing across page reloads.
@@ -46,36 +46,68 @@
   // the counter drawn on each marker's first white frame (its beep starts at that draw)
   const flashCounters = [];
 
-  // One oscillator runs all the time into a gain that is 0 (digital silence) except during a
-  // beep: the destination's track then carries samples in real time. (With oscillators
-  // created per beep, Chromium's destination delivers no samples between beeps: the track's
-  // RTP timestamps stop, and 8 s of publishing hold 0.6 s of audio.)
-  const osc = audio.createOscillator();
-  osc.frequency.value = 1000;
-  const gain = audio.createGain();
-  gain.gain.value = 0;
-  osc.connect(gain).connect(dest);
-  osc.start();
-  function beep() {
-    const at = audio.currentTime;
-    gain.gain.setValueAtTime(0.5, at);
-    gain.gain.setValueAtTime(0, at + 0.1);
-  }
+  // The beep comes from an AudioWorklet on the audio render thread, which also decides the
+  // marker's instant: the page asks for a beep every 2 s, the worklet starts it at the next
+  // render quantum and says so, and the page draws the flash picture as that message arrives.
+  // Chromium stamps the destination's samples as they are rendered, so both markers are then
+  // captured within the message's latency of each other. (A beep scheduled from the page with
+  // setValueAtTime(currentTime) starts at a render quantum up to one render burst later: the
+  // audio marker was captured 20-40 ms after its picture.) The worklet writes digital silence
+  // between beeps, so the track carries samples in real time and Opus DTX has something to do.
+  const BEEPER = `
+    class Beeper extends AudioWorkletProcessor {
+      constructor() {
+        super();
+        this.pending = false; this.left = 0; this.phase = 0;
+        this.port.onmessage = () => { this.pending = true; };
+      }
+      process(inputs, outputs) {
+        const out = outputs[0][0];
+        if (this.pending) {
+          this.pending = false; this.left = Math.round(0.1 * sampleRate); this.phase = 0;
+          this.port.postMessage({ frame: currentFrame });
+        }
+        for (let i = 0; i < out.length; i++) {
+          if (this.left > 0) {
+            out[i] = 0.5 * Math.sin(this.phase);
+            this.phase += 2 * Math.PI * 1000 / sampleRate;
+            this.left -= 1;
+          } else {
+            out[i] = 0;
+          }
+        }
+        return true;
+      }
+    }
+    registerProcessor('beeper', Beeper);`;
+  await audio.audioWorklet.addModule(URL.createObjectURL(new Blob([BEEPER], { type: 'text/javascript' })));
+  const beeper = new AudioWorkletNode(audio, 'beeper', { numberOfInputs: 0, outputChannelCount: [1] });
+  beeper.connect(dest);
+  // per marker: ms from the page's request to the worklet's "started" reaching the page
+  const beepLatencies = [];
+  let flashUntil = 0, flashStarts = false, asked = 0;
+  beeper.port.onmessage = () => {
+    const now = performance.now();
+    beepLatencies.push(Math.round(now - asked));
+    flashUntil = now + 100;
+    flashStarts = true;
+    draw(); // the picture of the marker, at once
+  };
 
   function draw() {
     const now = performance.now();
     if (lastDraw) maxInterval = Math.max(maxInterval, now - lastDraw);
     lastDraw = now;
-    const t = (now - t0) / 1000;
-    const k = Math.floor(t / 2);
-    const flash = t - 2 * k < 0.1;
-    const flashStarts = flash && k !== lastFlash;
-    if (flashStarts) {
+    const k = Math.floor((now - t0) / 2000);
+    if (k !== lastFlash) {
       lastFlash = k;
-      beep(); // the audio marker starts with the first white frame
+      asked = now;
+      beeper.port.postMessage('beep');
     }
+    const flash = now < flashUntil;
     counter += 1;
     if (flashStarts) flashCounters.push(counter);
+    flashStarts = false;
     sessionStorage.setItem('counter', String(counter));
     g.fillStyle = flash ? '#ffffff' : '#282828';
     g.fillRect(0, 0, W, H);
@@ -212,7 +244,7 @@
     switch (cmd) {
       case 'status':
         return { counter, drawn, max_draw_interval_ms: Math.round(maxInterval), sent: sentFrames(),
-                 flash_counters: flashCounters,
+                 flash_counters: flashCounters, beep_latencies_ms: beepLatencies,
                  // the audio clock against the page's: WebAudio must render in real time
                  audio_s: audio.currentTime - audioT0, wall_s: (performance.now() - t0) / 1000,
                  audio_state: audio.state, audio_base_latency: audio.baseLatency,

@@ -198,6 +198,18 @@ impl Browser {
         }
     }
 
+    /// The sid of the track the page published from `source` (`camera`, `microphone`,
+    /// `screen`), the last one published.
+    pub fn track_sid(&self, source: &str) -> Option<String> {
+        let st = self.shared.0.lock().unwrap();
+        st.events
+            .iter()
+            .rev()
+            .find(|e| e["event"] == "published" && e["source"] == source)
+            .and_then(|e| e["track_sid"].as_str())
+            .map(Into::into)
+    }
+
     /// The current participant sid (the last `joined`).
     pub fn participant_sid(&self) -> Option<String> {
         let st = self.shared.0.lock().unwrap();
@@ -306,4 +318,47 @@ pub fn video_frames(path: &Path) -> Vec<VideoFrame> {
             VideoFrame { t, width, height, counter }
         })
         .collect()
+}
+
+/// What livekit-server's stream tracker said of a simulcast track's layers, from its log at
+/// `debug` ("stream tracker status changed"): `(ms after the first such line, layer, status)`,
+/// status `active` or `stopped`. The server forwards only layers it holds active.
+pub fn server_layer_events(server_log: &Path, track_sid: &str) -> Vec<(i64, u32, String)> {
+    let text = std::fs::read_to_string(server_log).unwrap_or_default();
+    let needle = format!("\"trackID\": \"{track_sid}\"");
+    let field = |line: &str, key: &str| -> Option<String> {
+        let at = line.find(&format!("\"{key}\": "))? + key.len() + 4;
+        let rest = line[at..].trim_start_matches('"');
+        let end = rest.find(['"', ',', '}']).unwrap_or(rest.len());
+        Some(rest[..end].to_string())
+    };
+    // "2026-12-08T02:15:11.740Z": ms of the day
+    let ms_of_day = |line: &str| -> Option<i64> {
+        let t = line.get(11..23)?;
+        let (h, m, s) = (t.get(0..2)?.parse::<i64>().ok()?, t.get(3..5)?.parse::<i64>().ok()?, t.get(6..12)?);
+        let s: f64 = s.parse().ok()?;
+        Some((h * 3600 + m * 60) * 1000 + (s * 1000.0).round() as i64)
+    };
+    let mut out = Vec::new();
+    let mut first = None;
+    for line in text.lines().filter(|l| l.contains("stream tracker status changed") && l.contains(&needle)) {
+        let (Some(t), Some(layer), Some(status)) =
+            (ms_of_day(line), field(line, "layer"), field(line, "status"))
+        else {
+            continue;
+        };
+        let Ok(layer) = layer.parse() else { continue };
+        let t0 = *first.get_or_insert(t);
+        out.push((t - t0, layer, status));
+    }
+    out
+}
+
+/// Whether the server's stream tracker judged the track's top layer (the highest one it ever
+/// held active) stopped after the first second (at the start every layer flips within ms).
+pub fn server_stopped_the_top_layer(events: &[(i64, u32, String)]) -> bool {
+    let top = events.iter().filter(|e| e.2 == "active").map(|e| e.1).max();
+    top.is_some_and(|top| {
+        events.iter().any(|(t, layer, status)| *t > 1_000 && *layer == top && status == "stopped")
+    })
 }
