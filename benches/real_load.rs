@@ -27,11 +27,12 @@
 //! `REAL_LOAD_SIM=0` (skip the simulator runs). Run by `cargo test --benches` (no `--bench`
 //! argument) or with `CI` set: N = 2 for a 2 s window on both backends, asserting that every
 //! recording became active with bytes, completed, and that its file decodes and holds only the
-//! fixtures' frames. Needs what the real-server tests need: `sh tests/real_support/install.sh`
+//! fixtures' frames. Needs what the real-server tests need: `sh tests/support/real_support/install.sh`
 //! (livekit-server, Go publisher), root (veth test address), ffmpeg.
 
-#[path = "../tests/real_support/mod.rs"]
-mod real_support;
+#[path = "../tests/support/mod.rs"]
+mod support;
+use support::real_support;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

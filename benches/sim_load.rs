@@ -6,8 +6,9 @@
 //! profile) so the bots' own CPU is not counted. `SIM_LOAD_N=10,50` (default) picks the sizes;
 //! with `CI` set, or when run by `cargo test` (no `--bench` argument): N = 2 for 2 s.
 
-#[path = "../tests/sim_support/mod.rs"]
-mod sim_support;
+#[path = "../tests/support/mod.rs"]
+mod support;
+use support::sim_support;
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};

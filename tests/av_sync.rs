@@ -3,7 +3,8 @@
 //! path, aligned only through sender reports. The white flash and the 1 kHz beep of each sync
 //! marker must come out within 10 ms of each other.
 
-mod common;
+mod support;
+use support::common;
 
 use common::*;
 use livekit_recorder::media::mux::ContainerKind;

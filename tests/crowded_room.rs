@@ -6,9 +6,8 @@
 //! that participant, and the signal connection never drops (reconnects counted by the daemon's
 //! `recorder_signal_reconnects_total`, printed and asserted 0).
 
-mod common;
-mod recorder_support;
-mod sim_support;
+mod support;
+use support::{common, recorder_support, sim_support};
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -2,7 +2,8 @@
 //! Opus, lasts the requested time, and its sync markers line up although the synthetic
 //! publisher's audio started 700 ms after its video.
 
-mod common;
+mod support;
+use support::common;
 
 use std::time::Duration;
 

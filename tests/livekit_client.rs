@@ -3,7 +3,8 @@
 //! without RED, trickle before the offer, byte-exact frames, PLI, signal resume with an
 //! ICE-restart offer, unsubscribe (m-line inactive), participant leaving, Leave.
 
-mod lk_harness;
+mod support;
+use support::lk_harness;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -2,7 +2,8 @@
 //! frame sent with the same timestamp (±1 tick), the file decodes without a single error, and
 //! ffprobe reports the right codecs, dimensions and duration.
 
-mod common;
+mod support;
+use support::common;
 
 use common::*;
 use livekit_recorder::media::mux::ContainerKind;

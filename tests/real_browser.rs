@@ -1,6 +1,6 @@
 //! The recorder against the real livekit-server v1.13.5 with a browser publisher: headless
 //! Debian Chromium running livekit-client 2.23.0 (`tests/browser/`, driven through
-//! playwright-core by `tests/browser_support`). The page publishes a 640x360 canvas
+//! playwright-core by `tests/support/browser_support.rs`). The page publishes a 640x360 canvas
 //! (captureStream(30)) that shows a frame counter as big black/white blocks and turns white
 //! for 100 ms every 2 s, and a WebAudio microphone that beeps 1 kHz for those 100 ms, with
 //! livekit-client's default publish options unless a test says otherwise: VP8 with two
@@ -8,14 +8,11 @@
 //! the beeps). What the files hold is judged from ffmpeg's decoding: the counter read back from
 //! every frame, the sizes, the sync markers.
 //!
-//! Needs the server binary and Go (`sh tests/real_support/install.sh`), Chromium and the npm
+//! Needs the server binary and Go (`sh tests/support/real_support/install.sh`), Chromium and the npm
 //! packages (`sh tests/browser/install.sh`; `.ci/test` runs both) and root (the veth pair).
 
-mod browser_support;
-mod common;
-mod real_support;
-mod recorder_support;
-mod sim_support;
+mod support;
+use support::{browser_support, common, real_support, recorder_support};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

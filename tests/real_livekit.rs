@@ -1,9 +1,10 @@
 //! Against the real livekit-server v1.13.5 with a real publisher (server-sdk-go, `tests/lkpub`):
 //! the server starts, the publisher joins and publishes, RED shows up as `audio/red`, and a
 //! publisher's reconnect gets a new participant sid. Each test has its own server.
-//! Needs the server binary and Go (`sh tests/real_support/install.sh`) and root (veth pair).
+//! Needs the server binary and Go (`sh tests/support/real_support/install.sh`) and root (veth pair).
 
-mod real_support;
+mod support;
+use support::real_support;
 
 use std::time::{Duration, Instant};
 

@@ -5,14 +5,11 @@
 //! the container stores), ffmpeg decodes each file without an error, and the A/V offset is
 //! measured at the sync markers (white flash + 1 kHz beep every 2 s).
 //!
-//! Needs the server binary and Go (`sh tests/real_support/install.sh`, which `.ci/test` runs)
+//! Needs the server binary and Go (`sh tests/support/real_support/install.sh`, which `.ci/test` runs)
 //! and root (the test network is a veth pair).
 
-mod common;
-mod real_judge;
-mod real_support;
-mod recorder_support;
-mod sim_support;
+mod support;
+use support::{common, real_judge, real_support, recorder_support};
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -15,13 +15,10 @@
 //!   `skipped_tracks` with the reason; the other track is recorded.
 //!
 //! Each test has its own server and its own daemon. Needs the server binary and Go
-//! (`sh tests/real_support/install.sh`, which `.ci/test` runs) and root (veth test network).
+//! (`sh tests/support/real_support/install.sh`, which `.ci/test` runs) and root (veth test network).
 
-mod common;
-mod real_judge;
-mod real_support;
-mod recorder_support;
-mod sim_support;
+mod support;
+use support::{common, real_judge, real_support, recorder_support};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

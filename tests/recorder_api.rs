@@ -4,9 +4,8 @@
 //! selective recording, idempotent start, error bodies, the paged and filtered list, and
 //! (feature `testing`) a failed participant recorder continuing in a part 2 file.
 
-mod common;
-mod recorder_support;
-mod sim_support;
+mod support;
+use support::{common, recorder_support, sim_support};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

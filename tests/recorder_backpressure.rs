@@ -8,9 +8,8 @@
 //! bounded while the stall lasts.
 #![cfg(feature = "testing")]
 
-mod common;
-mod recorder_support;
-mod sim_support;
+mod support;
+use support::{common, recorder_support, sim_support};
 
 use std::time::{Duration, Instant};
 

@@ -6,7 +6,8 @@
 //! inside its participant recorder that carry its id, room and participant, with no token or
 //! secret anywhere in the log.
 
-mod sim_support;
+mod support;
+use support::sim_support;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

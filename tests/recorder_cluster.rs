@@ -18,8 +18,8 @@
 //!   recording then goes on on another node (failover), and the two files' time ranges do not
 //!   overlap.
 
-mod serve_support;
-mod sim_support;
+mod support;
+use support::{serve_support, sim_support};
 
 use std::net::SocketAddr;
 use std::path::Path;

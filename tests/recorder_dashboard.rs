@@ -11,9 +11,8 @@
 //!   made holds the token. Chromium or the npm modules missing is a failure (install them with
 //!   `sh tests/browser/install.sh`; `.ci/test` does).
 
-mod common;
-mod recorder_support;
-mod sim_support;
+mod support;
+use support::{common, recorder_support, sim_support};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

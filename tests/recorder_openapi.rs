@@ -9,9 +9,8 @@
 //!   fuzzed on their error paths (schemathesis cannot sign a LiveKit webhook). Missing tool:
 //!   skipped locally, a failure under `CI=1`.
 
-mod common;
-mod recorder_support;
-mod sim_support;
+mod support;
+use support::{recorder_support, sim_support};
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

@@ -8,9 +8,8 @@
 //!   the recording continues in a new part once the participant is back; both parts are
 //!   complete runs of what each server sent.
 
-mod common;
-mod recorder_support;
-mod sim_support;
+mod support;
+use support::{common, recorder_support, sim_support};
 
 use std::time::Duration;
 

@@ -13,10 +13,8 @@
 //!   every object is uploaded afterwards, and each callback URL gets exactly one signed body
 //!   per recording, after its objects exist.
 
-mod common;
-mod s3_support;
-mod serve_support;
-mod sim_support;
+mod support;
+use support::{common, s3_support, serve_support, sim_support};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -3,9 +3,8 @@
 //! `.venv-moto/bin/moto_server` as `.ci/test` installs it), and POSTs signed callbacks to small
 //! HTTP receivers in the test.
 
-mod common;
-mod s3_support;
-mod sim_support;
+mod support;
+use support::{common, s3_support, sim_support};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -7,9 +7,8 @@
 //! and where audio and video are both present the decoded sync markers (flash and beep) are
 //! within 10 ms although audio was published 700 ms after video on another RTP base.
 
-mod common;
-mod recorder_support;
-mod sim_support;
+mod support;
+use support::{common, recorder_support, sim_support};
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -5,9 +5,8 @@
 //! HTTP surface answers wrong methods and oversize bodies with JSON, and ended recordings
 //! answer the same after a restart (within the history's retention), never resumed.
 
-mod common;
-mod recorder_support;
-mod sim_support;
+mod support;
+use support::{common, recorder_support, sim_support};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,7 +1,8 @@
 //! The session's rules, judged on the files it writes: keyframe gate, loss handling, gaps kept
 //! as real time, the bounded start hold, resolution changes, and no panic on any input.
 
-mod common;
+mod support;
+use support::common;
 
 use std::process::Command;
 

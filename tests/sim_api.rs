@@ -1,7 +1,8 @@
 //! Twirp RoomService through livekit-api's `RoomClient` (and raw HTTP for errors and JSON),
 //! and the control API's input validation.
 
-mod sim_support;
+mod support;
+use support::sim_support;
 
 use livekit_api::services::room::RoomClient;
 use sim_support::*;

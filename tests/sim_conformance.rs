@@ -9,6 +9,8 @@
 //! temporary, uncommitted merge: 7/7 pass. Needs no dev-dependency beyond the crate's
 //! own (`sha2`); the control API is called with a minimal HTTP/1.1 client.
 
+mod support;
+
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -20,11 +22,10 @@ use livekit_recorder::livekit::{
 use livekit_recorder::media::{codec, Codec, MediaKind};
 use livekit_recorder::sim::{self, SimConfig, SimHandle};
 use sha2::Digest as _;
+use support::{KEY, SECRET};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc::Receiver;
 
-const KEY: &str = "devkey";
-const SECRET: &str = "devsecret-devsecret-devsecret-0123";
 const WAIT: Duration = Duration::from_secs(15);
 
 async fn start_sim() -> SimHandle {

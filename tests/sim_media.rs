@@ -3,7 +3,8 @@
 //! receives must hash-match (and carry the RTP timestamp of) a frame in `/sent`; then
 //! `drop_signal` closes its signal socket and it resumes.
 
-mod sim_support;
+mod support;
+use support::sim_support;
 
 use std::collections::HashMap;
 use std::time::Duration;

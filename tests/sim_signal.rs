@@ -2,7 +2,8 @@
 //! first subscriber offer (data channel, RED before Opus, msid forms, mid_to_track_id),
 //! hidden recorders, and resume of an unknown participant.
 
-mod sim_support;
+mod support;
+use support::sim_support;
 
 use std::time::Duration;
 

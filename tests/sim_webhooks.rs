@@ -1,7 +1,8 @@
 //! The simulator's webhooks, verified with livekit-api's `WebhookReceiver` by a raw-TCP
 //! HTTP receiver on loopback.
 
-mod sim_support;
+mod support;
+use support::sim_support;
 
 use std::time::Duration;
 

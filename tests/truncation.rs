@@ -5,7 +5,8 @@
 //! `moof` is rejected whole by ffmpeg, so it is judged after crash recovery's truncation to
 //! `recoverable_len` (whole fragments); cuts that land inside an `mdat` are also judged raw.
 
-mod common;
+mod support;
+use support::common;
 
 use common::*;
 use livekit_recorder::media::mux::recover::recoverable_len;

@@ -25,7 +25,7 @@
   let W = cfg.width || 640, H = cfg.height || 360;
   // 16 blocks: the counter's low 12 bits, then a 4-bit check of them (a picture whose blocks
   // come partly from an older frame, as an SVC encoder's skipped blocks do, fails the check
-  // instead of reading as another counter); see tests/browser_support `counter_check`
+  // instead of reading as another counter); see tests/support/browser_support.rs `counter_check`
   const BITS = 16;
   const check = (c) => ((c & 15) + 3 * ((c >> 4) & 15) + 5 * ((c >> 8) & 15) + 7) & 15;
   let ROW = Math.round(H / 15);

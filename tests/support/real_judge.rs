@@ -6,8 +6,8 @@
 use livekit_recorder::media::codec::to_stored;
 use livekit_recorder::media::Codec;
 
-use crate::common;
-use crate::real_support::{asset, h264_access_units, ivf_frames, ogg_opus_packets};
+use super::common;
+use super::real_support::{asset, h264_access_units, ivf_frames, ogg_opus_packets};
 
 /// The publisher's frames of `asset` as the container stores them.
 pub fn stored_frames(asset_name: &str) -> (Codec, Vec<Vec<u8>>) {

@@ -14,7 +14,7 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use livekit_recorder::storage::s3::{S3Settings, StaticCredentials};
 use serde_json::Value;
 
-use crate::sim_support::{KEY, SECRET};
+use super::sim_support::{KEY, SECRET};
 
 pub const BUCKET: &str = "recordings";
 

@@ -1,13 +1,13 @@
 #!/bin/sh
 # Prepares the binaries the real-server tests (tests/real_*.rs) use, at the paths
-# tests/real_support finds by itself:
+# tests/support/real_support finds by itself:
 #   $HOME/.cache/livekit-recorder/livekit-server-v1.13.5/server   (built once, cached)
 #   <target>/lkpub/lkpub                                          (the Go test publisher)
-# Needs Go >= 1.26.8 and its module proxy. Run from anywhere: sh tests/real_support/install.sh
+# Needs Go >= 1.26.8 and its module proxy. Run from anywhere: sh tests/support/real_support/install.sh
 set -eu
 
 VERSION=1.13.5
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 SERVER_DIR="$HOME/.cache/livekit-recorder/livekit-server-v$VERSION"
 SERVER="$SERVER_DIR/server"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::real_support::{file_tail, logs_dir, repo_dir, RealServer};
+use super::real_support::{file_tail, logs_dir, repo_dir, RealServer};
 
-pub use crate::common::{node_modules, CHROMIUM};
+pub use super::common::{node_modules, CHROMIUM};
 
 /// Bits of the page's counter (two rows of this many blocks at the top of the picture).
 pub const COUNTER_BITS: usize = 16;

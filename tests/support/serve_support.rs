@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::sim_support::{KEY, SECRET};
+use super::sim_support::{KEY, SECRET};
 
 /// A free loopback TCP port.
 pub fn free_port() -> u16 {

@@ -3,7 +3,7 @@
 //!
 //! - Binaries: [`server_bin`] (`$LIVEKIT_SERVER_BIN`, else the canonical cache path
 //!   [`SERVER_CACHE_PATH`] under `$HOME`), [`publisher_bin`] (built from `tests/lkpub` into
-//!   `target/lkpub/lkpub` when missing or stale). `tests/real_support/install.sh` makes both.
+//!   `target/lkpub/lkpub` when missing or stale). `tests/support/real_support/install.sh` makes both.
 //! - Network: pion and libwebrtc ignore loopback candidates, so the server's media address is a
 //!   private address on a veth pair ([`test_net`]; root needed, nothing leaves the machine).
 //! - [`RealServer`]: one server per test, free ports, killed on drop (and by a watchdog if the
@@ -29,10 +29,9 @@ pub const SERVER_VERSION: &str = "1.13.5";
 pub const SERVER_CACHE_PATH: &str = ".cache/livekit-recorder/livekit-server-v1.13.5/server";
 /// How to build the server binary into the canonical location.
 pub const SERVER_INSTALL: &str = "CGO_ENABLED=0 GOBIN=\"$HOME/.cache/livekit-recorder/livekit-server-v1.13.5\" \
-     go install github.com/livekit/livekit-server/cmd/server@v1.13.5   (or: sh tests/real_support/install.sh)";
-/// Default API key and secret of [`ServerOpts`].
-pub const API_KEY: &str = "devkey";
-pub const API_SECRET: &str = "real-livekit-test-secret-0123456789abcdef";
+     go install github.com/livekit/livekit-server/cmd/server@v1.13.5   (or: sh tests/support/real_support/install.sh)";
+/// Default API key and secret of [`ServerOpts`]: the tests' one pair.
+pub use super::sim_support::{KEY as API_KEY, SECRET as API_SECRET};
 /// The veth pair [`test_net`] creates, and the address on its first end.
 pub const NET_IF: &str = "lkrec0";
 pub const NET_PEER_IF: &str = "lkrec1";

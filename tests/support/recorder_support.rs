@@ -12,8 +12,8 @@ use livekit_recorder::daemon::{Daemon, DaemonConfig};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::common;
-use crate::sim_support::{KEY, SECRET};
+use super::common;
+use super::sim_support::{KEY, SECRET};
 
 /// The daemon on `127.0.0.1:0` with a 4 s start timeout.
 pub async fn start_daemon(sim: &livekit_recorder::sim::SimHandle, dir: &Path, token: Option<&str>) -> Daemon {
@@ -165,7 +165,7 @@ fn frame_hashes(track: &Value) -> Vec<String> {
 /// Adds a synthetic VP8 + Opus participant to the simulator; returns (video sid, audio sid).
 pub async fn join_av(sim: SocketAddr, room: &str, identity: &str) -> (String, String) {
     let body = serde_json::json!({ "room": room, "identity": identity, "video": "vp8", "audio": "opus" });
-    let (status, v) = crate::sim_support::call(sim, Method::POST, "/sim/participants", Some(body)).await;
+    let (status, v) = super::sim_support::call(sim, Method::POST, "/sim/participants", Some(body)).await;
     assert_eq!(status, 200, "{v}");
     let sid = |kind: &str| {
         v["tracks"].as_array().expect("tracks").iter().find(|t| t["kind"] == kind).expect("track")["sid"]

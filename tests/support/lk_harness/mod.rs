@@ -22,8 +22,7 @@ use proto::signal_request::Message as Req;
 use proto::signal_response::Message as Resp;
 use tokio::sync::{mpsc, Notify};
 
-pub const KEY: &str = "devkey";
-pub const SECRET: &str = "devsecret-devsecret-devsecret-0123";
+pub use super::sim_support::{KEY, SECRET};
 pub const ROOM: &str = "room1";
 pub const PUBLISHER: &str = "PA_pub0001";
 pub const AUDIO: &str = "TR_AMaudio1";
