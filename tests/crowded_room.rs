@@ -9,12 +9,11 @@
 mod support;
 use support::{common, recorder_support, sim_support};
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use recorder_support::{
-    api, assert_contiguous_run, files_of, join_av, sent_hashes_of, start_daemon_with, wait_for,
+    api, assert_contiguous_run, files_of, join_av, metric, sent_hashes_of, start_daemon_with, wait_for,
 };
 use reqwest::Method;
 use serde_json::json;
@@ -28,13 +27,6 @@ const RECORD_FOR: Duration = Duration::from_secs(4);
 
 /// Bounded wait for all recordings to get media (they start together).
 const WAIT: Duration = Duration::from_secs(30);
-
-async fn metric(addr: SocketAddr, name: &str) -> u64 {
-    let (_, m) = api(addr, Method::GET, "/metrics", None, None).await;
-    let text = m.as_str().expect("metrics text").to_owned();
-    let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{text}"));
-    line.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("value")
-}
 
 /// Stream indices (video, audio) of a file, from ffprobe.
 fn streams(path: &Path) -> (usize, usize) {

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use browser_support::*;
 use livekit_recorder::daemon::{Daemon, DaemonConfig};
 use real_support::*;
-use recorder_support::{api, files_of, wait_for};
+use recorder_support::{api, files_of, metric, start_with_media, stop_complete};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -60,23 +60,8 @@ async fn daemon_for(server: &RealServer, dir: &Path) -> Daemon {
     Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("daemon starts")
 }
 
-/// Starts a recording of `participant` by REST; returns its id once bytes are written.
-async fn start_recording(addr: SocketAddr, room: &str, participant: &str) -> (String, Duration) {
-    let t0 = Instant::now();
-    let body = json!({ "room": room, "participant": participant }).to_string();
-    let (status, rec) = api(addr, Method::POST, "/recordings/start", Some(&body), None).await;
-    assert_eq!(status, 201, "{rec}");
-    let id = rec["id"].as_str().expect("id").to_owned();
-    wait_for(addr, &id, None, WAIT, |r| r["bytes"].as_u64().unwrap_or(0) > 0).await;
-    (id, t0.elapsed())
-}
-
 async fn stop_recording(addr: SocketAddr, id: &str) -> Value {
-    let (status, done) =
-        api(addr, Method::POST, "/recordings/stop", Some(&json!({ "id": id }).to_string()), None).await;
-    assert_eq!(status, 200, "{done}");
-    assert_eq!(done["status"], "complete", "{done}");
-    assert_eq!(done["id"], id, "{done}");
+    let done = stop_complete(addr, id).await;
     assert_eq!(done["skipped_tracks"], json!([]), "{done}");
     done
 }
@@ -267,7 +252,7 @@ async fn record_camera_and_microphone(what: &str, publish: Value, codec: &str) {
     let browser = Browser::spawn(&server, room, "alice", json!({ "publish": publish }));
     browser.wait_started(0).await;
 
-    let (id, first_bytes) = start_recording(addr, room, "alice").await;
+    let (id, first_bytes) = start_with_media(addr, room, "alice", WAIT).await;
     let bytes_at = unix_ms();
     tokio::time::sleep(Duration::from_secs(8)).await;
     let stop_at = unix_ms();
@@ -398,7 +383,7 @@ async fn browser_page_reload_continues_the_recording() {
     browser.wait_started(0).await;
     let sid1 = browser.participant_sid().expect("sid");
 
-    let (id, _) = start_recording(addr, room, "alice").await;
+    let (id, _) = start_with_media(addr, room, "alice", WAIT).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let cursor = browser.event_count();
     let t_reload = Instant::now();
@@ -464,7 +449,7 @@ async fn browser_screen_share_at_2_fps() {
         json!({ "camera": false, "microphone": false, "screen": { "fps": 2, "width": 1280, "height": 720 } });
     let browser = Browser::spawn(&server, room, "alice", page);
     browser.wait_started(0).await;
-    let (id, first_bytes) = start_recording(addr, room, "alice").await;
+    let (id, first_bytes) = start_with_media(addr, room, "alice", WAIT).await;
     let started_at = unix_ms();
     tokio::time::sleep(Duration::from_secs(10)).await;
     let (_, live) = api(addr, Method::GET, &format!("/recordings/{id}"), None, None).await;
@@ -482,14 +467,7 @@ async fn browser_screen_share_at_2_fps() {
     // then 640x360 until the top layer came back; that run did not log the page's gaps)
     let (own_gap, _, sent) = publisher_gap_ms(&status, started_at, stopped_at);
     let allowed = if sent > 0 { 1_100.0f64.max(own_gap + 600.0) } else { 1_100.0 };
-    let (_, metrics) = api(addr, Method::GET, "/metrics", None, None).await;
-    let plis = metrics
-        .as_str()
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("recorder_plis_requested_total "))
-        .and_then(|v| v.parse::<u64>().ok())
-        .expect("PLI metric");
+    let plis = metric(addr, "recorder_plis_requested_total").await;
     eprintln!(
         "screen 2 fps: first bytes after {:.0} ms; {} frames over {span:.1} s, sizes {:?}, largest gap {gap:.0} ms \
          (the page's top layer's own {own_gap:.0} ms, {sent} frames); \
@@ -549,7 +527,7 @@ async fn browser_camera_muted_and_unmuted() {
     let room = "mute";
     let browser = Browser::spawn(&server, room, "alice", json!({}));
     browser.wait_started(0).await;
-    let (id, _) = start_recording(addr, room, "alice").await;
+    let (id, _) = start_with_media(addr, room, "alice", WAIT).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let muted = browser.command("mute video").await;
     assert_eq!(muted["ok"], true, "{muted}");
@@ -611,7 +589,7 @@ async fn browser_resolution_change_mid_recording() {
     let room = "resize";
     let browser = Browser::spawn(&server, room, "alice", json!({}));
     browser.wait_started(0).await;
-    let (id, _) = start_recording(addr, room, "alice").await;
+    let (id, _) = start_with_media(addr, room, "alice", WAIT).await;
     let started_at = unix_ms();
     tokio::time::sleep(Duration::from_secs(4)).await;
     let resized_at = unix_ms();

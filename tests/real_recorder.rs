@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use livekit_recorder::daemon::{Daemon, DaemonConfig};
 use real_judge::*;
 use real_support::*;
-use recorder_support::{api, files_of, wait_for};
+use recorder_support::{api, files_of, metric, start_recording, stop_complete, wait_for};
 use reqwest::Method;
 use serde_json::json;
 
@@ -32,22 +32,6 @@ async fn daemon_for(server: &RealServer, dir: &Path, auto_record: bool) -> Daemo
     cfg.recording.filename_template = "{room_name}/{publisher_identity}-{time}".into();
     cfg.recording.auto_record_on_join = auto_record;
     Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("daemon starts")
-}
-
-/// `POST /recordings/start` for `who` in `room` (201): the recording id.
-async fn start_recording(addr: SocketAddr, room: &str, who: &str) -> String {
-    let body = json!({ "room": room, "participant": who }).to_string();
-    let (status, rec) = api(addr, Method::POST, "/recordings/start", Some(&body), None).await;
-    assert_eq!(status, 201, "{rec}");
-    rec["id"].as_str().expect("id").to_owned()
-}
-
-/// `POST /recordings/stop` (200): the ended recording.
-async fn stop_recording(addr: SocketAddr, id: &str) -> serde_json::Value {
-    let (status, done) =
-        api(addr, Method::POST, "/recordings/stop", Some(&json!({ "id": id }).to_string()), None).await;
-    assert_eq!(status, 200, "{done}");
-    done
 }
 
 /// A/V offsets (ms) at every flash from `from_s` on; each within [`SYNC_MS`].
@@ -94,8 +78,7 @@ async fn record_codec(video: &str, red: bool, h264_container: &str) {
     wait_for(addr, &id, None, WAIT, |r| r["bytes"].as_u64().unwrap_or(0) > 0).await;
     let bytes = t0.elapsed();
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let done = stop_recording(addr, &id).await;
-    assert_eq!(done["status"], "complete", "{done}");
+    let done = stop_complete(addr, &id).await;
     assert_eq!(done["skipped_tracks"], json!([]), "{done}");
     let codecs: Vec<&str> =
         done["tracks"].as_array().expect("tracks").iter().filter_map(|t| t["codec"].as_str()).collect();
@@ -299,8 +282,7 @@ async fn republished_tracks_are_recorded_every_time() {
         }
         tokio::time::sleep(Duration::from_millis(2500)).await;
     }
-    let done = stop_recording(addr, &id).await;
-    assert_eq!(done["status"], "complete", "{done}");
+    let done = stop_complete(addr, &id).await;
     let videos = done["tracks"].as_array().expect("tracks").iter().filter(|t| t["kind"] == "video").count();
     assert_eq!(videos, CYCLES + 1, "every published video track is in the recording: {done}");
 
@@ -360,8 +342,7 @@ async fn screen_share_at_2_fps_is_not_loss() {
     let (_, live) = api(addr, Method::GET, &format!("/recordings/{id}"), None, None).await;
     assert_eq!(live["status"], "active", "500 ms between frames is not a stall: {live}");
     assert_eq!(live["error"], serde_json::Value::Null, "{live}");
-    let done = stop_recording(addr, &id).await;
-    assert_eq!(done["status"], "complete", "{done}");
+    let done = stop_complete(addr, &id).await;
     assert_eq!(done["frames_lost"], 0, "{done}");
     let files = files_of(&done);
     assert_eq!(files.len(), 1, "{done}");
@@ -371,14 +352,7 @@ async fn screen_share_at_2_fps_is_not_loss() {
     let src = stored_file_frames(livekit_recorder::media::Codec::Vp8, &screen);
     match_source("2 fps screen share", &vp, &src, true);
     let span = (vp.last().expect("packet").pts_ns() - vp[0].pts_ns()) as f64 / 1e9;
-    let (_, metrics) = api(addr, Method::GET, "/metrics", None, None).await;
-    let plis = metrics
-        .as_str()
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("recorder_plis_requested_total "))
-        .and_then(|v| v.parse::<u64>().ok())
-        .expect("PLI metric");
+    let plis = metric(addr, "recorder_plis_requested_total").await;
     eprintln!(
         "2 fps screen share: first bytes after {:.0} ms, {} frames over {span:.1} s, all contiguous; \
          PLIs sent {plis}",
@@ -477,8 +451,7 @@ async fn signal_resume_after_the_token_expired_keeps_the_recording() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let done = stop_recording(addr, &id).await;
-    assert_eq!(done["status"], "complete", "{done}");
+    let done = stop_complete(addr, &id).await;
     let files = files_of(&done);
     assert_eq!(files.len(), 1, "the resumed session continues the same part: {done}");
     let file = &files[0];
@@ -574,8 +547,7 @@ async fn simulcast_publisher_layers_are_recorded_from_the_top_layer() {
     wait_for(addr, &id, None, WAIT, |r| r["bytes"].as_u64().unwrap_or(0) > 0).await;
     let first_bytes = t0.elapsed();
     tokio::time::sleep(Duration::from_secs(8)).await;
-    let done = stop_recording(addr, &id).await;
-    assert_eq!(done["status"], "complete", "{done}");
+    let done = stop_complete(addr, &id).await;
     assert_eq!(done["skipped_tracks"], json!([]), "{done}");
     let sent: Vec<(String, u64)> = alice
         .events()

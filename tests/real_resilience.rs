@@ -30,43 +30,13 @@ use livekit_recorder::daemon::{Daemon, DaemonConfig};
 use livekit_recorder::media::Codec;
 use real_judge::*;
 use real_support::*;
-use recorder_support::{api_or_down as api, files_of};
+use recorder_support::{
+    api_or_down as api, files_of, start_with_media, stop_complete as stop_recording, wait_rec,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// `GET /recordings/{id}` until `pred` holds; panics with the last answer after `timeout`.
-async fn wait_rec(addr: SocketAddr, id: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let (_, r) = api(addr, Method::GET, &format!("/recordings/{id}"), None).await;
-        if pred(&r) {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "condition not reached within {timeout:?}: {r}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// `POST /recordings/start` of `identity` in `room`; the id once it is `active` with bytes.
-async fn start_recording(addr: SocketAddr, room: &str, identity: &str) -> String {
-    let body = json!({ "room": room, "participant": identity }).to_string();
-    let (status, rec) = api(addr, Method::POST, "/recordings/start", Some(&body)).await;
-    assert_eq!(status, 201, "{rec}");
-    let id = rec["id"].as_str().expect("id").to_owned();
-    wait_rec(addr, &id, WAIT, |r| r["status"] == "active" && r["bytes"].as_u64().unwrap_or(0) > 0).await;
-    id
-}
-
-/// `POST /recordings/stop`: the recording, which must be `complete`.
-async fn stop_recording(addr: SocketAddr, id: &str) -> Value {
-    let (status, done) =
-        api(addr, Method::POST, "/recordings/stop", Some(&json!({ "id": id }).to_string())).await;
-    assert_eq!(status, 200, "{done}");
-    assert_eq!(done["status"], "complete", "{done}");
-    done
-}
 
 /// The number of parts of a recording and the bytes of its last one.
 fn last_part(rec: &Value) -> (usize, u64) {
@@ -225,7 +195,7 @@ async fn recorder_killed_9_resumes_in_a_new_part_against_the_real_server() {
     alice.wait_started_async(Duration::from_secs(20)).await;
 
     let mut daemon = Serve::start(&server, dir.path(), &log).await;
-    let id = start_recording(daemon.addr, room, "alice").await;
+    let id = start_with_media(daemon.addr, room, "alice", WAIT).await.0;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let (_, before) = api(daemon.addr, Method::GET, &format!("/recordings/{id}"), None).await;
     tokio::task::block_in_place(|| daemon.kill_9());
@@ -275,7 +245,7 @@ async fn livekit_server_killed_and_restarted_the_recording_continues() {
     let room = "outage";
     let alice = Publisher::spawn(&server, room, "alice", PublisherOpts::vp8_opus());
     alice.wait_started_async(Duration::from_secs(20)).await;
-    let id = start_recording(addr, room, "alice").await;
+    let id = start_with_media(addr, room, "alice", WAIT).await.0;
     tokio::time::sleep(Duration::from_secs(4)).await;
 
     let since = alice.event_count();
@@ -357,9 +327,9 @@ async fn two_daemons_in_one_room_record_only_their_own_participant() {
     alice.wait_started_async(Duration::from_secs(20)).await;
     bob.wait_started_async(Duration::from_secs(20)).await;
 
-    let (id_a, id_b) = tokio::join!(
-        start_recording(daemon_a.addr(), room, "alice"),
-        start_recording(daemon_b.addr(), room, "bob")
+    let ((id_a, _), (id_b, _)) = tokio::join!(
+        start_with_media(daemon_a.addr(), room, "alice", WAIT),
+        start_with_media(daemon_b.addr(), room, "bob", WAIT)
     );
     tokio::time::sleep(Duration::from_secs(5)).await;
 
@@ -466,7 +436,7 @@ async fn an_encrypted_track_is_named_in_skipped_tracks_and_the_other_is_recorded
     assert_eq!(enc(&audio_sid), livekit_protocol::encryption::Type::Gcm as i32, "{p:?}");
     assert_eq!(enc(&video_sid), livekit_protocol::encryption::Type::None as i32, "{p:?}");
 
-    let id = start_recording(addr, room, "alice").await;
+    let id = start_with_media(addr, room, "alice", WAIT).await.0;
     let (_, active) = api(addr, Method::GET, &format!("/recordings/{id}"), None).await;
     let skipped = active["skipped_tracks"].as_array().cloned().unwrap_or_default();
     assert_eq!(skipped.len(), 1, "named while active: {active}");

@@ -14,7 +14,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use recorder_support::{api, assert_contiguous_run, files_of, sha256_hex, start_daemon_with, wait_for};
+use recorder_support::{
+    api, assert_contiguous_run, files_of, metric, sha256_hex, start_daemon_with, wait_for,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
 use sim_support::{call, start_sim};
@@ -139,13 +141,6 @@ async fn join(sim: SocketAddr, room: &str, identity: &str, video: Option<&str>, 
         .iter()
         .map(|t| t["sid"].as_str().expect("sid").to_owned())
         .collect()
-}
-
-async fn metric(addr: SocketAddr, name: &str) -> u64 {
-    let (_, m) = api(addr, Method::GET, "/metrics", None, None).await;
-    let text = m.as_str().expect("metrics text").to_owned();
-    let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{text}"));
-    line.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("value")
 }
 
 /// Checks one A/V file against `/sent`: decodes cleanly, both tracks are contiguous runs of

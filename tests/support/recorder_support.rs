@@ -109,6 +109,64 @@ pub async fn wait_for(
     }
 }
 
+/// Polls `GET /recordings/{id}` without a token until `pred` holds (or panics after
+/// `timeout`); a daemon that is down or restarting meanwhile answers status 0 and is polled on.
+pub async fn wait_rec(addr: SocketAddr, id: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (_, r) = api_or_down(addr, Method::GET, &format!("/recordings/{id}"), None).await;
+        if pred(&r) {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "condition not reached within {timeout:?}: {r}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `POST /recordings/start` of `identity` in `room` (201): the recording id.
+pub async fn start_recording(addr: SocketAddr, room: &str, identity: &str) -> String {
+    let body = serde_json::json!({ "room": room, "participant": identity }).to_string();
+    let (status, rec) = api(addr, Method::POST, "/recordings/start", Some(&body), None).await;
+    assert_eq!(status, 201, "{rec}");
+    rec["id"].as_str().expect("id").to_owned()
+}
+
+/// [`start_recording`], then waits (up to `timeout`) until it is `active` with bytes written:
+/// the id and the time from the request to that.
+pub async fn start_with_media(
+    addr: SocketAddr,
+    room: &str,
+    identity: &str,
+    timeout: Duration,
+) -> (String, Duration) {
+    let t0 = Instant::now();
+    let id = start_recording(addr, room, identity).await;
+    wait_rec(addr, &id, timeout, |r| r["status"] == "active" && r["bytes"].as_u64().unwrap_or(0) > 0).await;
+    (id, t0.elapsed())
+}
+
+/// `POST /recordings/stop` by id (200): the ended recording, which must be `complete`.
+pub async fn stop_complete(addr: SocketAddr, id: &str) -> Value {
+    let (status, done) =
+        api(addr, Method::POST, "/recordings/stop", Some(&serde_json::json!({ "id": id }).to_string()), None)
+            .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["status"], "complete", "{done}");
+    assert_eq!(done["id"], id, "{done}");
+    done
+}
+
+/// The value of the counter or gauge `name` (no labels) in `/metrics`.
+pub async fn metric(addr: SocketAddr, name: &str) -> u64 {
+    let (_, m) = api(addr, Method::GET, "/metrics", None, None).await;
+    let text = m.as_str().expect("metrics text").to_owned();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} not in {text}"));
+    line.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("value")
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()

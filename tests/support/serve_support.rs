@@ -60,22 +60,7 @@ pub async fn serve(sim: &livekit_recorder::sim::SimHandle, dir: &Path, env: &[(&
     s
 }
 
-/// `(status, JSON body)`; status 0 when the request itself failed.
-pub async fn api(addr: SocketAddr, method: Method, path: &str, body: Option<&str>) -> (u16, Value) {
-    let client = reqwest::Client::builder().no_proxy().build().expect("client");
-    let mut req = client.request(method, format!("http://{addr}{path}")).timeout(Duration::from_secs(20));
-    if let Some(b) = body {
-        req = req.header("content-type", "application/json").body(b.to_owned());
-    }
-    match req.send().await {
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            let text = resp.text().await.unwrap_or_default();
-            (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-        }
-        Err(e) => (0, Value::String(e.to_string())),
-    }
-}
+pub use super::recorder_support::{api_or_down as api, wait_rec};
 
 /// Sends `sig` (`-TERM`, `-9`, ...) to the child.
 pub fn signal(child: &Child, sig: &str) {
@@ -92,18 +77,5 @@ pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<i32> {
         }
         assert!(Instant::now() < deadline, "the daemon did not exit within {timeout:?}");
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// `GET /recordings/{id}` until `pred` holds.
-pub async fn wait_rec(addr: SocketAddr, id: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let (_, r) = api(addr, Method::GET, &format!("/recordings/{id}"), None).await;
-        if pred(&r) {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "condition not reached within {timeout:?}: {r}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
