@@ -373,37 +373,25 @@ impl Drop for Tmpfs {
     }
 }
 
-/// `CI` is set (and not `0`/`false`): a test that cannot run its setup must fail there.
-fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
-}
-
-/// A test whose setup this machine cannot give: under CI it fails (a silent pass would hide
-/// that the test never ran); elsewhere it prints why it is skipped.
-fn skip_unless_ci(test: &str, why: &str, ci: bool) {
-    assert!(!ci, "{test}: {why}; under CI=1 this is a failure, not a skip");
-    eprintln!("SKIPPED {test}: {why} (set CI=1 to make this a failure)");
-}
-
 #[test]
 #[should_panic(expected = "under CI=1 this is a failure")]
 fn a_setup_that_cannot_run_fails_under_ci() {
-    skip_unless_ci("t", "cannot mount", true);
+    common::skip_unless_ci("t", "cannot mount", true);
 }
 
 #[test]
 fn a_setup_that_cannot_run_is_skipped_outside_ci() {
-    skip_unless_ci("t", "cannot mount", false);
+    common::skip_unless_ci("t", "cannot mount", false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_disk_fails_only_the_recordings_on_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let Some(_tmpfs) = Tmpfs::mount(&dir.path().join("full"), "96k") else {
-        return skip_unless_ci(
+        return common::skip_unless_ci(
             "a_full_disk_fails_only_the_recordings_on_it",
             "cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)",
-            under_ci(),
+            common::under_ci(),
         );
     };
     let sim = start_sim(vec![]).await;
@@ -452,8 +440,14 @@ async fn a_full_disk_fails_only_the_recordings_on_it() {
     assert!(text.contains("recorder_storage_failures_total 1\n"), "{text}");
     // space again: health recovers and starts are accepted (the probe runs at most once a second)
     std::fs::remove_file(&partial).expect("free the tmpfs");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (_, health) = api(addr, Method::GET, "/health-check", None, None).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let health = loop {
+        let (_, health) = api(addr, Method::GET, "/health-check", None, None).await;
+        if health["status"] == "ok" || Instant::now() > deadline {
+            break health;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(health["status"], "ok", "{health}");
     let (status, rec) = api(addr, Method::POST, "/recordings/start", Some(again), None).await;
     assert_eq!(status, 201, "{rec}");
