@@ -25,22 +25,15 @@ pub mod uploader;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use crate::config::RecordingSettings;
+pub use crate::config::{LiveKitSettings, RecordingSettings};
 use crate::metrics::Metrics;
 
-/// What every actor of the tree needs to know (read-only).
+/// What the supervisor needs (read-only): the settings it hands to every room
+/// ([`RoomSettings`]), and the services only it uses: uploads, result callbacks, the cluster.
 #[derive(Clone)]
 pub struct RecorderSettings {
-    /// LiveKit server URL (`ws://...`).
-    pub livekit_url: String,
-    /// LiveKit API key.
-    pub api_key: String,
-    /// LiveKit API secret (never logged).
-    pub api_secret: String,
-    /// How recordings are made (from the environment, validated, as they are).
-    pub recording: RecordingSettings,
-    /// Counters for `/metrics`.
-    pub metrics: Arc<Metrics>,
+    /// What the rooms and their children get.
+    pub room: Arc<RoomSettings>,
     /// S3 uploads (`S3_BUCKET` set).
     pub uploader: Option<Arc<crate::storage::s3::Uploader>>,
     /// Result callbacks (`WEBHOOK_URLS` set).
@@ -52,14 +45,24 @@ pub struct RecorderSettings {
 impl std::fmt::Debug for RecorderSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RecorderSettings")
-            .field("livekit_url", &self.livekit_url)
-            .field("api_key", &self.api_key)
-            .field("api_secret", &"***")
-            .field("recording", &self.recording)
+            .field("room", &self.room)
             .field("uploader", &self.uploader)
             .field("callbacks", &self.callbacks)
-            .finish_non_exhaustive()
+            .field("cluster", &self.cluster.as_ref().map(|c| &c.node))
+            .finish()
     }
+}
+
+/// What a room actor, its participant recorders and their track writers need (read-only):
+/// where LiveKit is, how recordings are made, and the counters they add to.
+#[derive(Debug)]
+pub struct RoomSettings {
+    /// The LiveKit server and the API key pair the room's token is signed with.
+    pub livekit: LiveKitSettings,
+    /// How recordings are made (from the environment, validated, as they are).
+    pub recording: RecordingSettings,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Progress of one recording, from its participant recorder to the supervisor's table.

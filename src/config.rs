@@ -34,6 +34,30 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where the LiveKit server is and the API key pair the recorder signs its tokens with (and
+/// checks webhooks and signs result callbacks with): `LIVEKIT_URL`, `LIVEKIT_API_KEY`,
+/// `LIVEKIT_API_SECRET`, validated by [`Config::from_env`], passed whole to the daemon and the
+/// room actors. `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LiveKitSettings {
+    /// `LIVEKIT_URL` (`ws://`, `wss://`, `http://` or `https://`).
+    pub url: String,
+    /// `LIVEKIT_API_KEY`.
+    pub api_key: String,
+    /// `LIVEKIT_API_SECRET`.
+    pub api_secret: String,
+}
+
+impl std::fmt::Debug for LiveKitSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveKitSettings")
+            .field("url", &self.url)
+            .field("api_key", &self.api_key)
+            .field("api_secret", &"***")
+            .finish()
+    }
+}
+
 /// How recordings are made: the validated settings the actors use as they are (read from the
 /// environment by [`Config::from_env`], or built with [`RecordingSettings::new`] by `demo` and
 /// the tests), passed whole from here to the actor tree.

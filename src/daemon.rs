@@ -8,8 +8,9 @@ use std::time::Duration;
 use ractor::{Actor, ActorRef};
 
 use crate::actors::supervisor::{RecorderSupervisor, SupervisorMsg};
-use crate::actors::RecorderSettings;
+use crate::actors::{RecorderSettings, RoomSettings};
 use crate::callbacks::Callbacks;
+use crate::config::LiveKitSettings;
 use crate::config::RecordingSettings;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
@@ -23,12 +24,8 @@ pub use crate::config::DEFAULT_TOKEN_TTL;
 /// What the daemon needs.
 #[derive(Clone)]
 pub struct DaemonConfig {
-    /// LiveKit server URL.
-    pub livekit_url: String,
-    /// LiveKit API key.
-    pub api_key: String,
-    /// LiveKit API secret.
-    pub api_secret: String,
+    /// The LiveKit server and its API key pair.
+    pub livekit: LiveKitSettings,
     /// How recordings are made, passed whole to the actor tree.
     pub recording: RecordingSettings,
     /// `API_TOKEN`.
@@ -50,9 +47,11 @@ impl DaemonConfig {
         recordings_dir: &std::path::Path,
     ) -> DaemonConfig {
         DaemonConfig {
-            livekit_url: livekit_url.to_owned(),
-            api_key: api_key.to_owned(),
-            api_secret: api_secret.to_owned(),
+            livekit: LiveKitSettings {
+                url: livekit_url.to_owned(),
+                api_key: api_key.to_owned(),
+                api_secret: api_secret.to_owned(),
+            },
             recording: RecordingSettings::new(recordings_dir),
             api_token: None,
             s3: None,
@@ -76,7 +75,7 @@ impl Daemon {
     pub async fn start(cfg: DaemonConfig, addr: SocketAddr) -> std::io::Result<Daemon> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         check_recordings_dir(&cfg.recording.recordings_dir)?;
-        let webhooks = http::webhooks::receiver(&cfg.api_key, &cfg.api_secret);
+        let webhooks = http::webhooks::receiver(&cfg.livekit.api_key, &cfg.livekit.api_secret);
         let metrics = Arc::new(Metrics::default());
         let uploader = match cfg.s3 {
             Some(s3) => {
@@ -87,11 +86,16 @@ impl Daemon {
         let callbacks = match cfg.webhook_urls.is_empty() {
             true => None,
             false => Some(Arc::new(
-                Callbacks::new(cfg.webhook_urls, &cfg.api_key, &cfg.api_secret, metrics.clone())
-                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+                Callbacks::new(
+                    cfg.webhook_urls,
+                    &cfg.livekit.api_key,
+                    &cfg.livekit.api_secret,
+                    metrics.clone(),
+                )
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
             )),
         };
-        let livekit_url = cfg.livekit_url.clone();
+        let livekit_url = cfg.livekit.url.clone();
         let filename_template = cfg.recording.filename_template.clone();
         let cluster = match &cfg.cluster {
             None => None,
@@ -106,11 +110,7 @@ impl Daemon {
         let forwarder =
             cluster.as_ref().map(|c| crate::cluster::forward::Forwarder::new(c.store.clone(), &c.node.id));
         let settings = Arc::new(RecorderSettings {
-            livekit_url: cfg.livekit_url,
-            api_key: cfg.api_key,
-            api_secret: cfg.api_secret,
-            recording: cfg.recording,
-            metrics,
+            room: Arc::new(RoomSettings { livekit: cfg.livekit, recording: cfg.recording, metrics }),
             uploader,
             callbacks: callbacks.clone(),
             cluster,

@@ -208,9 +208,11 @@ fn daemon_config(config: &Config) -> Option<DaemonConfig> {
         return None;
     };
     Some(DaemonConfig {
-        livekit_url: url.clone(),
-        api_key: key.clone(),
-        api_secret: secret.0.clone(),
+        livekit: livekit_recorder::config::LiveKitSettings {
+            url: url.clone(),
+            api_key: key.clone(),
+            api_secret: secret.0.clone(),
+        },
         api_token: config.api_token.as_ref().map(|t| t.0.clone()),
         recording: config.recording.clone(),
         s3: config.s3.clone(),

@@ -28,7 +28,7 @@ use super::media_queue::{MediaQueue, QueuedFrame};
 use super::room::RoomMsg;
 use super::supervisor::SupervisorMsg;
 use super::track_writer::{TrackWriter, TrackWriterActor, TrackWriterArgs, TrackWriterMsg};
-use super::RecorderSettings;
+use super::RoomSettings;
 use crate::livekit::{ReceivedFrame, TrackSnapshot};
 use crate::media::mux::ContainerKind;
 use crate::media::session::SessionConfig;
@@ -63,7 +63,7 @@ pub struct ParticipantArgs {
     /// Part number of the first file this actor writes.
     pub part: u32,
     /// Daemon settings.
-    pub settings: Arc<RecorderSettings>,
+    pub settings: Arc<RoomSettings>,
     /// The room actor (keyframe requests).
     pub room: ActorRef<RoomMsg>,
     /// The supervisor (progress).

@@ -24,7 +24,7 @@ use super::media_queue::{MediaQueue, QueuedFrame};
 use super::participant::{ParticipantArgs, ParticipantMsg, ParticipantRecorder};
 use super::supervisor::SupervisorMsg;
 use super::track_writer::TrackWriterMsg;
-use super::RecorderSettings;
+use super::RoomSettings;
 use crate::livekit::{self, ParticipantSnapshot, ParticipantState, RoomConnection, RoomEvent};
 use crate::recording::{RecorderError, RecordingInfo, RecordingSpec};
 use crate::supervision::RestartBudget;
@@ -35,7 +35,7 @@ pub struct RoomArgs {
     /// Room name.
     pub room: String,
     /// Daemon settings.
-    pub settings: Arc<RecorderSettings>,
+    pub settings: Arc<RoomSettings>,
     /// The supervisor (progress goes there).
     pub supervisor: ActorRef<SupervisorMsg>,
     /// Recordings to resume after a restart, with the part number to continue in.
@@ -302,15 +302,15 @@ impl RoomState {
         let s = &self.args.settings;
         let identity = crate::recording::new_recording_id().replace("RC_", "");
         let token = livekit::recorder_token(
-            &s.api_key,
-            &s.api_secret,
+            &s.livekit.api_key,
+            &s.livekit.api_secret,
             &self.args.room,
             &identity,
             s.recording.token_ttl,
         )
         .map_err(|e| RoomError::Token(e.to_string()))?;
         let (conn, mut events) =
-            livekit::connect(&s.livekit_url, &token, livekit::ConnectOptions::default()).await?;
+            livekit::connect(&s.livekit.url, &token, livekit::ConnectOptions::default()).await?;
         let me = me.clone();
         let queued = Arc::new(Semaphore::new(ROOM_QUEUE_EVENTS));
         self.pump = Some(tokio::spawn(async move {

@@ -339,7 +339,7 @@ pub struct SupervisorState {
     accepting: bool,
     seen_hooks: SeenIds,
     /// Ended recordings with when they ended (ms since the UNIX epoch), oldest first: the
-    /// table keeps those that `settings.recording.history` retains (`history.rs`).
+    /// table keeps those that `settings.room.recording.history` retains (`history.rs`).
     ended: std::collections::VecDeque<(String, u64)>,
     /// The durable job log (`None` only in unit tests of the policy).
     log: Option<JobLog>,
@@ -373,7 +373,7 @@ impl Actor for RecorderSupervisor {
         settings: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
         // an unusable recordings directory stops the daemon here, with the path and the reason
-        let log = Some(JobLog::open(&settings.recording.recordings_dir)?);
+        let log = Some(JobLog::open(&settings.room.recording.recordings_dir)?);
         let uploads = match &settings.uploader {
             Some(up) => Some(uploader::spawn_pool(up.clone(), up.settings().workers, me.get_cell()).await?),
             None => None,
@@ -406,7 +406,7 @@ impl Actor for RecorderSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         st.recover(&me).await;
         // ages are checked when a recording ends, and on this timer when none does
-        me.send_interval(st.settings.recording.history.check_every(), || SupervisorMsg::ExpireHistory);
+        me.send_interval(st.settings.room.recording.history.check_every(), || SupervisorMsg::ExpireHistory);
         Ok(())
     }
 
@@ -457,7 +457,7 @@ impl Actor for RecorderSupervisor {
             }
             SupervisorMsg::GetMetrics(reply) => {
                 let active = st.recs.values().filter(|e| e.info.status.is_live()).count();
-                let _ = reply.send(st.settings.metrics.render(active));
+                let _ = reply.send(st.settings.room.metrics.render(active));
             }
             SupervisorMsg::Progress(p) => {
                 st.on_progress(&me, p);
@@ -615,7 +615,7 @@ impl SupervisorState {
         self.recs.insert(id.clone(), entry);
         // a start that never gets media is bounded by START_TIMEOUT even while the room cannot
         // connect (the participant recorder, which has its own timer, does not exist then)
-        me.send_after(self.settings.recording.start_timeout, move || SupervisorMsg::StartDeadline(id));
+        me.send_after(self.settings.room.recording.start_timeout, move || SupervisorMsg::StartDeadline(id));
         Ok((info, true))
     }
 
@@ -647,7 +647,7 @@ impl SupervisorState {
     ) -> Result<ActorRef<RoomMsg>, RecorderError> {
         let args = RoomArgs {
             room: room.to_owned(),
-            settings: self.settings.clone(),
+            settings: self.settings.room.clone(),
             supervisor: me.clone(),
             resume,
             delay,
@@ -841,7 +841,7 @@ impl SupervisorState {
             let _ = me.cast(SupervisorMsg::EndStopping(room.clone()));
         }
         self.livekit_problem = Some(err.to_string());
-        let give_up = self.settings.recording.resume_timeout;
+        let give_up = self.settings.room.recording.resume_timeout;
         let verdict = self.outages.entry(room.clone()).or_default().on_failure(Instant::now(), give_up);
         let live: Vec<(RecordingSpec, u32)> = self
             .recs
@@ -862,7 +862,7 @@ impl SupervisorState {
         match verdict {
             Some(delay) => {
                 tracing::warn!(%room, error = %err.reason, ?delay, "room actor failed; reconnecting");
-                Metrics::add(&self.settings.metrics.restarts_room, 1);
+                Metrics::add(&self.settings.room.metrics.restarts_room, 1);
                 let notice = format!("LiveKit unreachable, retrying: {}", err.reason);
                 let ids: Vec<String> = live.iter().map(|(s, _)| s.id.clone()).collect();
                 for id in ids {
@@ -922,7 +922,7 @@ impl SupervisorState {
         if e.info.status != Status::Pending || self.up.contains(&e.spec.room) {
             return;
         }
-        let secs = self.settings.recording.start_timeout.as_secs_f64();
+        let secs = self.settings.room.recording.start_timeout.as_secs_f64();
         let why = match e.life.error() {
             Some(last) => format!("not started within START_TIMEOUT ({secs} s): {last}"),
             None => format!("not started within START_TIMEOUT ({secs} s)"),

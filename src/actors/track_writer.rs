@@ -21,7 +21,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use super::media_queue::QueuedFrame;
 use super::participant::ParticipantMsg;
 use super::room::RoomMsg;
-use super::RecorderSettings;
+use super::RoomSettings;
 use crate::livekit::{ReceivedFrame, TrackSnapshot};
 use crate::media::codec::filler;
 use crate::media::{Codec, MediaKind, SenderReport};
@@ -49,7 +49,7 @@ pub struct TrackWriterArgs {
     /// Where the route is registered.
     pub room: ActorRef<RoomMsg>,
     /// Daemon settings (metrics).
-    pub settings: Arc<RecorderSettings>,
+    pub settings: Arc<RoomSettings>,
 }
 
 /// Messages of a track writer.

@@ -36,7 +36,7 @@ impl SupervisorState {
         if let Some(problem) = self.storage_problem() {
             return Err(RecorderError::InsufficientStorage(problem));
         }
-        if let Some(max) = self.settings.recording.max_concurrent {
+        if let Some(max) = self.settings.room.recording.max_concurrent {
             let live = self.recs.values().filter(|e| e.info.status.is_live()).count();
             if live >= max {
                 return Err(RecorderError::Unavailable(format!(

@@ -48,8 +48,8 @@ impl SupervisorState {
         let args = ClusterArgs {
             store: c.store.clone(),
             node: c.node.clone(),
-            max: settings.recording.max_concurrent,
-            history: settings.recording.history,
+            max: settings.room.recording.max_concurrent,
+            history: settings.room.recording.history,
             supervisor: me.clone(),
         };
         let (actor, _) = Actor::spawn_linked(None, ClusterActor, args, me.get_cell()).await?;

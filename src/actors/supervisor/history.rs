@@ -31,7 +31,7 @@ impl SupervisorState {
     /// delivering its result callbacks stays until they end (it needs its entry); the ones
     /// after it are not held up by it.
     pub(super) fn expire_history(&mut self, now_ms: u64) {
-        let retention = self.settings.recording.history;
+        let retention = self.settings.room.recording.history;
         loop {
             let pending = |id: &String| self.recs.get(id).is_some_and(|e| e.callbacks_pending > 0);
             let Some(pos) = self.ended.iter().position(|(id, _)| !pending(id)) else { break };

@@ -25,10 +25,10 @@ impl SupervisorState {
                 return "ignored: recorder bot".into()
             }
             HookKind::Joined { room, identity } => {
-                if !self.settings.recording.auto_record_on_join {
+                if !self.settings.room.recording.auto_record_on_join {
                     return "ignored: AUTO_RECORD_ON_JOIN is off".into();
                 }
-                let template = self.settings.recording.filename_template.clone();
+                let template = self.settings.room.recording.filename_template.clone();
                 let req = StartRequest {
                     room,
                     identity,
