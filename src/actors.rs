@@ -26,6 +26,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use crate::config::{LiveKitSettings, RecordingSettings};
+use crate::ids::RecordingId;
 use crate::metrics::Metrics;
 
 /// What the supervisor needs (read-only): the settings it hands to every room
@@ -69,7 +70,7 @@ pub struct RoomSettings {
 #[derive(Debug, Clone)]
 pub struct Progress {
     /// Recording id.
-    pub id: String,
+    pub id: RecordingId,
     /// Part number (1, 2, ...).
     pub part: u32,
     /// New status, if it changed.
@@ -102,7 +103,7 @@ pub struct Progress {
 impl Progress {
     /// Only a status change (and why), for a recording whose recorder cannot report it itself.
     pub fn status_only(
-        id: String,
+        id: RecordingId,
         part: u32,
         status: crate::recording::Status,
         error: Option<String>,

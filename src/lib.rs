@@ -10,6 +10,7 @@
 //! - [`livekit`]: the subscribe-only LiveKit client (livekit-signaling + str0m).
 //! - [`actors`]: the recorder's actor tree (supervisor -> room -> participant recorder).
 //! - [`supervision`]: restart budgets (OTP intensity), pure.
+//! - [`ids`]: room name, identity, participant sid, track sid and recording id as types.
 //! - [`recording`]: the recording as the API shows it, and the daemon's errors.
 //! - [`lifecycle`]: a recording's statuses and transitions, pure (the only place that decides
 //!   a status).
@@ -31,6 +32,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod http;
+pub mod ids;
 pub mod lifecycle;
 pub mod livekit;
 pub mod media;

@@ -23,6 +23,7 @@
 //! - ended states (`complete`, `failed`) never change again;
 //! - every status change yields exactly one journal record ([`Event::Status`]).
 
+use crate::ids::RecordingId;
 use crate::recording::Status;
 use crate::storage::journal::Event;
 
@@ -115,7 +116,7 @@ impl Lifecycle {
     }
 
     /// Applies a report for recording `id`; the status change it causes, if any.
-    pub fn apply(&mut self, id: &str, report: Report) -> Option<Transition> {
+    pub fn apply(&mut self, id: &RecordingId, report: Report) -> Option<Transition> {
         let from = self.status;
         let (to, error) = match (from, report) {
             // ended for good: late reports change nothing
@@ -144,7 +145,7 @@ impl Lifecycle {
             return None;
         }
         self.status = to;
-        let record = Event::Status { id: id.to_owned(), status: to, error: self.error.clone() };
+        let record = Event::Status { id: id.clone(), status: to, error: self.error.clone() };
         Some(Transition { from, to, record })
     }
 
@@ -184,7 +185,7 @@ mod tests {
     fn run(uploads: bool, reports: &[Report]) -> Lifecycle {
         let mut l = Lifecycle::new(uploads);
         for r in reports {
-            l.apply("RC_1", r.clone());
+            l.apply(&"RC_1".into(), r.clone());
         }
         l
     }
@@ -263,12 +264,12 @@ mod tests {
     #[test]
     fn each_change_writes_one_status_record() {
         let mut l = Lifecycle::new(false);
-        let t = l.apply("RC_1", Report::PartOpened).expect("change");
+        let t = l.apply(&"RC_1".into(), Report::PartOpened).expect("change");
         assert_eq!((t.from, t.to), (Status::Pending, Status::Active));
         assert_eq!(t.record, Event::Status { id: "RC_1".into(), status: Status::Active, error: None });
-        assert_eq!(l.apply("RC_1", Report::PartOpened), None);
-        assert_eq!(l.apply("RC_1", Report::Wrote { frames: 3 }), None);
-        let t = l.apply("RC_1", Report::Ended(End::Finished)).expect("change");
+        assert_eq!(l.apply(&"RC_1".into(), Report::PartOpened), None);
+        assert_eq!(l.apply(&"RC_1".into(), Report::Wrote { frames: 3 }), None);
+        let t = l.apply(&"RC_1".into(), Report::Ended(End::Finished)).expect("change");
         assert_eq!(t.record, Event::Status { id: "RC_1".into(), status: Status::Complete, error: None });
     }
 
@@ -304,7 +305,7 @@ mod tests {
         fn a_drain_ends_every_live_recording(uploads: bool, reports in prop::collection::vec(report(), 0..24)) {
             let mut l = run(uploads, &reports);
             let before = l.status();
-            let t = l.apply("RC_1", Report::Ended(End::Finished));
+            let t = l.apply(&"RC_1".into(), Report::Ended(End::Finished));
             prop_assert!(!l.status().is_live());
             // the end is journaled whenever the recording was live
             if before.is_live() {
@@ -320,7 +321,7 @@ mod tests {
             if l.status().is_terminal() {
                 let before = l.clone();
                 for r in more {
-                    prop_assert_eq!(l.apply("RC_1", r), None);
+                    prop_assert_eq!(l.apply(&"RC_1".into(), r), None);
                 }
                 prop_assert_eq!(l, before);
             }

@@ -34,6 +34,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
+use crate::ids::{ParticipantSid, TrackSid};
+
 pub use events::{
     codec_from_mime, ParticipantSnapshot, ParticipantState, ReceivedFrame, RoomEvent, TrackSnapshot,
 };
@@ -183,18 +185,19 @@ impl RoomConnection {
     /// a request is harmless. Video is requested at the highest simulcast layer.
     pub async fn subscribe(
         &self,
-        participant_sid: &str,
-        track_sids: Vec<String>,
+        participant_sid: &ParticipantSid,
+        track_sids: &[TrackSid],
         subscribe: bool,
     ) -> Result<(), LiveKitError> {
-        let participant_sid = participant_sid.to_owned();
+        let participant_sid = participant_sid.to_string();
+        let track_sids = track_sids.iter().map(TrackSid::to_string).collect();
         self.command(Command::Subscribe { participant_sid, track_sids, subscribe }).await
     }
 
     /// Asks the publisher for a keyframe (PLI); at most one per track per
     /// [`ConnectOptions::min_keyframe_interval`], extra requests are ignored.
-    pub async fn request_keyframe(&self, track_sid: &str) -> Result<(), LiveKitError> {
-        self.command(Command::RequestKeyframe(track_sid.to_owned())).await
+    pub async fn request_keyframe(&self, track_sid: &TrackSid) -> Result<(), LiveKitError> {
+        self.command(Command::RequestKeyframe(track_sid.to_string())).await
     }
 
     /// Sends Leave, closes the connection and waits (up to 2 s) for the task to end.
@@ -246,8 +249,11 @@ pub async fn connect(
     let sink = sink::EventSink::new(event_tx, counters.clone());
     let mut session = session::Session::new(local_sid.clone(), peer, signal_tx, sink, counters.clone(), opts);
     let participants = join.other_participants.iter().map(events::participant_snapshot).collect();
-    let joined =
-        RoomEvent::Joined { room_name: room_name.clone(), local_sid: local_sid.clone(), participants };
+    let joined = RoomEvent::Joined {
+        room_name: room_name.clone().into(),
+        local_sid: local_sid.clone().into(),
+        participants,
+    };
     let _ = session.emit(joined);
     for p in join.other_participants {
         session.participants.insert(p.sid.clone(), p);

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{Identity, RecordingId, RoomName, TrackSid};
 use crate::media::MediaKind;
 
 /// Which tracks of a participant to record.
@@ -99,7 +100,8 @@ impl Status {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TrackInfo {
     /// Track sid.
-    pub sid: String,
+    #[schema(value_type = String)]
+    pub sid: TrackSid,
     /// `audio` or `video`.
     pub kind: String,
     /// Codec name (`vp8`, `opus`, ...).
@@ -111,7 +113,8 @@ pub struct TrackInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SkippedTrack {
     /// Track sid.
-    pub sid: String,
+    #[schema(value_type = String)]
+    pub sid: TrackSid,
     /// `audio` or `video`.
     pub kind: String,
     /// The mime type the server announced.
@@ -149,11 +152,14 @@ pub struct PartInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecordingInfo {
     /// Recording id (`RC_...`).
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: RecordingId,
     /// Room name.
-    pub room: String,
+    #[schema(value_type = String)]
+    pub room: RoomName,
     /// Participant identity.
-    pub participant: String,
+    #[schema(value_type = String)]
+    pub participant: Identity,
     /// Lifecycle state.
     pub status: Status,
     /// The tracks in the file(s), over all parts (a republished track is a new track).
@@ -202,11 +208,11 @@ pub struct RecordingInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordingSpec {
     /// Recording id.
-    pub id: String,
+    pub id: RecordingId,
     /// Room name.
-    pub room: String,
+    pub room: RoomName,
     /// Participant identity.
-    pub identity: String,
+    pub identity: Identity,
     /// Tracks to record.
     pub profile: Profile,
     /// One file per participant or per track.
@@ -234,7 +240,7 @@ impl RecordingSpec {
 /// any line is (with `LOG_LEVEL=warn` a warning still carries it). Room and identity were
 /// checked by the API (bounded, no control characters); they are names, not secrets: no token
 /// or key is ever a field of it.
-pub fn span(id: &str, room: &str, participant: &str) -> tracing::Span {
+pub fn span(id: &RecordingId, room: &RoomName, participant: &Identity) -> tracing::Span {
     tracing::error_span!("recording", recording_id = %id, room = %room, participant = %participant)
 }
 
@@ -306,11 +312,11 @@ pub fn rfc3339(unix_ms: u64) -> String {
 }
 
 /// A fresh recording id: `RC_` + 12 hex digits from the clock and a counter.
-pub fn new_recording_id() -> String {
+pub fn new_recording_id() -> RecordingId {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_nanos() as u64;
-    format!("RC_{:012x}", (t ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)) & 0xffff_ffff_ffff)
+    RecordingId::from(format!("RC_{:012x}", (t ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)) & 0xffff_ffff_ffff))
 }
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ mod tests {
         let writer = buf.clone();
         let b = builder("warn", move || writer.clone());
         let emit = || {
-            let span = crate::recording::span("RC_0123456789ab", "room-1", "alice");
+            let span = crate::recording::span(&"RC_0123456789ab".into(), &"room-1".into(), &"alice".into());
             span.in_scope(|| tracing::warn!(part = 2, "no media received"));
         };
         match format {

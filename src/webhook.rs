@@ -5,6 +5,8 @@
 
 use std::collections::{HashSet, VecDeque};
 
+use crate::ids::{Identity, ParticipantSid, RoomName};
+
 /// A verified webhook, reduced to what the recorder acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hook {
@@ -20,24 +22,24 @@ pub enum HookKind {
     /// `participant_joined`.
     Joined {
         /// Room name.
-        room: String,
+        room: RoomName,
         /// Participant identity.
-        identity: String,
+        identity: Identity,
     },
     /// `participant_left`.
     Left {
         /// Room name.
-        room: String,
+        room: RoomName,
         /// Participant identity.
-        identity: String,
+        identity: Identity,
         /// The session that left (a participant that rejoined with the same identity has a
         /// new sid, and its old session's `participant_left` must not stop its recording).
-        sid: String,
+        sid: ParticipantSid,
     },
     /// `room_finished`.
     RoomFinished {
         /// Room name.
-        room: String,
+        room: RoomName,
     },
     /// Anything else (ignored).
     Other(String),

@@ -9,6 +9,7 @@ use support::lk_harness;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use livekit_recorder::ids::{ParticipantSid, TrackSid};
 use livekit_recorder::livekit::{
     connect, recorder_token, ConnectOptions, ParticipantState, ReceivedFrame, RoomEvent,
 };
@@ -21,7 +22,7 @@ const WAIT: Duration = Duration::from_secs(10);
 /// Frames seen so far, by track.
 #[derive(Default)]
 struct Seen {
-    frames: HashMap<String, Vec<ReceivedFrame>>,
+    frames: HashMap<TrackSid, Vec<ReceivedFrame>>,
 }
 
 impl Seen {
@@ -91,8 +92,10 @@ async fn joins_subscribes_receives_exact_frames_and_resumes() {
     assert!(query.contains("auto_subscribe=0") && query.contains("adaptive_stream=0"), "{query}");
     assert!(!query.contains("CAP_PACKET_TRAILER"), "{query}");
 
-    conn.subscribe(PUBLISHER, vec![AUDIO.into(), VIDEO.into()], true).await.unwrap();
-    conn.subscribe(PUBLISHER, vec![AUDIO.into(), VIDEO.into()], true).await.unwrap(); // idempotent
+    let publisher = ParticipantSid::from(PUBLISHER);
+    let (audio, video) = (TrackSid::from(AUDIO), TrackSid::from(VIDEO));
+    conn.subscribe(&publisher, &[audio.clone(), video.clone()], true).await.unwrap();
+    conn.subscribe(&publisher, &[audio.clone(), video.clone()], true).await.unwrap(); // idempotent
     let mut subscribed = HashMap::new();
     while subscribed.len() < 2 {
         match seen.next_control(&mut rx).await {
@@ -120,8 +123,8 @@ async fn joins_subscribes_receives_exact_frames_and_resumes() {
     // PLI on request; the second within 500 ms is rate-limited away. The stream started with
     // a keyframe, so the client asked for none by itself.
     assert_eq!(conn.stats().plis_sent, 0);
-    conn.request_keyframe(VIDEO).await.unwrap();
-    conn.request_keyframe(VIDEO).await.unwrap();
+    conn.request_keyframe(&video).await.unwrap();
+    conn.request_keyframe(&video).await.unwrap();
     eventually("a PLI at the server", || st.get(&st.plis) >= 1).await;
     assert_eq!(conn.stats().plis_sent, 1);
 
@@ -140,7 +143,7 @@ async fn joins_subscribes_receives_exact_frames_and_resumes() {
     assert_eq!(st.get(&st.answer_id_mismatches), 0, "answers echo the offer id");
 
     // Unsubscribing from audio: its m-line goes inactive, video keeps flowing.
-    conn.subscribe(PUBLISHER, vec![AUDIO.into()], false).await.unwrap();
+    conn.subscribe(&publisher, &[audio], false).await.unwrap();
     match seen.next_control(&mut rx).await {
         RoomEvent::TrackUnsubscribed { track_sid } => assert_eq!(track_sid, AUDIO),
         other => panic!("unexpected {other:?}"),

@@ -210,7 +210,7 @@ async fn failed_participant_and_room_actors_continue_in_new_parts() {
     let other_id = rec["id"].as_str().expect("id").to_owned();
     wait_for(addr, &id, None, Duration::from_secs(10), |r| r["status"] == "active").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    daemon.supervisor().cast(SupervisorMsg::InjectFailure(id.clone())).expect("cast");
+    daemon.supervisor().cast(SupervisorMsg::InjectFailure(id.as_str().into())).expect("cast");
     wait_for(addr, &id, None, Duration::from_secs(10), |r| r["files"].as_array().map(Vec::len) == Some(2))
         .await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -274,7 +274,7 @@ async fn failed_track_writer_leaves_a_short_gap_in_the_same_file() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     daemon
         .supervisor()
-        .cast(SupervisorMsg::InjectTrackFailure(ids[0].clone(), MediaKind::Video))
+        .cast(SupervisorMsg::InjectTrackFailure(ids[0].as_str().into(), MediaKind::Video))
         .expect("cast");
     tokio::time::sleep(Duration::from_secs(4)).await;
     let mut done = Vec::new();

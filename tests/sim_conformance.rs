@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use livekit_recorder::ids::{ParticipantSid, TrackSid};
 use livekit_recorder::livekit::{
     connect, recorder_token, ConnectOptions, ParticipantSnapshot, ParticipantState, ReceivedFrame,
     RoomConnection, RoomEvent,
@@ -115,9 +116,9 @@ fn stored_hash(codec: Codec, payload: &[u8]) -> String {
 struct Client {
     conn: RoomConnection,
     rx: Receiver<RoomEvent>,
-    frames: HashMap<String, Vec<ReceivedFrame>>,
-    participants: HashMap<String, ParticipantSnapshot>,
-    subscribed: HashMap<String, (MediaKind, Option<Codec>)>,
+    frames: HashMap<TrackSid, Vec<ReceivedFrame>>,
+    participants: HashMap<ParticipantSid, ParticipantSnapshot>,
+    subscribed: HashMap<TrackSid, (MediaKind, Option<Codec>)>,
     log: Vec<String>,
 }
 
@@ -181,11 +182,11 @@ impl Client {
         self.participants.values().find(|p| p.identity == identity)
     }
 
-    async fn subscribe_all(&mut self, identity: &str) -> Vec<String> {
+    async fn subscribe_all(&mut self, identity: &str) -> Vec<TrackSid> {
         self.until(|c| c.participant(identity).is_some_and(|p| p.tracks.len() == 2)).await;
         let p = self.participant(identity).expect("participant").clone();
-        let tracks: Vec<String> = p.tracks.iter().map(|t| t.sid.clone()).collect();
-        self.conn.subscribe(&p.sid, tracks.clone(), true).await.expect("subscribe");
+        let tracks: Vec<TrackSid> = p.tracks.iter().map(|t| t.sid.clone()).collect();
+        self.conn.subscribe(&p.sid, &tracks, true).await.expect("subscribe");
         tracks
     }
 }
@@ -193,7 +194,7 @@ impl Client {
 /// Every received frame is in /sent with the same RTP timestamp and keyframe flag.
 fn assert_frames_in_sent(c: &Client, index: &SentIndex) {
     for (track, frames) in &c.frames {
-        let (codec, by_hash) = index.get(track).expect("received track is in /sent");
+        let (codec, by_hash) = index.get(track.as_str()).expect("received track is in /sent");
         for f in frames {
             let hash = stored_hash(*codec, &f.payload);
             let sent = by_hash
@@ -214,14 +215,17 @@ async fn frames_match_sent(video: &str) {
     let tracks = add_participant(&sim, "conf", "alice", Some(video)).await;
     let mut c = Client::join(&sim, "conf").await;
     let subscribed = c.subscribe_all("alice").await;
-    assert_eq!(subscribed.iter().collect::<HashSet<_>>(), tracks.iter().collect::<HashSet<_>>());
+    assert_eq!(
+        subscribed.iter().map(|t| t.as_str()).collect::<HashSet<_>>(),
+        tracks.iter().map(|t| t.as_str()).collect::<HashSet<_>>()
+    );
     c.until(|c| tracks.iter().all(|t| c.count(t) >= 60)).await;
     for t in &tracks {
-        let (kind, codec) = c.subscribed[t];
+        let (kind, codec) = c.subscribed[t.as_str()];
         assert_eq!(codec.map(Codec::kind), Some(kind));
     }
     // Sender reports arrive (the sim sends them every few seconds).
-    c.until(|c| tracks.iter().all(|t| c.frames[t].iter().any(|f| f.sender_report.is_some()))).await;
+    c.until(|c| tracks.iter().all(|t| c.frames[t.as_str()].iter().any(|f| f.sender_report.is_some()))).await;
     assert_frames_in_sent(&c, &sent_index(&sim, "conf").await);
     assert!(c.conn.stats().frames_received > 0);
     c.conn.close().await;
@@ -246,7 +250,7 @@ async fn only_the_requested_participant_is_received() {
     let mut c = Client::join(&sim, "sel").await;
     let alices = c.subscribe_all("alice").await;
     c.until(|c| alices.iter().all(|t| c.count(t) >= 30)).await;
-    assert!(bobs.iter().all(|t| c.count(t) == 0 && !c.subscribed.contains_key(t)));
+    assert!(bobs.iter().all(|t| c.count(t) == 0 && !c.subscribed.contains_key(t.as_str())));
     c.conn.close().await;
     sim.stop().await;
 }

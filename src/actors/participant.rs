@@ -29,6 +29,7 @@ use super::room::RoomMsg;
 use super::supervisor::SupervisorMsg;
 use super::track_writer::{TrackWriter, TrackWriterActor, TrackWriterArgs, TrackWriterMsg};
 use super::RoomSettings;
+use crate::ids::TrackSid;
 use crate::livekit::{ReceivedFrame, TrackSnapshot};
 use crate::media::mux::ContainerKind;
 use crate::media::session::SessionConfig;
@@ -80,14 +81,14 @@ pub enum ParticipantMsg {
     /// A track's media is negotiated.
     TrackSubscribed {
         /// Track sid.
-        track_sid: String,
+        track_sid: TrackSid,
         /// Codec, if known from the negotiation.
         codec: Option<Codec>,
     },
     /// One frame of a subscribed track (from its track writer).
     Frame {
         /// Track sid.
-        track_sid: String,
+        track_sid: TrackSid,
         /// The frame, holding its share of the recording's queue until it is handled.
         frame: QueuedFrame,
         /// The track's sender reports agree (its time is on the sender's clock).
@@ -129,7 +130,7 @@ pub struct ParticipantState {
     /// The open files of the current part: one, or one per track with the `track` layout.
     parts: Vec<RecordingPart>,
     part_no: u32,
-    buffered: VecDeque<(String, ReceivedFrame)>,
+    buffered: VecDeque<(TrackSid, ReceivedFrame)>,
     epoch: Instant,
     first_subscribed: Option<Instant>,
     ticks: u32,
@@ -141,7 +142,7 @@ pub struct ParticipantState {
     /// The directory of the last part opened.
     part_dir: Option<std::path::PathBuf>,
     /// Loss estimate per track sid (frames never received).
-    loss: std::collections::HashMap<String, loss::LossCounter>,
+    loss: std::collections::HashMap<TrackSid, loss::LossCounter>,
     /// Frames lost so far: never received, plus dropped after loss in closed parts.
     frames_lost: u64,
     /// How much of the loss the supervisor has been told about.
@@ -451,7 +452,7 @@ impl ParticipantState {
         }
     }
 
-    fn on_subscribed(&mut self, sid: &str, codec: Option<Codec>) -> Result<(), ActorProcessingErr> {
+    fn on_subscribed(&mut self, sid: &TrackSid, codec: Option<Codec>) -> Result<(), ActorProcessingErr> {
         let Some(w) = self.tracks.iter_mut().find(|w| w.sid == sid && !w.gone) else { return Ok(()) };
         w.subscribed = true;
         if let Some(c) = codec {
@@ -468,7 +469,7 @@ impl ParticipantState {
 
     fn on_frame(
         &mut self,
-        sid: String,
+        sid: TrackSid,
         frame: ReceivedFrame,
         synced: bool,
         dropped_before: u64,
@@ -520,7 +521,7 @@ impl ParticipantState {
     /// track is subscribed (or after [`SUBSCRIBE_WAIT`]); the frames kept meanwhile are
     /// replayed (with the latest sender report when there is one), so the file still begins
     /// with the keyframe asked for at the start.
-    fn hold(&mut self, sid: String, frame: ReceivedFrame, synced: bool) -> Result<(), ActorProcessingErr> {
+    fn hold(&mut self, sid: TrackSid, frame: ReceivedFrame, synced: bool) -> Result<(), ActorProcessingErr> {
         let Some(w) = self.tracks.iter_mut().find(|w| w.sid == sid) else { return Ok(()) };
         w.seen = true;
         // one report is enough to open: the frames kept are re-timed by the latest one, and a
@@ -590,7 +591,7 @@ impl ParticipantState {
         if s.recording.max_file_bytes.is_none_or(|max| size < max) {
             return Ok(());
         }
-        let videos: Vec<String> = self
+        let videos: Vec<TrackSid> = self
             .tracks
             .iter()
             .filter(|w| w.kind == MediaKind::Video && w.slot.is_some())
@@ -677,9 +678,9 @@ impl ParticipantState {
         }
         // a keyframe is asked for unless one is among the frames kept (asking again would make
         // the publisher skip ahead to a new keyframe: a gap at the start)
-        let with_key: std::collections::HashSet<String> =
+        let with_key: std::collections::HashSet<TrackSid> =
             self.buffered.iter().filter(|(_, f)| f.keyframe == Some(true)).map(|(s, _)| s.clone()).collect();
-        let videos: Vec<String> = self
+        let videos: Vec<TrackSid> = self
             .tracks
             .iter()
             .filter(|w| w.kind == MediaKind::Video && w.slot.is_some() && !with_key.contains(&w.sid))
@@ -691,7 +692,7 @@ impl ParticipantState {
         self.report(Some(Status::Active), paths);
         // video frames kept from before the track's first keyframe cannot be decoded: left out
         // here rather than dropped by the session, which would ask for yet another keyframe
-        let mut keyed: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut keyed: std::collections::HashSet<TrackSid> = std::collections::HashSet::new();
         let mut frames = std::mem::take(&mut self.buffered);
         frames.retain(|(sid, f)| {
             if f.keyframe == Some(true) {
@@ -821,9 +822,9 @@ impl ParticipantState {
         Ok(())
     }
 
-    fn request_keyframe(&self, sid: &str) {
+    fn request_keyframe(&self, sid: &TrackSid) {
         Metrics::add(&self.metrics().plis_requested, 1);
-        let _ = self.args.room.cast(RoomMsg::RequestKeyframe { track_sid: sid.to_owned() });
+        let _ = self.args.room.cast(RoomMsg::RequestKeyframe { track_sid: sid.clone() });
     }
 
     fn now_ns(&self) -> u64 {

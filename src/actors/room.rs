@@ -25,6 +25,7 @@ use super::participant::{ParticipantArgs, ParticipantMsg, ParticipantRecorder};
 use super::supervisor::SupervisorMsg;
 use super::track_writer::TrackWriterMsg;
 use super::RoomSettings;
+use crate::ids::{Identity, ParticipantSid, RecordingId, RoomName, TrackSid};
 use crate::livekit::{self, ParticipantSnapshot, ParticipantState, RoomConnection, RoomEvent};
 use crate::recording::{RecorderError, RecordingInfo, RecordingSpec};
 use crate::supervision::RestartBudget;
@@ -33,7 +34,7 @@ use crate::supervision::RestartBudget;
 #[derive(Debug)]
 pub struct RoomArgs {
     /// Room name.
-    pub room: String,
+    pub room: RoomName,
     /// Daemon settings.
     pub settings: Arc<RoomSettings>,
     /// The supervisor (progress goes there).
@@ -64,30 +65,30 @@ pub enum RoomMsg {
     /// Stop a recording; the participant recorder replies once the file is final.
     Stop {
         /// Recording id.
-        id: String,
+        id: RecordingId,
         /// Where the final recording goes.
         reply: RpcReplyPort<Result<RecordingInfo, RecorderError>>,
     },
     /// Frames of this track go to this writer from now on (sent by the writer as it starts).
     Route {
         /// Track sid.
-        track_sid: String,
+        track_sid: TrackSid,
         /// The track's writer.
         writer: ActorRef<TrackWriterMsg>,
     },
     /// Ask the publisher of this track for a keyframe.
     RequestKeyframe {
         /// Track sid.
-        track_sid: String,
+        track_sid: TrackSid,
     },
     /// A session of this identity left (a DISCONNECTED update, or a `participant_left`
     /// webhook): its recording ends after [`REJOIN_GRACE`] unless the identity is in the room
     /// again with another session by then.
     Departed {
         /// Participant identity.
-        identity: String,
+        identity: Identity,
         /// The session that left.
-        sid: String,
+        sid: ParticipantSid,
         /// Whether the grace has passed.
         checked: bool,
     },
@@ -100,13 +101,13 @@ pub enum RoomMsg {
     #[cfg(feature = "testing")]
     InjectFailure {
         /// Recording id.
-        id: String,
+        id: RecordingId,
     },
     /// Test hook: make a track writer of a recording fail.
     #[cfg(feature = "testing")]
     InjectTrackFailure {
         /// Recording id.
-        id: String,
+        id: RecordingId,
         /// Which track.
         kind: crate::media::MediaKind,
     },
@@ -137,20 +138,20 @@ pub struct RoomState {
     conn: Option<RoomConnection>,
     pump: Option<JoinHandle<()>>,
     /// Participants by sid.
-    participants: HashMap<String, ParticipantSnapshot>,
+    participants: HashMap<ParticipantSid, ParticipantSnapshot>,
     /// Recordings by identity.
-    recs: HashMap<String, Rec>,
-    by_actor: HashMap<ActorId, String>,
+    recs: HashMap<Identity, Rec>,
+    by_actor: HashMap<ActorId, Identity>,
     /// Negotiated tracks: sid -> (participant sid, codec).
-    subscribed: HashMap<String, (String, Option<crate::media::Codec>)>,
-    requested: HashSet<String>,
+    subscribed: HashMap<TrackSid, (ParticipantSid, Option<crate::media::Codec>)>,
+    requested: HashSet<TrackSid>,
     /// Track sid -> its writer.
-    routes: HashMap<String, ActorRef<TrackWriterMsg>>,
+    routes: HashMap<TrackSid, ActorRef<TrackWriterMsg>>,
     /// Frames of subscribed tracks whose writer is not (or no longer) registered, bounded.
-    unrouted: HashMap<String, VecDeque<QueuedFrame>>,
+    unrouted: HashMap<TrackSid, VecDeque<QueuedFrame>>,
     /// Track sid -> frames dropped since its last forwarded frame (its recording's queue was
     /// full).
-    dropped: HashMap<String, u64>,
+    dropped: HashMap<TrackSid, u64>,
     budget: RestartBudget,
 }
 
@@ -352,20 +353,24 @@ impl RoomState {
         Ok(())
     }
 
-    fn stop_recording(&mut self, id: &str, reply: RpcReplyPort<Result<RecordingInfo, RecorderError>>) {
+    fn stop_recording(
+        &mut self,
+        id: &RecordingId,
+        reply: RpcReplyPort<Result<RecordingInfo, RecorderError>>,
+    ) {
         match self.recs.values().find(|r| r.spec.id == id) {
             Some(r) => {
                 if let Err(e) = r.actor.cast(ParticipantMsg::Stop { reply }) {
-                    tracing::debug!(recording = id, "participant recorder gone: {e}");
+                    tracing::debug!(recording = %id, "participant recorder gone: {e}");
                 }
             }
             None => {
-                let _ = reply.send(Err(RecorderError::NotFound(id.to_owned())));
+                let _ = reply.send(Err(RecorderError::NotFound(id.to_string())));
             }
         }
     }
 
-    async fn request_keyframe(&self, sid: &str) {
+    async fn request_keyframe(&self, sid: &TrackSid) {
         if let Some(c) = &self.conn {
             let _ = c.request_keyframe(sid).await;
         }
@@ -408,7 +413,7 @@ impl RoomState {
     /// [`MediaQueue`]; otherwise the frame is dropped and counted, and the track's next frame
     /// starts a gap). While the writer (re)starts, frames wait in a bounded queue that the
     /// writer gets when it registers.
-    fn forward_frame(&mut self, track_sid: String, mut frame: livekit::ReceivedFrame) {
+    fn forward_frame(&mut self, track_sid: TrackSid, mut frame: livekit::ReceivedFrame) {
         let Some((psid, _)) = self.subscribed.get(&track_sid) else { return };
         let Some(rec) = self.rec_of_sid(psid) else { return };
         let Some(reserved) = rec.queue.try_reserve(frame.payload.len()) else {
@@ -449,21 +454,21 @@ impl RoomState {
         q.push_back(frame);
     }
 
-    fn route(&mut self, track_sid: String, writer: ActorRef<TrackWriterMsg>) {
+    fn route(&mut self, track_sid: TrackSid, writer: ActorRef<TrackWriterMsg>) {
         for f in self.unrouted.remove(&track_sid).unwrap_or_default() {
             let _ = writer.cast(TrackWriterMsg::Frame(f));
         }
         self.routes.insert(track_sid, writer);
     }
 
-    fn rec_of_sid(&self, participant_sid: &str) -> Option<&Rec> {
+    fn rec_of_sid(&self, participant_sid: &ParticipantSid) -> Option<&Rec> {
         self.participants.get(participant_sid).and_then(|p| self.recs.get(&p.identity))
     }
 
     /// The grace after a session left has passed: the recording ends unless the identity
     /// rejoined with a new session (a page reload, a network switch: the server replaces the
     /// old session and may announce the new one after the old one's departure).
-    fn on_departed(&mut self, identity: &str, sid: &str) {
+    fn on_departed(&mut self, identity: &Identity, sid: &ParticipantSid) {
         let rejoined = self.participants.values().find(|p| p.identity == identity && p.sid != sid);
         if let Some(p) = rejoined {
             tracing::info!(room = %self.args.room, participant = %identity, old = %sid, new = %p.sid, "rejoined: recording goes on");
@@ -491,7 +496,7 @@ impl RoomState {
         // the same identity joining again replaces its old session, and the server announces
         // only the new sid (no DISCONNECTED for the old one): forget the stale entry, keep the
         // recording going with the new session's tracks
-        let stale: Vec<String> = self
+        let stale: Vec<ParticipantSid> = self
             .participants
             .values()
             .filter(|o| o.identity == identity && o.sid != p.sid)
@@ -506,13 +511,13 @@ impl RoomState {
     }
 
     /// Subscribes to the recorded participant's wanted tracks and tells its recorder.
-    async fn sync(&mut self, identity: &str) {
+    async fn sync(&mut self, identity: &Identity) {
         let Some(rec) = self.recs.get(identity) else { return };
         let Some(p) = self.participants.values().find(|p| p.identity == identity) else { return };
         // every wanted track goes to the recorder (it names those it cannot record in the
         // recording); only the recordable ones are subscribed
         let wanted: Vec<_> = p.tracks.iter().filter(|t| rec.spec.profile.wants(t.kind)).cloned().collect();
-        let new: Vec<String> = wanted
+        let new: Vec<TrackSid> = wanted
             .iter()
             .filter(|t| t.unrecordable().is_none())
             .map(|t| t.sid.clone())
@@ -523,7 +528,7 @@ impl RoomState {
             return;
         }
         if let Some(c) = &self.conn {
-            if let Err(e) = c.subscribe(&p.sid, new.clone(), true).await {
+            if let Err(e) = c.subscribe(&p.sid, &new, true).await {
                 tracing::warn!(room = %self.args.room, "subscribe failed: {e}");
                 return;
             }
@@ -532,7 +537,7 @@ impl RoomState {
     }
 
     /// A restarted recorder learns about tracks that are already negotiated.
-    fn replay_subscriptions(&self, identity: &str) {
+    fn replay_subscriptions(&self, identity: &Identity) {
         let Some(rec) = self.recs.get(identity) else { return };
         for (sid, (psid, codec)) in &self.subscribed {
             if self.participants.get(psid).is_some_and(|p| p.identity == identity) {

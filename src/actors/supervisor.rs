@@ -33,6 +33,7 @@ mod uploads;
 use super::room::{RoomActor, RoomArgs, RoomMsg};
 use super::uploader::{self, UploaderPool};
 use super::{Progress, RecorderSettings};
+use crate::ids::{Identity, RecordingId, RoomName};
 use crate::lifecycle::{End, Lifecycle, Report};
 use crate::metrics::Metrics;
 use crate::recording::{
@@ -53,9 +54,9 @@ pub const SHUTDOWN_UPLOAD_WAIT: Duration = Duration::from_secs(25);
 #[derive(Debug, Clone)]
 pub struct StartRequest {
     /// Room name.
-    pub room: String,
+    pub room: RoomName,
     /// Participant identity.
-    pub identity: String,
+    pub identity: Identity,
     /// Tracks to record.
     pub profile: Profile,
     /// One file per participant or per track.
@@ -70,9 +71,9 @@ pub struct StartRequest {
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
     /// Only this room.
-    pub room: Option<String>,
+    pub room: Option<RoomName>,
     /// Only this participant identity.
-    pub participant: Option<String>,
+    pub participant: Option<Identity>,
     /// Only this status.
     pub status: Option<Status>,
     /// At most this many.
@@ -85,7 +86,7 @@ pub struct ListQuery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListFrom {
     /// After this recording (it must still be in the table).
-    Id(String),
+    Id(RecordingId),
     /// After this place in the order (a cursor; stays valid when that recording expires).
     Key(ListKey),
 }
@@ -96,7 +97,7 @@ pub struct ListKey {
     /// Start request, ms since the UNIX epoch.
     pub started_ms: u64,
     /// Recording id.
-    pub id: String,
+    pub id: RecordingId,
 }
 
 /// One page of `GET /recordings`.
@@ -151,13 +152,13 @@ where
 #[derive(Debug, Clone)]
 pub enum StopTarget {
     /// By id.
-    Id(String),
+    Id(RecordingId),
     /// The live recording of this participant.
     Participant {
         /// Room name.
-        room: String,
+        room: RoomName,
         /// Participant identity.
-        identity: String,
+        identity: Identity,
     },
 }
 
@@ -198,15 +199,15 @@ impl RoomFailure {
 pub enum SupervisorMsg {
     /// A room actor is gone: its recordings still live once the reports queued before this
     /// message are applied end (see `end_orphans`).
-    EndOrphans(String),
+    EndOrphans(RoomName),
     /// A room actor failed during a stop: the room's recordings still `finalizing` end.
-    EndStopping(String),
+    EndStopping(RoomName),
     /// Start (or find the live) recording; replies `(recording, created)`.
     Start(StartRequest, RpcReplyPort<Result<(RecordingInfo, bool), RecorderError>>),
     /// Stop a recording; replies once it is final.
     Stop(StopTarget, RpcReplyPort<Result<RecordingInfo, RecorderError>>),
     /// One recording.
-    GetRecording(String, RpcReplyPort<Result<RecordingInfo, RecorderError>>),
+    GetRecording(RecordingId, RpcReplyPort<Result<RecordingInfo, RecorderError>>),
     /// A page of recordings, newest started first (`GET /recordings`).
     ListRecordings(ListQuery, RpcReplyPort<Result<RecordingPage, RecorderError>>),
     /// Drop the ended recordings past `HISTORY_MAX_AGE` (a timer).
@@ -214,7 +215,7 @@ pub enum SupervisorMsg {
     /// `/metrics` text.
     GetMetrics(RpcReplyPort<String>),
     /// A room actor is connected.
-    RoomUp(String),
+    RoomUp(RoomName),
     /// A recording failed writing in this directory (disk full or not writable).
     StorageFailed(std::path::PathBuf),
     /// Health: what is wrong, if anything.
@@ -224,7 +225,7 @@ pub enum SupervisorMsg {
     /// Reply with the recording's current state (sent after its final progress).
     ReplyWith {
         /// Recording id.
-        id: String,
+        id: RecordingId,
         /// The caller.
         reply: RpcReplyPort<Result<RecordingInfo, RecorderError>>,
     },
@@ -233,7 +234,7 @@ pub enum SupervisorMsg {
     /// A result callback ended (from its delivery task).
     CallbackDone {
         /// Recording id.
-        id: String,
+        id: RecordingId,
         /// The URL.
         url: String,
         /// Accepted (2xx), or given up.
@@ -242,7 +243,7 @@ pub enum SupervisorMsg {
     /// A recording's upload ended (from an uploader worker).
     UploadFinished {
         /// Recording id.
-        id: String,
+        id: RecordingId,
         /// What was uploaded and what failed.
         report: UploadReport,
     },
@@ -254,16 +255,16 @@ pub enum SupervisorMsg {
     /// The shutdown's rooms have all finalized (queued behind their recorders' last reports).
     RoomsDrained,
     /// `START_TIMEOUT` has passed since this recording was requested.
-    StartDeadline(String),
+    StartDeadline(RecordingId),
     /// Cluster mode: this node may no longer write this recording (its claim was lost).
     LeaseLost {
         /// Recording id.
-        id: String,
+        id: RecordingId,
         /// Why.
         why: String,
     },
     /// Cluster mode: write this recording to Redis again (Redis had lost it).
-    Republish(String),
+    Republish(RecordingId),
     /// Cluster mode: resume this recording of a dead node here (failover).
     Adopt {
         /// The recording as the dead node last wrote it.
@@ -275,13 +276,13 @@ pub enum SupervisorMsg {
     },
     /// Test hook: make a recording's participant recorder fail.
     #[cfg(feature = "testing")]
-    InjectFailure(String),
+    InjectFailure(RecordingId),
     /// Test hook: make the track writer of a recording's first track of this kind fail.
     #[cfg(feature = "testing")]
-    InjectTrackFailure(String, crate::media::MediaKind),
+    InjectTrackFailure(RecordingId, crate::media::MediaKind),
     /// Test hook: make a room actor fail.
     #[cfg(feature = "testing")]
-    InjectRoomFailure(String),
+    InjectRoomFailure(RoomName),
 }
 
 struct Entry {
@@ -331,16 +332,16 @@ impl Entry {
 /// State of the supervisor.
 pub struct SupervisorState {
     settings: Arc<RecorderSettings>,
-    rooms: HashMap<String, ActorRef<RoomMsg>>,
-    room_ids: HashMap<ActorId, String>,
+    rooms: HashMap<RoomName, ActorRef<RoomMsg>>,
+    room_ids: HashMap<ActorId, RoomName>,
     /// Per room: its connection trouble (reconnect backoff, give-up).
-    outages: HashMap<String, Reconnect>,
-    recs: BTreeMap<String, Entry>,
+    outages: HashMap<RoomName, Reconnect>,
+    recs: BTreeMap<RecordingId, Entry>,
     accepting: bool,
     seen_hooks: SeenIds,
     /// Ended recordings with when they ended (ms since the UNIX epoch), oldest first: the
     /// table keeps those that `settings.room.recording.history` retains (`history.rs`).
-    ended: std::collections::VecDeque<(String, u64)>,
+    ended: std::collections::VecDeque<(RecordingId, u64)>,
     /// The durable job log (`None` only in unit tests of the policy).
     log: Option<JobLog>,
     /// The last probe of the recordings disk.
@@ -352,7 +353,7 @@ pub struct SupervisorState {
     /// The shutdown's rooms have finalized their recordings.
     rooms_drained: bool,
     /// Rooms whose actor is connected to LiveKit.
-    up: std::collections::HashSet<String>,
+    up: std::collections::HashSet<RoomName>,
     /// The last LiveKit connection failure, until a room connects again.
     livekit_problem: Option<String>,
     /// Cluster mode (`REDIS_URL`): the cluster actor.
@@ -436,7 +437,7 @@ impl Actor for RecorderSupervisor {
             }
             SupervisorMsg::StartDeadline(id) => st.on_start_deadline(&me, &id),
             SupervisorMsg::EndStopping(room) => {
-                let ids: Vec<String> = st
+                let ids: Vec<RecordingId> = st
                     .recs
                     .values()
                     .filter(|e| e.spec.room == room && e.info.status == Status::Finalizing)
@@ -619,7 +620,7 @@ impl SupervisorState {
         Ok((info, true))
     }
 
-    fn live(&self, room: &str, identity: &str) -> Option<&Entry> {
+    fn live(&self, room: &RoomName, identity: &Identity) -> Option<&Entry> {
         self.recs
             .values()
             .find(|e| e.spec.room == room && e.spec.identity == identity && e.info.status.is_live())
@@ -629,7 +630,7 @@ impl SupervisorState {
     async fn room(
         &mut self,
         me: &ActorRef<SupervisorMsg>,
-        room: &str,
+        room: &RoomName,
         resume: Vec<(RecordingSpec, u32)>,
     ) -> Result<ActorRef<RoomMsg>, RecorderError> {
         if let Some(r) = self.rooms.get(room) {
@@ -641,7 +642,7 @@ impl SupervisorState {
     async fn room_with_delay(
         &mut self,
         me: &ActorRef<SupervisorMsg>,
-        room: &str,
+        room: &RoomName,
         resume: Vec<(RecordingSpec, u32)>,
         delay: Duration,
     ) -> Result<ActorRef<RoomMsg>, RecorderError> {
@@ -672,7 +673,7 @@ impl SupervisorState {
         };
         let Some(entry) = entry else {
             let what = match target {
-                StopTarget::Id(id) => id,
+                StopTarget::Id(id) => id.to_string(),
                 StopTarget::Participant { room, identity } => {
                     format!("no live recording of {identity:?} in {room:?}")
                 }
@@ -697,8 +698,8 @@ impl SupervisorState {
         }
     }
 
-    fn get(&self, id: &str) -> Result<RecordingInfo, RecorderError> {
-        self.recs.get(id).map(|e| e.info.clone()).ok_or_else(|| RecorderError::NotFound(id.to_owned()))
+    fn get(&self, id: &RecordingId) -> Result<RecordingInfo, RecorderError> {
+        self.recs.get(id).map(|e| e.info.clone()).ok_or_else(|| RecorderError::NotFound(id.to_string()))
     }
 
     /// A page of the table in the list order (newest started first, ties by id), filtered.
@@ -800,7 +801,7 @@ impl SupervisorState {
     /// The one place a recording's status changes: applies `r` to its lifecycle, journals the
     /// transition before acting on it, and starts what the new status needs (upload, result
     /// callbacks).
-    pub(super) fn report(&mut self, me: &ActorRef<SupervisorMsg>, id: &str, r: Report) {
+    pub(super) fn report(&mut self, me: &ActorRef<SupervisorMsg>, id: &RecordingId, r: Report) {
         let Some(e) = self.recs.get_mut(id) else { return };
         let t = e.life.apply(id, r);
         e.info.error = e.life.error().map(str::to_owned);
@@ -823,7 +824,7 @@ impl SupervisorState {
 
     /// Ends the live recordings of a room whose actor is gone: those being stopped end as
     /// stopped (complete with their media), the others as given up with `why`.
-    fn end_orphans(&mut self, me: &ActorRef<SupervisorMsg>, room: &str, why: &str) {
+    fn end_orphans(&mut self, me: &ActorRef<SupervisorMsg>, room: &RoomName, why: &str) {
         for id in self.live_in(room) {
             let stopping = self.recs.get(&id).is_some_and(|e| e.info.status == Status::Finalizing);
             let end = if stopping { End::Finished } else { End::GaveUp(why.to_owned()) };
@@ -864,7 +865,7 @@ impl SupervisorState {
                 tracing::warn!(%room, error = %err.reason, ?delay, "room actor failed; reconnecting");
                 Metrics::add(&self.settings.room.metrics.restarts_room, 1);
                 let notice = format!("LiveKit unreachable, retrying: {}", err.reason);
-                let ids: Vec<String> = live.iter().map(|(s, _)| s.id.clone()).collect();
+                let ids: Vec<RecordingId> = live.iter().map(|(s, _)| s.id.clone()).collect();
                 for id in ids {
                     self.report(me, &id, Report::Notice(Some(notice.clone())));
                 }
@@ -886,19 +887,19 @@ impl SupervisorState {
 
     /// Gives up on a room: recordings with media end `complete` with it, the others `failed`
     /// with `err`.
-    fn end_room(&mut self, me: &ActorRef<SupervisorMsg>, room: &str, err: &str) {
+    fn end_room(&mut self, me: &ActorRef<SupervisorMsg>, room: &RoomName, err: &str) {
         for id in self.live_in(room) {
             self.report(me, &id, Report::Ended(End::GaveUp(err.to_owned())));
         }
     }
 
-    fn fail_room(&mut self, me: &ActorRef<SupervisorMsg>, room: &str, err: &str) {
+    fn fail_room(&mut self, me: &ActorRef<SupervisorMsg>, room: &RoomName, err: &str) {
         for id in self.live_in(room) {
             self.report(me, &id, Report::Ended(End::Failed(err.to_owned())));
         }
     }
 
-    fn live_in(&self, room: &str) -> Vec<String> {
+    fn live_in(&self, room: &RoomName) -> Vec<RecordingId> {
         self.recs
             .values()
             .filter(|e| e.spec.room == room && e.info.status.is_live())
@@ -906,7 +907,7 @@ impl SupervisorState {
             .collect()
     }
 
-    fn on_room_up(&mut self, me: &ActorRef<SupervisorMsg>, room: String) {
+    fn on_room_up(&mut self, me: &ActorRef<SupervisorMsg>, room: RoomName) {
         self.outages.entry(room.clone()).or_default().on_up(Instant::now());
         self.livekit_problem = None;
         for id in self.live_in(&room) {
@@ -917,7 +918,7 @@ impl SupervisorState {
 
     /// `START_TIMEOUT` after a start: a recording still without media whose room is not
     /// connected (so no participant recorder watches the time) fails with the last error.
-    fn on_start_deadline(&mut self, me: &ActorRef<SupervisorMsg>, id: &str) {
+    fn on_start_deadline(&mut self, me: &ActorRef<SupervisorMsg>, id: &RecordingId) {
         let Some(e) = self.recs.get(id) else { return };
         if e.info.status != Status::Pending || self.up.contains(&e.spec.room) {
             return;
@@ -950,7 +951,7 @@ impl SupervisorState {
     /// was reconnecting, or a recorder did not answer in time). It ends now, in the journal too,
     /// so the next start does not resume it without a request.
     fn on_rooms_drained(&mut self, me: &ActorRef<SupervisorMsg>) {
-        let live: Vec<String> =
+        let live: Vec<RecordingId> =
             self.recs.values().filter(|e| e.info.status.is_live()).map(|e| e.info.id.clone()).collect();
         for id in live {
             tracing::info!(recording = %id, "shutdown: ended without its recorder");

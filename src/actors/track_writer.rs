@@ -22,6 +22,7 @@ use super::media_queue::QueuedFrame;
 use super::participant::ParticipantMsg;
 use super::room::RoomMsg;
 use super::RoomSettings;
+use crate::ids::{RecordingId, TrackSid};
 use crate::livekit::{ReceivedFrame, TrackSnapshot};
 use crate::media::codec::filler;
 use crate::media::{Codec, MediaKind, SenderReport};
@@ -35,11 +36,11 @@ pub const MAX_FRAME_BYTES: usize = 16 << 20;
 #[derive(Debug, Clone)]
 pub struct TrackWriterArgs {
     /// Recording id (for logs).
-    pub recording: String,
+    pub recording: RecordingId,
     /// The recording's span: the writer's handlers run in it.
     pub span: tracing::Span,
     /// Track sid.
-    pub sid: String,
+    pub sid: TrackSid,
     /// The track's codec.
     pub codec: Codec,
     /// Whether this writer replaces a failed one (its first frame starts a gap).
@@ -191,7 +192,7 @@ pub fn reports_agree(a: SenderReport, b: SenderReport, clock_rate: u32) -> bool 
 #[derive(Debug, Clone)]
 pub struct TrackWriter {
     /// Track sid.
-    pub sid: String,
+    pub sid: TrackSid,
     /// Audio or video.
     pub kind: MediaKind,
     /// The codec written.

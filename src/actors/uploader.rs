@@ -22,6 +22,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
 use tracing::Instrument;
 
 use super::supervisor::SupervisorMsg;
+use crate::ids::RecordingId;
 use crate::storage::s3::{UploadError, UploadReport, Uploader};
 
 /// Upload a recording's files.
@@ -35,13 +36,13 @@ pub struct UploadJob {
 }
 
 /// The pool's handle.
-pub type UploaderPool = FactoryRef<String, UploadJob>;
+pub type UploaderPool = FactoryRef<RecordingId, UploadJob>;
 
 /// One worker of the pool (stateless: the shared [`Uploader`] is its state).
 pub struct UploadWorker;
 
 impl Worker for UploadWorker {
-    type Key = String;
+    type Key = RecordingId;
     type Message = UploadJob;
     type Arguments = Arc<Uploader>;
     type State = Arc<Uploader>;
@@ -49,7 +50,7 @@ impl Worker for UploadWorker {
     async fn pre_start(
         &self,
         _wid: WorkerId,
-        _factory: &ActorRef<FactoryMessage<String, UploadJob>>,
+        _factory: &ActorRef<FactoryMessage<RecordingId, UploadJob>>,
         uploader: Arc<Uploader>,
     ) -> Result<Arc<Uploader>, ActorProcessingErr> {
         Ok(uploader)
@@ -58,10 +59,10 @@ impl Worker for UploadWorker {
     async fn handle(
         &self,
         wid: WorkerId,
-        _factory: &ActorRef<FactoryMessage<String, UploadJob>>,
-        Job { key, msg, .. }: Job<String, UploadJob>,
+        _factory: &ActorRef<FactoryMessage<RecordingId, UploadJob>>,
+        Job { key, msg, .. }: Job<RecordingId, UploadJob>,
         uploader: &mut Arc<Uploader>,
-    ) -> Result<String, ActorProcessingErr> {
+    ) -> Result<RecordingId, ActorProcessingErr> {
         let span = msg.span.clone();
         span.in_scope(|| tracing::info!(worker = wid, files = msg.files.len(), "upload started"));
         let (up, files) = (uploader.clone(), msg.files.clone());
@@ -89,12 +90,12 @@ pub async fn spawn_pool(
     supervisor: ActorCell,
 ) -> Result<UploaderPool, SpawnErr> {
     let factory = Factory::<
-        String,
+        RecordingId,
         UploadJob,
         Arc<Uploader>,
         UploadWorker,
-        routing::QueuerRouting<String, UploadJob>,
-        queues::DefaultQueue<String, UploadJob>,
+        routing::QueuerRouting<RecordingId, UploadJob>,
+        queues::DefaultQueue<RecordingId, UploadJob>,
     >::default();
     let args = FactoryArguments::builder()
         .worker_builder(Box::new(worker_builder(move |_wid| (UploadWorker, uploader.clone()))))

@@ -23,6 +23,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use super::store::{Claim, Claimed, NodeInfo, Renewed, Store, StoreError, Stored};
 use super::NodeIdentity;
 use crate::actors::supervisor::SupervisorMsg;
+use crate::ids::{Identity, RecordingId, RoomName};
 use crate::recording::{self, RecordingInfo, RecordingSpec};
 
 /// What the cluster actor needs.
@@ -62,15 +63,15 @@ pub enum ClusterMsg {
         fence: u64,
     },
     /// Give the claim of a start that did not happen up, and delete its pending JSON.
-    Abandon(String),
+    Abandon(RecordingId),
     /// Heartbeat, renewals, retries.
     Tick,
 }
 
 /// A claim this node holds.
 struct Owned {
-    room: String,
-    identity: String,
+    room: RoomName,
+    identity: Identity,
     claim: Claim,
     /// The start of the last renewal Redis confirmed.
     renewed: Instant,
@@ -79,9 +80,9 @@ struct Owned {
 /// State of the cluster actor.
 pub struct ClusterState {
     args: ClusterArgs,
-    owned: HashMap<String, Owned>,
+    owned: HashMap<RecordingId, Owned>,
     /// Writes that failed (Redis down), latest per recording, retried on each tick.
-    unwritten: HashMap<String, Stored>,
+    unwritten: HashMap<RecordingId, Stored>,
     /// The last write failed: the first one that works again brings the heartbeat and the
     /// claims up to date at once (a tick), not a third of a lease later.
     down: bool,
@@ -221,7 +222,7 @@ impl ClusterState {
 
     async fn renew_all(&mut self) {
         let lease = self.args.store.lease();
-        let ids: Vec<String> = self.owned.keys().cloned().collect();
+        let ids: Vec<RecordingId> = self.owned.keys().cloned().collect();
         for id in ids {
             let Some(o) = self.owned.get(&id) else { continue };
             let at = Instant::now();

@@ -19,6 +19,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{Identity, RecordingId, RoomName};
 use crate::recording::{RecordingInfo, RecordingSpec};
 
 /// The key prefix (a hash tag: one slot for every key).
@@ -44,7 +45,7 @@ pub struct Claim {
     /// The owning node.
     pub node: String,
     /// The recording.
-    pub id: String,
+    pub id: RecordingId,
     /// Its fencing token (grows with every claim, cluster-wide).
     pub fence: u64,
     /// The value exactly as Redis holds it (renewal and release compare it byte for byte).
@@ -249,7 +250,7 @@ impl Store {
                     .key(format!("{P}recs"))
                     .key(format!("{P}live"))
                     .arg(node)
-                    .arg(&info.id)
+                    .arg(info.id.as_str())
                     .arg(lease_ms)
                     .arg(json)
                     .arg(started_ms)
@@ -264,14 +265,19 @@ impl Store {
     }
 
     /// Who holds the claim on `(room, identity)`.
-    pub async fn holder(&self, room: &str, identity: &str) -> Result<Option<Claim>, StoreError> {
+    pub async fn holder(&self, room: &RoomName, identity: &Identity) -> Result<Option<Claim>, StoreError> {
         let key = claim_key(room, identity);
         let v: Option<String> = self.run(|mut c| async move { c.get(key).await }).await?;
         Ok(v.and_then(Claim::parse))
     }
 
     /// Renews our claim.
-    pub async fn renew(&self, room: &str, identity: &str, claim: &Claim) -> Result<Renewed, StoreError> {
+    pub async fn renew(
+        &self,
+        room: &RoomName,
+        identity: &Identity,
+        claim: &Claim,
+    ) -> Result<Renewed, StoreError> {
         let key = claim_key(room, identity);
         let value = claim.raw.clone();
         let lease_ms = self.lease.as_millis() as u64;
@@ -288,7 +294,12 @@ impl Store {
     }
 
     /// Gives our claim up (the recording ended).
-    pub async fn release(&self, room: &str, identity: &str, claim: &Claim) -> Result<(), StoreError> {
+    pub async fn release(
+        &self,
+        room: &RoomName,
+        identity: &Identity,
+        claim: &Claim,
+    ) -> Result<(), StoreError> {
         let key = claim_key(room, identity);
         let value = claim.raw.clone();
         self.run(
@@ -318,7 +329,7 @@ impl Store {
                     .arg(json)
                     .arg(s.fence)
                     .arg(s.started_ms)
-                    .arg(&s.info.id)
+                    .arg(s.info.id.as_str())
                     .arg(ttl_ms)
                     .arg(ended_ms.unwrap_or(0))
                     .invoke_async(&mut c)
@@ -363,7 +374,7 @@ impl Store {
     }
 
     /// One recording.
-    pub async fn get(&self, id: &str) -> Result<Option<Stored>, StoreError> {
+    pub async fn get(&self, id: &RecordingId) -> Result<Option<Stored>, StoreError> {
         let key = rec_key(id);
         let v: Option<String> = self.run(|mut c| async move { c.get(key).await }).await?;
         Ok(v.and_then(|v| serde_json::from_str(&v).ok()))
@@ -440,7 +451,7 @@ impl Store {
                     .key(rec_key(&s.info.id))
                     .key(format!("{P}live"))
                     .arg(me)
-                    .arg(&s.info.id)
+                    .arg(s.info.id.as_str())
                     .arg(lease_ms)
                     .arg(&s.node)
                     .invoke_async(&mut c)

@@ -24,6 +24,7 @@ use super::error::{ApiError, ErrorBody};
 use super::routes::authorize;
 use super::AppState;
 use crate::actors::supervisor::SupervisorMsg;
+use crate::ids::RecordingId;
 use crate::recording::{rfc3339, unix_ms_now, RecorderError};
 
 /// How long a signed link works. A player that stays paused longer gets a 401 on its next
@@ -204,7 +205,8 @@ fn index(name: &str, v: &str, min: u64) -> Result<u64, ApiError> {
 /// is still being written.
 async fn locate(state: &AppState, id: &str, part: &str, file: &str) -> Result<PathBuf, ApiError> {
     let (part_no, file_no) = (index("part", part, 1)?, index("file", file, 0)?);
-    let info = ractor::call_t!(state.supervisor, SupervisorMsg::GetRecording, QUERY_MS, id.to_owned())??;
+    let info =
+        ractor::call_t!(state.supervisor, SupervisorMsg::GetRecording, QUERY_MS, RecordingId::from(id))??;
     let not_found = |what: String| ApiError::Recorder(RecorderError::NotFound(what));
     let p = info
         .parts

@@ -10,6 +10,7 @@ use crate::actors::supervisor::{
     self, ListFrom, ListKey, ListQuery, StartRequest, StopTarget, SupervisorMsg,
 };
 use crate::cluster::forward::{Forwarded, Forwarder};
+use crate::ids::RecordingId;
 use crate::recording::{H264Container, Layout, Profile, RecorderError, RecordingInfo, Status};
 
 /// Timeout for calls that only read the table.
@@ -188,7 +189,7 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 /// A room, identity, id or template as the API accepts it (webhooks too): no control
 /// characters (also not at the ends: a tab or form feed is refused, not trimmed away), then
 /// trimmed, 1-256 characters.
-pub(super) fn field(name: &str, v: &str) -> Result<String, ApiError> {
+pub(super) fn field<T: From<String>>(name: &str, v: &str) -> Result<T, ApiError> {
     let control = v.chars().any(char::is_control);
     let v = v.trim();
     if control || v.is_empty() || v.chars().count() > MAX_FIELD {
@@ -196,7 +197,7 @@ pub(super) fn field(name: &str, v: &str) -> Result<String, ApiError> {
             "`{name}` must be 1-{MAX_FIELD} characters without control characters"
         )));
     }
-    Ok(v.to_owned())
+    Ok(T::from(v.to_owned()))
 }
 
 /// Checks `Authorization: Bearer <API_TOKEN>` when a token is configured.
@@ -347,7 +348,7 @@ pub(super) fn relay(f: Forwarded) -> HttpResponse {
 async fn owner_elsewhere(
     c: &Forwarder,
     target: &StopTarget,
-) -> Result<Option<(String, String)>, crate::cluster::store::StoreError> {
+) -> Result<Option<(RecordingId, String)>, crate::cluster::store::StoreError> {
     let store = c.store();
     let found = match target {
         StopTarget::Id(id) => {
@@ -427,11 +428,11 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
-    let id = id.into_inner();
+    let id = RecordingId::from(id.into_inner());
     let info = match &state.cluster {
         Some(c) => match c.store().get(&id).await.map_err(cluster_down)? {
             Some(s) => s.info,
-            None => return Err(RecorderError::NotFound(id).into()),
+            None => return Err(RecorderError::NotFound(id.to_string()).into()),
         },
         None => ractor::call_t!(state.supervisor, SupervisorMsg::GetRecording, QUERY_MS, id)??,
     };

@@ -19,9 +19,11 @@ fn to_hook(ev: livekit_protocol::WebhookEvent) -> Hook {
     let room = ev.room.map(|r| r.name).unwrap_or_default();
     let (identity, sid) = ev.participant.map(|p| (p.identity, p.sid)).unwrap_or_default();
     let kind = match ev.event.as_str() {
-        "participant_joined" => HookKind::Joined { room, identity },
-        "participant_left" | "participant_connection_aborted" => HookKind::Left { room, identity, sid },
-        "room_finished" => HookKind::RoomFinished { room },
+        "participant_joined" => HookKind::Joined { room: room.into(), identity: identity.into() },
+        "participant_left" | "participant_connection_aborted" => {
+            HookKind::Left { room: room.into(), identity: identity.into(), sid: sid.into() }
+        }
+        "room_finished" => HookKind::RoomFinished { room: room.into() },
         other => HookKind::Other(other.to_owned()),
     };
     Hook { id: ev.id, kind }
@@ -102,7 +104,7 @@ async fn relay_to_owners(c: &Forwarder, kind: &HookKind, body: Vec<u8>, auth: Op
             Ok(all) => {
                 let mut nodes: Vec<String> = all
                     .into_iter()
-                    .filter(|s| &s.info.room == room && s.info.status.is_live())
+                    .filter(|s| s.info.room == room && s.info.status.is_live())
                     .map(|s| s.node)
                     .collect();
                 nodes.sort();
@@ -136,9 +138,13 @@ async fn relay_to_owners(c: &Forwarder, kind: &HookKind, body: Vec<u8>, auth: Op
 
 /// The room and identity of an event the recorder acts on get the REST API's checks.
 fn validate(mut hook: Hook) -> Result<Hook, String> {
-    let check = |what: &str, name: &str, v: &mut String| {
+    fn check<T: From<String> + std::ops::Deref<Target = str>>(
+        what: &str,
+        name: &str,
+        v: &mut T,
+    ) -> Result<(), String> {
         super::routes::field(name, v).map(|ok| *v = ok).map_err(|e| format!("invalid {what} webhook: {e}"))
-    };
+    }
     match &mut hook.kind {
         HookKind::Joined { room, identity } => {
             check("participant_joined", "room", room)?;

@@ -11,6 +11,7 @@ use livekit_protocol as proto;
 use str0m::format::CodecExtra;
 use str0m::rtp::rtcp::SenderInfo;
 
+use crate::ids::{Identity, ParticipantSid, RoomName, TrackSid};
 use crate::media::{Codec, FrameIn, MediaKind, SenderReport};
 
 /// Something that happened in the room or on the connection.
@@ -19,9 +20,9 @@ pub enum RoomEvent {
     /// The JoinResponse arrived: the bot is in the room.
     Joined {
         /// The room's name (from the token's grant).
-        room_name: String,
+        room_name: RoomName,
         /// The bot's own participant sid.
-        local_sid: String,
+        local_sid: ParticipantSid,
         /// Everyone else in the room, with their published tracks.
         participants: Vec<ParticipantSnapshot>,
     },
@@ -31,9 +32,9 @@ pub enum RoomEvent {
     /// Media for a subscribed track is negotiated; frames for it follow.
     TrackSubscribed {
         /// The publisher's sid.
-        participant_sid: String,
+        participant_sid: ParticipantSid,
         /// The track's sid.
-        track_sid: String,
+        track_sid: TrackSid,
         /// Audio or video.
         kind: MediaKind,
         /// The codec from the track's mime type or the negotiated payload type.
@@ -42,14 +43,14 @@ pub enum RoomEvent {
     /// One depacketized frame of a subscribed track.
     Frame {
         /// The track's sid.
-        track_sid: String,
+        track_sid: TrackSid,
         /// The frame.
         frame: ReceivedFrame,
     },
     /// The track's m-line went inactive or was reused for another track: no more frames.
     TrackUnsubscribed {
         /// The track's sid.
-        track_sid: String,
+        track_sid: TrackSid,
     },
     /// The signal connection dropped; resuming (media may keep flowing).
     Reconnecting,
@@ -66,9 +67,9 @@ pub enum RoomEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParticipantSnapshot {
     /// Participant sid (`PA_...`).
-    pub sid: String,
+    pub sid: ParticipantSid,
     /// Identity from the publisher's token.
-    pub identity: String,
+    pub identity: Identity,
     /// Connection state.
     pub state: ParticipantState,
     /// Published audio and video tracks (data tracks are left out).
@@ -95,7 +96,7 @@ pub enum ParticipantState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrackSnapshot {
     /// Track sid (`TR_...`).
-    pub sid: String,
+    pub sid: TrackSid,
     /// Audio or video.
     pub kind: MediaKind,
     /// From the track's mime type; `None` for codecs we do not record.
@@ -208,8 +209,8 @@ pub(crate) fn keyframe(extra: &CodecExtra, codec: Option<Codec>, payload: &[u8])
 /// A participant from the wire, with only audio and video tracks.
 pub(crate) fn participant_snapshot(info: &proto::ParticipantInfo) -> ParticipantSnapshot {
     ParticipantSnapshot {
-        sid: info.sid.clone(),
-        identity: info.identity.clone(),
+        sid: ParticipantSid::from(&info.sid),
+        identity: Identity::from(&info.identity),
         state: participant_state(info.state),
         tracks: info.tracks.iter().filter_map(track_snapshot).collect(),
         server_shutdown: info.disconnect_reason == proto::DisconnectReason::ServerShutdown as i32,
@@ -240,7 +241,7 @@ fn track_snapshot(t: &proto::TrackInfo) -> Option<TrackSnapshot> {
     };
     let encrypted = t.encryption != proto::encryption::Type::None as i32;
     Some(TrackSnapshot {
-        sid: t.sid.clone(),
+        sid: TrackSid::from(&t.sid),
         kind,
         codec: codec_from_mime(&mime),
         mime,

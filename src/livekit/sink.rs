@@ -14,6 +14,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::{Counters, RoomEvent};
+use crate::ids::TrackSid;
 
 /// Control events that may wait for a slow consumer before the connection gives up.
 pub(crate) const MAX_BACKLOG: usize = 4096;
@@ -28,7 +29,7 @@ pub(crate) struct EventSink {
     pub(crate) backlog: VecDeque<RoomEvent>,
     counters: Arc<Counters>,
     /// Tracks whose last frame was dropped here.
-    gaps: HashSet<String>,
+    gaps: HashSet<TrackSid>,
 }
 
 impl EventSink {

@@ -17,6 +17,7 @@ use super::events::{codec_from_mime, codec_from_str0m, keyframe, sender_report, 
 use super::sdp::TrackRef;
 use super::session::Session;
 use super::RoomEvent;
+use crate::ids::{ParticipantSid, TrackSid};
 use crate::media::{Codec, MediaKind};
 
 /// Width and height asked for when the publisher did not announce its size (the server then
@@ -26,7 +27,7 @@ const FULL_SIZE: (u32, u32) = (1920, 1080);
 /// A track whose media is flowing on a mid.
 #[derive(Debug, Clone)]
 struct Announced {
-    track_sid: String,
+    track_sid: TrackSid,
     codec: Option<Codec>,
     /// A keyframe arrived since the track started; until then non-key frames trigger PLIs.
     keyframe_seen: bool,
@@ -182,7 +183,7 @@ impl Session {
             .tracks
             .announced
             .iter()
-            .filter(|(mid, a)| live.get(*mid).map(|t| &t.track_sid) != Some(&a.track_sid))
+            .filter(|(mid, a)| live.get(*mid).is_none_or(|t| t.track_sid != a.track_sid))
             .map(|(mid, _)| *mid)
             .collect();
         for mid in stale {
@@ -212,10 +213,11 @@ impl Session {
             Some(str0m::media::MediaKind::Audio) => MediaKind::Audio,
             _ => MediaKind::Video,
         };
-        let announced = Announced { track_sid: t.track_sid.clone(), codec, keyframe_seen: false };
+        let track_sid = TrackSid::from(t.track_sid);
+        let announced = Announced { track_sid: track_sid.clone(), codec, keyframe_seen: false };
         self.tracks.announced.insert(mid, announced);
-        tracing::info!(participant = %participant_sid, track = %t.track_sid, %mid, ?codec, "track subscribed");
-        let track_sid = t.track_sid;
+        tracing::info!(participant = %participant_sid, track = %track_sid, %mid, ?codec, "track subscribed");
+        let participant_sid = ParticipantSid::from(participant_sid);
         self.emit(RoomEvent::TrackSubscribed { participant_sid, track_sid, kind, codec })
     }
 

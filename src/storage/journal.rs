@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::RecordingId;
 use crate::recording::{RecordingInfo, RecordingSpec, Status};
 
 /// The journal's file name inside the recordings directory.
@@ -47,7 +48,7 @@ pub enum Event {
     /// A part's files were opened.
     Part {
         /// Recording id.
-        id: String,
+        id: RecordingId,
         /// Part number.
         part: u32,
         /// The part's files.
@@ -59,7 +60,7 @@ pub enum Event {
     /// A part was closed cleanly: its media time, size and frames (so a restart reports them).
     PartEnded {
         /// Recording id.
-        id: String,
+        id: RecordingId,
         /// Part number.
         part: u32,
         /// Media time in it, seconds.
@@ -74,7 +75,7 @@ pub enum Event {
     /// The recording's status changed.
     Status {
         /// Recording id.
-        id: String,
+        id: RecordingId,
         /// New status.
         status: Status,
         /// Why it failed.
@@ -84,28 +85,28 @@ pub enum Event {
     /// The files are uploaded.
     Uploaded {
         /// Recording id.
-        id: String,
+        id: RecordingId,
         /// Object locations.
         outputs: Vec<String>,
     },
     /// The result callback to this URL was accepted.
     Delivered {
         /// Recording id.
-        id: String,
+        id: RecordingId,
         /// Callback URL.
         url: String,
     },
     /// Nothing is left to do for this recording (its history, [`Event::Ended`], stays).
     Forget {
         /// Recording id.
-        id: String,
+        id: RecordingId,
     },
     /// The recording ended (`complete` or `failed`): its final JSON, kept as history.
     Ended(Box<EndedRecording>),
     /// The history no longer keeps this recording (retention).
     Expired {
         /// Recording id.
-        id: String,
+        id: RecordingId,
     },
 }
 
@@ -124,9 +125,9 @@ pub struct EndedRecording {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Replayed {
     /// The jobs (recordings with something left to do), by recording id.
-    pub jobs: BTreeMap<String, Job>,
+    pub jobs: BTreeMap<RecordingId, Job>,
     /// The ended recordings' history, by recording id.
-    pub history: BTreeMap<String, EndedRecording>,
+    pub history: BTreeMap<RecordingId, EndedRecording>,
 }
 
 impl Replayed {
@@ -298,12 +299,12 @@ impl JobLog {
     }
 
     /// The jobs as replayed and recorded since.
-    pub fn jobs(&self) -> &BTreeMap<String, Job> {
+    pub fn jobs(&self) -> &BTreeMap<RecordingId, Job> {
         &self.state.jobs
     }
 
     /// The ended recordings' history as replayed and recorded since (not expired).
-    pub fn history(&self) -> &BTreeMap<String, EndedRecording> {
+    pub fn history(&self) -> &BTreeMap<RecordingId, EndedRecording> {
         &self.state.history
     }
 
@@ -316,13 +317,13 @@ impl JobLog {
 
     /// Drops `id` from the history (retention): journaled, so a restart with a longer
     /// retention does not bring it back; the file loses it at the next compaction.
-    pub fn expire(&mut self, id: &str) -> Result<(), JournalError> {
+    pub fn expire(&mut self, id: &RecordingId) -> Result<(), JournalError> {
         if !self.state.history.contains_key(id) {
             return Ok(());
         }
         // the Ended record it supersedes goes too at the next compaction
         self.journal.appended += 1;
-        self.record(Event::Expired { id: id.to_owned() })
+        self.record(Event::Expired { id: id.clone() })
     }
 
     fn compact_if_due(&mut self) -> Result<(), JournalError> {
@@ -481,6 +482,45 @@ mod tests {
         assert_eq!(spec.h264_container, crate::recording::H264Container::Mp4);
     }
 
+    /// Lines as the journal wrote them when the ids were plain `String`s (ids are now types,
+    /// serialized as the same strings): each still parses, into the same ids, and writes back
+    /// byte for byte; replayed, they give jobs and history keyed by those ids.
+    #[test]
+    fn journal_lines_from_before_the_typed_ids_read_and_write_the_same() {
+        let spec = r#"{"id":"RC_00000000000a","room":"r é","identity":"alice","profile":"av","layout":"participant","template":"t","started_unix_ms":1,"h264_container":"mkv"}"#;
+        let info = r#"{"id":"RC_00000000000b","room":"r","participant":"bob","status":"complete","tracks":[{"sid":"TR_v","kind":"video","codec":"vp8"}],"skipped_tracks":[{"sid":"TR_e","kind":"audio","mime":"audio/opus","reason":"e2ee"}],"started_at":"1970-01-01T00:00:00.001Z","ended_at":null,"duration_s":1.5,"bytes":10,"files":["r/b.webm"],"parts":[{"part":1,"files":["r/b.webm"],"started_at":null,"ended_at":null,"duration_s":1.5,"bytes":10}],"outputs":[],"error":null,"frames_lost":0,"frames_dropped":0}"#;
+        let spec_b = spec.replace("RC_00000000000a", "RC_00000000000b");
+        let lines = [
+            format!(r#"{{"ev":"started","spec":{spec}}}"#),
+            r#"{"ev":"part","id":"RC_00000000000a","part":1,"files":["r/a.webm"],"at_ms":7}"#.to_owned(),
+            r#"{"ev":"part_ended","id":"RC_00000000000a","part":1,"duration_s":1.0,"bytes":3,"frames":2,"at_ms":8}"#.to_owned(),
+            r#"{"ev":"status","id":"RC_00000000000a","status":"active"}"#.to_owned(),
+            r#"{"ev":"uploaded","id":"RC_00000000000a","outputs":["s3://b/a"]}"#.to_owned(),
+            r#"{"ev":"delivered","id":"RC_00000000000a","url":"http://x"}"#.to_owned(),
+            format!(r#"{{"ev":"ended","spec":{spec_b},"info":{info},"at_ms":9}}"#),
+        ];
+        for line in &lines {
+            let ev: Event = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(&serde_json::to_string(&ev).unwrap(), line);
+        }
+        let Event::Started { spec: parsed } = serde_json::from_str(&lines[0]).unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(
+            (parsed.id.as_str(), parsed.room.as_str(), parsed.identity.as_str()),
+            ("RC_00000000000a", "r é", "alice")
+        );
+        let Event::Ended(ended) = serde_json::from_str(&lines[6]).unwrap() else { unreachable!() };
+        assert_eq!(ended.info.tracks[0].sid, "TR_v");
+        assert_eq!(ended.info.participant, "bob");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), lines.join("\n") + "\n").unwrap();
+        let (_, state) = Journal::open(dir.path()).unwrap();
+        let job = &state.jobs["RC_00000000000a"];
+        assert_eq!((job.status, job.parts.len(), job.delivered.len()), (Status::Active, 1, 1));
+        assert_eq!(state.history["RC_00000000000b"].info.bytes, 10);
+    }
+
     fn fill(j: &mut Journal) {
         j.append(&Event::Started { spec: spec("RC_1") }).unwrap();
         j.append(&Event::Started { spec: spec("RC_2") }).unwrap();
@@ -579,11 +619,11 @@ mod tests {
         drop(j);
         let mut log = JobLog::open(dir.path()).unwrap();
         assert_eq!(log.jobs().len(), 1, "forgotten jobs stay forgotten");
-        let ids: Vec<&String> = log.history().keys().collect();
+        let ids: Vec<&RecordingId> = log.history().keys().collect();
         assert_eq!(ids, ["RC_2", "RC_3"], "their history stays");
         let Event::Ended(want) = ended("RC_2", 10) else { unreachable!() };
         assert_eq!(log.history()["RC_2"], *want, "the whole JSON comes back");
-        log.expire("RC_2").unwrap();
+        log.expire(&"RC_2".into()).unwrap();
         drop(log);
         let (mut j, state) = Journal::open(dir.path()).unwrap();
         assert_eq!(state.history.keys().collect::<Vec<_>>(), ["RC_3"], "the expiry is durable");

@@ -9,6 +9,7 @@ use super::{RoomMsg, RoomState};
 use crate::actors::participant::ParticipantMsg;
 use crate::actors::supervisor::SupervisorMsg;
 use crate::actors::Progress;
+use crate::ids::{Identity, TrackSid};
 use crate::metrics::Metrics;
 use crate::recording::Status;
 use crate::supervision::Verdict;
@@ -49,12 +50,12 @@ impl RoomState {
         Ok(())
     }
 
-    pub(super) async fn unsubscribe(&mut self, identity: &str) {
+    pub(super) async fn unsubscribe(&mut self, identity: &Identity) {
         let Some(p) = self.participants.values().find(|p| p.identity == identity) else { return };
-        let sids: Vec<String> =
+        let sids: Vec<TrackSid> =
             p.tracks.iter().map(|t| t.sid.clone()).filter(|s| self.requested.remove(s)).collect();
         if let (Some(c), false) = (&self.conn, sids.is_empty()) {
-            let _ = c.subscribe(&p.sid, sids, false).await;
+            let _ = c.subscribe(&p.sid, &sids, false).await;
         }
     }
 

@@ -17,6 +17,7 @@ use crate::actors::room::RoomMsg;
 use crate::cluster::node::{ClusterActor, ClusterArgs, ClusterMsg, CLAIM_WAIT};
 use crate::cluster::store::{Claimed, Store};
 use crate::cluster::NodeIdentity;
+use crate::ids::RecordingId;
 use crate::lifecycle::Lifecycle;
 use crate::lifecycle::{End, Report};
 use crate::recording::{PartInfo, RecorderError, RecordingInfo, RecordingSpec};
@@ -70,7 +71,7 @@ impl SupervisorState {
             Err(e) => tracing::error!("cannot restart the cluster actor: {e}; cluster writes stop"),
         }
         // its successor does not know the claims: they are lost with their leases
-        let live: Vec<String> = self
+        let live: Vec<RecordingId> = self
             .recs
             .values()
             .filter(|e| e.fence.is_some() && e.info.status.is_live())
@@ -119,7 +120,7 @@ impl SupervisorState {
     }
 
     /// A start claimed the participant but did not happen: give the claim up.
-    pub(super) fn abandon_claim(&self, id: &str) {
+    pub(super) fn abandon_claim(&self, id: &RecordingId) {
         if let Some(c) = &self.cluster {
             let _ = c.actor.cast(ClusterMsg::Abandon(id.to_owned()));
         }
@@ -141,7 +142,7 @@ impl SupervisorState {
 
     /// This node may no longer write `id` (its claim is gone or another node holds it): its
     /// files are closed now.
-    pub(super) fn on_lease_lost(&mut self, me: &ActorRef<SupervisorMsg>, id: &str, why: &str) {
+    pub(super) fn on_lease_lost(&mut self, me: &ActorRef<SupervisorMsg>, id: &RecordingId, why: &str) {
         let Some(e) = self.recs.get(id) else { return };
         if !e.info.status.is_live() {
             return;

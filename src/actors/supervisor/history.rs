@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::{Entry, SupervisorState};
+use crate::ids::RecordingId;
 use crate::lifecycle::Lifecycle;
 use crate::recording::{self, PartInfo};
 use crate::storage::journal::{EndedRecording, Event};
@@ -14,7 +15,7 @@ use crate::storage::journal::{EndedRecording, Event};
 impl SupervisorState {
     /// Journals the ended recording `id` as history (its JSON now, when it ended at `at_ms`),
     /// adds it to the retention order and applies the retention.
-    pub(super) fn remember_ended(&mut self, id: &str, at_ms: u64) {
+    pub(super) fn remember_ended(&mut self, id: &RecordingId, at_ms: u64) {
         let Some(e) = self.recs.get(id) else { return };
         let ended = EndedRecording { spec: e.spec.clone(), info: e.info.clone(), at_ms };
         self.journal(Event::Ended(Box::new(ended)));
@@ -23,7 +24,7 @@ impl SupervisorState {
     }
 
     /// When `id` ended, if the journal's history has it (a restart keeps the original time).
-    pub(super) fn ended_at_ms(&self, id: &str) -> Option<u64> {
+    pub(super) fn ended_at_ms(&self, id: &RecordingId) -> Option<u64> {
         self.log.as_ref().and_then(|l| l.history().get(id)).map(|h| h.at_ms)
     }
 
@@ -33,7 +34,7 @@ impl SupervisorState {
     pub(super) fn expire_history(&mut self, now_ms: u64) {
         let retention = self.settings.room.recording.history;
         loop {
-            let pending = |id: &String| self.recs.get(id).is_some_and(|e| e.callbacks_pending > 0);
+            let pending = |id: &RecordingId| self.recs.get(id).is_some_and(|e| e.callbacks_pending > 0);
             let Some(pos) = self.ended.iter().position(|(id, _)| !pending(id)) else { break };
             let at_ms = self.ended[pos].1;
             if !retention.drops_oldest(self.ended.len(), at_ms, now_ms) {

@@ -3,11 +3,12 @@
 //! states (ended, uploading, complete, failed), so the manifest says how the recording ended.
 
 use super::SupervisorState;
+use crate::ids::RecordingId;
 use crate::storage::manifest;
 
 impl SupervisorState {
     /// Writes the manifest of part `part`'s files, or of every local file when `part` is `None`.
-    pub(super) fn write_manifests(&self, id: &str, part: Option<u32>) {
+    pub(super) fn write_manifests(&self, id: &RecordingId, part: Option<u32>) {
         let Some(e) = self.recs.get(id) else { return };
         let files = match part {
             Some(p) => e.parts.get(&p).map(|v| v.files.clone()).unwrap_or_default(),

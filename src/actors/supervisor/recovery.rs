@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use ractor::ActorRef;
 
 use super::{Entry, SupervisorMsg, SupervisorState};
+use crate::ids::{RecordingId, RoomName};
 use crate::lifecycle::{End, Lifecycle, Report};
 use crate::output::repair_part_file;
 use crate::recording::{self, PartInfo, RecordingInfo, RecordingSpec, Status};
@@ -41,7 +42,7 @@ impl SupervisorState {
     /// A recording that was finalizing or uploading when the process died: uploads what is
     /// still local (files already gone were removed after their verified upload, so they are
     /// in S3), then completes as usual; without S3 it ends now (`complete` with media).
-    fn upload_after_restart(&mut self, me: &ActorRef<SupervisorMsg>, id: &str, outputs: Vec<String>) {
+    fn upload_after_restart(&mut self, me: &ActorRef<SupervisorMsg>, id: &RecordingId, outputs: Vec<String>) {
         let Some(e) = self.recs.get_mut(id) else { return };
         e.info.outputs = outputs;
         if let Some(up) = self.settings.uploader.clone() {
@@ -67,7 +68,7 @@ impl SupervisorState {
         let jobs: Vec<Job> = log.jobs().values().cloned().collect();
         let history = log.history().clone();
         self.restore_history();
-        let mut resume: BTreeMap<String, Vec<(RecordingSpec, u32)>> = BTreeMap::new();
+        let mut resume: BTreeMap<RoomName, Vec<(RecordingSpec, u32)>> = BTreeMap::new();
         for job in jobs {
             let id = job.spec.id.clone();
             if let Some(h) = history.get(&id) {

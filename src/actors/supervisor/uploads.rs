@@ -10,6 +10,7 @@ use ractor::ActorRef;
 
 use super::uploader::{self, UploadJob};
 use super::{SupervisorMsg, SupervisorState};
+use crate::ids::RecordingId;
 use crate::lifecycle::Report;
 use crate::recording::Status;
 use crate::storage::journal::Event;
@@ -19,7 +20,7 @@ impl SupervisorState {
     pub(super) fn on_upload_finished(
         &mut self,
         me: &ActorRef<SupervisorMsg>,
-        id: &str,
+        id: &RecordingId,
         report: UploadReport,
     ) {
         let Some(e) = self.recs.get_mut(id) else { return };
@@ -47,7 +48,7 @@ impl SupervisorState {
 
     /// Hands a finished recording's local files to the uploader pool: `uploading` (journaled),
     /// or `failed` with its files kept when the pool cannot take the job.
-    pub(super) fn queue_upload(&mut self, me: &ActorRef<SupervisorMsg>, id: &str) {
+    pub(super) fn queue_upload(&mut self, me: &ActorRef<SupervisorMsg>, id: &RecordingId) {
         let Some(e) = self.recs.get_mut(id) else { return };
         if e.info.files.is_empty() {
             // everything is in S3 already (removed after a verified upload before a restart)
@@ -70,14 +71,14 @@ impl SupervisorState {
     /// Once the recording is `complete` or `failed`: journals the outcome and starts the
     /// result callbacks (skipping URLs that accepted them before a restart). The job is
     /// forgotten when every callback ended.
-    pub(super) fn notify_if_ended(&mut self, me: &ActorRef<SupervisorMsg>, id: &str) {
+    pub(super) fn notify_if_ended(&mut self, me: &ActorRef<SupervisorMsg>, id: &RecordingId) {
         self.notify_skipping(me, id, &BTreeSet::new());
     }
 
     pub(super) fn notify_skipping(
         &mut self,
         me: &ActorRef<SupervisorMsg>,
-        id: &str,
+        id: &RecordingId,
         skip: &BTreeSet<String>,
     ) {
         let Some(e) = self.recs.get_mut(id) else { return };
@@ -109,7 +110,7 @@ impl SupervisorState {
 
     /// A callback ended: journaled when accepted; the job is forgotten after the last one
     /// (a callback given up on is not retried at the next start).
-    pub(super) fn on_callback_done(&mut self, id: &str, url: String, delivered: bool) {
+    pub(super) fn on_callback_done(&mut self, id: &RecordingId, url: String, delivered: bool) {
         let Some(e) = self.recs.get_mut(id) else { return };
         e.callbacks_pending = e.callbacks_pending.saturating_sub(1);
         let last = e.callbacks_pending == 0;
@@ -133,7 +134,7 @@ impl SupervisorState {
             Ok(p) => p,
             Err(spawn_err) => {
                 tracing::error!("cannot restart the uploader pool: {spawn_err}");
-                let ids: Vec<String> = self
+                let ids: Vec<RecordingId> = self
                     .recs
                     .values()
                     .filter(|e| e.info.status == Status::Uploading)
