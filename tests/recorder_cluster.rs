@@ -14,20 +14,25 @@
 //! - kill -9 of the node holding 5 recordings: each resumes on another node in a new part under
 //!   the same id within the lease + 3 s, spread over both survivors; the killed node, restarted,
 //!   leaves them there, and a stop from it returns every part (its own first).
+//! - SIGTERM of the node holding 5 recordings (with the default 30 s lease): each goes on on
+//!   another node in a second part within a second or two, the drained node exits 0, and the
+//!   capture time from part 1's last video frame to part 2's first (both identified byte for
+//!   byte in what the participant sent) is at most 1 s.
 //! - A node cut from Redis (a proxy the test closes) stops writing once its lease is gone; the
 //!   recording then goes on on another node (failover), and the two files' time ranges do not
 //!   overlap.
 
 mod support;
-use support::{serve_support, sim_support};
+use support::{common, recorder_support, serve_support, sim_support};
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use recorder_support::{contiguous_run_ends, sent_hashes_of, sent_times_of};
 use reqwest::Method;
 use serde_json::Value;
 use serve_support::{api, free_port, serve, wait_rec, Serve};
@@ -87,8 +92,13 @@ async fn node(
     name: &str,
     lease: &str,
 ) -> Serve {
-    let env =
-        [("REDIS_URL", url), ("NODE_ID", name), ("BIND_ADDRESS", "127.0.0.1"), ("CLUSTER_LEASE", lease)];
+    let env = [
+        ("REDIS_URL", url),
+        ("NODE_ID", name),
+        ("BIND_ADDRESS", "127.0.0.1"),
+        ("CLUSTER_LEASE", lease),
+        ("LOG_LEVEL", "info,livekit_recorder::livekit=warn"),
+    ];
     serve(sim, dir, &env).await
 }
 
@@ -518,6 +528,124 @@ async fn a_killed_node_s_recordings_resume_on_the_others() {
     }
     let all = same_everywhere(&nodes, "/recordings?room=c-fail").await;
     assert_eq!(all.as_array().map(Vec::len), Some(5), "{all}");
+    drop(nodes);
+    sim.stop().await;
+}
+
+/// Where in `sent` a part's video can start and end: the candidate positions of its first
+/// and last frame, each found as a contiguous run (of the part's first and its last 30 frames)
+/// of what the participant sent, byte for byte.
+fn part_ends(what: &str, file: &Path, sent: &[String]) -> (Vec<usize>, Vec<usize>) {
+    let probe = common::ffprobe(file);
+    let vi = probe.streams.iter().position(|s| s.codec_type == "video").expect("video stream");
+    let packets = common::packets(file, vi);
+    let n = packets.len().min(30);
+    let head = contiguous_run_ends(&format!("{what}, its first frames"), &packets[..n], sent);
+    let starts = head.iter().map(|e| e + 1 - n).collect();
+    let ends = contiguous_run_ends(&format!("{what}, its last frames"), &packets[packets.len() - n..], sent);
+    (starts, ends)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_drained_node_hands_its_recordings_over_and_exits_zero() {
+    let redis = Redis::start_on(free_port());
+    let sim = start_sim(vec![]).await;
+    let room = "c-drain";
+    let who: Vec<String> = (0..5).map(|i| format!("p{i}")).collect();
+    for w in &who {
+        add_participant(sim.http_addr(), room, w, Some("vp8"), true).await;
+    }
+    let dirs = dirs();
+    let url = redis.url();
+    // the default lease: a handoff does not wait for it (a failover would take 30 s)
+    let mut nodes = three_nodes(&sim, &dirs, [&url, &url, &url], "30s").await;
+    let (a, b) = (nodes[0].addr, nodes[1].addr);
+    let mut ids = Vec::new();
+    for w in &who {
+        let (s, r) = start(a, room, w).await;
+        assert_eq!(s, 201, "{r}");
+        ids.push(id_of(&r));
+    }
+    for id in &ids {
+        wait_rec(b, id, Duration::from_secs(15), |r| {
+            r["status"] == "active" && r["parts"][0]["bytes"].as_u64().unwrap_or(0) > 20_000
+        })
+        .await;
+    }
+
+    serve_support::signal(&nodes[0].child, "-TERM");
+    let termed = Instant::now();
+    let code = tokio::task::block_in_place(|| {
+        serve_support::wait_exit(&mut nodes[0].child, Duration::from_secs(30))
+    });
+    let exited = termed.elapsed();
+    assert_eq!(code, Some(0), "the drained node exits 0");
+    let resumed_elsewhere = |r: &Value| {
+        let parts = r["parts"].as_array().cloned().unwrap_or_default();
+        r["status"] == "active"
+            && parts.len() == 2
+            && parts[1]["node"] != "node-a"
+            && parts[1]["files"][0].is_string()
+    };
+    let mut slowest = Duration::ZERO;
+    let mut by = Vec::new();
+    for id in &ids {
+        let r = wait_rec(b, id, Duration::from_secs(10), resumed_elsewhere).await;
+        slowest = slowest.max(termed.elapsed());
+        assert_eq!(r["parts"][0]["node"], "node-a", "{r}");
+        by.push(r["parts"][1]["node"].as_str().expect("node").to_owned());
+    }
+    eprintln!(
+        "handoff: node A exited 0 {exited:?} after SIGTERM; all 5 had a part open on another node {slowest:?} after it \
+         (lease 30 s), by {by:?}"
+    );
+    assert!(by.iter().all(|n| n == "node-b" || n == "node-c"), "{by:?}");
+
+    // a few seconds on the new nodes, then every recording stops from node C
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let c = nodes[2].addr;
+    let mut done = Vec::new();
+    for id in &ids {
+        let body = format!(r#"{{"id":"{id}"}}"#);
+        let (s, r) = api(c, Method::POST, "/recordings/stop", Some(&body)).await;
+        assert_eq!((s, r["status"].as_str()), (200, Some("complete")), "{r}");
+        assert!(r["error"].is_null(), "{r}");
+        done.push(r);
+    }
+    let (_, sent) =
+        sim_support::call(sim.http_addr(), Method::GET, &format!("/sim/rooms/{room}/sent"), None).await;
+    let mut gaps = Vec::new();
+    for r in &done {
+        let id = r["id"].as_str().expect("id");
+        let parts = r["parts"].as_array().expect("parts");
+        assert_eq!(parts.len(), 2, "one part on A, one on the node that took over: {r}");
+        let sid = r["tracks"]
+            .as_array()
+            .expect("tracks")
+            .iter()
+            .find(|t| t["kind"] == "video")
+            .and_then(|t| t["sid"].as_str())
+            .expect("video track")
+            .to_owned();
+        let hashes = sent_hashes_of(&sent, &sid);
+        let times = sent_times_of(&sent, &sid);
+        let file = |p: &Value| PathBuf::from(p["files"][0].as_str().expect("file"));
+        let (first, second) = (file(&parts[0]), file(&parts[1]));
+        assert!(common::ffmpeg_errors(&first).is_empty() && common::ffmpeg_errors(&second).is_empty(), "{r}");
+        let (_, a_ends) = part_ends(&format!("{id} part 1"), &first, &hashes);
+        let (b_starts, _) = part_ends(&format!("{id} part 2"), &second, &hashes);
+        // the closest placing of part 2 after part 1 (the publisher loops its frames)
+        let gap = a_ends
+            .iter()
+            .flat_map(|&e| b_starts.iter().filter(move |&&s| s > e).map(move |&s| (e, s)))
+            .map(|(e, s)| (times[s] - times[e]) as f64 / 1e6)
+            .min_by(f64::total_cmp)
+            .unwrap_or_else(|| panic!("{id}: part 2 does not come after part 1 in /sent"));
+        gaps.push(gap);
+    }
+    let lost: Vec<u64> = done.iter().map(|r| r["frames_lost"].as_u64().unwrap_or(0)).collect();
+    eprintln!("handoff: capture time from part 1's last frame to part 2's first, ms: {gaps:.0?}; frames_lost {lost:?}");
+    assert!(gaps.iter().all(|&g| g <= 1_000.0), "a gap over 1 s: {gaps:.0?}");
     drop(nodes);
     sim.stop().await;
 }

@@ -302,6 +302,9 @@ struct Entry {
     fence: Option<u64>,
     /// Cluster mode: the JSON last written to Redis.
     published: Option<RecordingInfo>,
+    /// Cluster mode: a drain handed it over to another node (which resumes it in a new part):
+    /// it ended here, but no result callback goes out from this node.
+    handed_off: bool,
 }
 
 impl Entry {
@@ -316,7 +319,19 @@ impl Entry {
             callbacks_pending: 0,
             fence: None,
             published: None,
+            handed_off: false,
         }
+    }
+
+    /// The part files this node wrote and still has (cluster mode: a part another node wrote
+    /// is on that node's disk, `node` being the writer).
+    fn own_files(&self, node: Option<&str>) -> Vec<PathBuf> {
+        self.parts
+            .values()
+            .filter(|p| p.node.is_none() || p.node.as_deref() == node)
+            .flat_map(|v| v.files.iter().cloned())
+            .filter(|f| !self.removed.contains(f))
+            .collect()
     }
 
     /// The part files still on disk.
@@ -352,6 +367,8 @@ pub struct SupervisorState {
     draining: Option<RpcReplyPort<()>>,
     /// The shutdown's rooms have finalized their recordings.
     rooms_drained: bool,
+    /// Cluster mode: this drain hands the live recordings over to the other nodes.
+    handing_off: bool,
     /// Rooms whose actor is connected to LiveKit.
     up: std::collections::HashSet<RoomName>,
     /// The last LiveKit connection failure, until a room connects again.
@@ -395,6 +412,7 @@ impl Actor for RecorderSupervisor {
             uploads,
             draining: None,
             rooms_drained: false,
+            handing_off: false,
             up: std::collections::HashSet::new(),
             livekit_problem: None,
         })
@@ -934,6 +952,7 @@ impl SupervisorState {
 
     async fn shutdown(&mut self, me: &ActorRef<SupervisorMsg>, reply: RpcReplyPort<()>) {
         self.accepting = false;
+        self.handing_off = self.leave_cluster().await;
         for (_, room) in self.rooms.drain() {
             let _ = room.call(RoomMsg::Shutdown, Some(Duration::from_secs(10))).await;
         }

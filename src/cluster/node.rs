@@ -66,6 +66,25 @@ pub enum ClusterMsg {
     Abandon(RecordingId),
     /// Heartbeat, renewals, retries.
     Tick,
+    /// A drain hands this node's recordings over: the heartbeat goes now and is not renewed
+    /// (claims still are, until each recording is handed off); replies how many other nodes
+    /// are alive to take them (0: none, the drain ends them here as one node does).
+    Leave(RpcReplyPort<usize>),
+    /// A recording whose part this node closed for a drain: written as live (with its closed
+    /// part), its claim released and the other nodes told, so one of them resumes it at once.
+    HandOff {
+        /// The recording as it goes on: live, its parts up to the one this node closed.
+        info: RecordingInfo,
+        /// What it records.
+        spec: RecordingSpec,
+        /// Its claim's fencing token.
+        fence: u64,
+    },
+    /// Every [`HANDOFF_WATCH`]: another node handed recordings over? Then look for them now.
+    Watch,
+    /// Answers once every message queued before it is handled (a drain waits for its
+    /// handoffs to be written).
+    Flush(RpcReplyPort<()>),
 }
 
 /// A claim this node holds.
@@ -86,6 +105,14 @@ pub struct ClusterState {
     /// The last write failed: the first one that works again brings the heartbeat and the
     /// claims up to date at once (a tick), not a third of a lease later.
     down: bool,
+    /// This node is draining and hands its recordings over: no heartbeat, no adoption.
+    leaving: bool,
+    /// The handoff counter last seen ([`Store::handoffs`]).
+    handoffs_seen: Option<u64>,
+    /// The last look for handed-over recordings left some to the other nodes: look again at
+    /// the next watch (a node takes only its share at a time, so that the others get theirs).
+    /// A dead node's recordings are looked for on the tick only.
+    orphans_left: bool,
     me: ActorRef<ClusterMsg>,
 }
 
@@ -103,8 +130,18 @@ impl Actor for ClusterActor {
         args: ClusterArgs,
     ) -> Result<ClusterState, ActorProcessingErr> {
         me.send_interval(args.store.lease() / 3, || ClusterMsg::Tick);
+        me.send_interval(HANDOFF_WATCH, || ClusterMsg::Watch);
         let _ = me.cast(ClusterMsg::Tick);
-        Ok(ClusterState { args, owned: HashMap::new(), unwritten: HashMap::new(), down: false, me })
+        Ok(ClusterState {
+            args,
+            owned: HashMap::new(),
+            unwritten: HashMap::new(),
+            down: false,
+            leaving: false,
+            handoffs_seen: None,
+            orphans_left: false,
+            me,
+        })
     }
 
     async fn handle(
@@ -125,6 +162,14 @@ impl Actor for ClusterActor {
             }
             ClusterMsg::Abandon(id) => st.abandon(&id).await,
             ClusterMsg::Tick => st.tick().await,
+            ClusterMsg::Leave(reply) => {
+                let _ = reply.send(st.leave().await);
+            }
+            ClusterMsg::HandOff { info, spec, fence } => st.hand_off(info, spec, fence).await,
+            ClusterMsg::Watch => st.watch().await,
+            ClusterMsg::Flush(reply) => {
+                let _ = reply.send(());
+            }
         }
         Ok(())
     }
@@ -196,6 +241,12 @@ impl ClusterState {
     }
 
     async fn tick(&mut self) {
+        if self.leaving {
+            // no heartbeat (the node is gone for the others), no adoption: only the claims of
+            // the recordings not handed off yet are kept
+            self.renew_all().await;
+            return;
+        }
         let beat = NodeInfo {
             id: self.args.node.id.clone(),
             url: self.args.node.url.clone(),
@@ -211,7 +262,7 @@ impl ClusterState {
                 tracing::warn!("cluster: heartbeat failed: {e}");
             }
         }
-        if let Err(e) = self.adopt().await {
+        if let Err(e) = self.adopt(false).await {
             tracing::warn!("cluster: cannot look for recordings of dead nodes: {e}");
         }
         let retry: Vec<Stored> = self.unwritten.drain().map(|(_, s)| s).collect();
@@ -257,16 +308,82 @@ impl ClusterState {
 }
 
 impl ClusterState {
+    async fn leave(&mut self) -> usize {
+        self.leaving = true;
+        if let Err(e) = self.args.store.leave(&self.args.node.id).await {
+            tracing::warn!("cluster: cannot leave (Redis): {e}; the recordings end here");
+            return 0;
+        }
+        match self.args.store.nodes().await {
+            Ok(nodes) => nodes.iter().filter(|n| n.id != self.args.node.id).count(),
+            Err(e) => {
+                tracing::warn!("cluster: cannot list the other nodes (Redis): {e}; the recordings end here");
+                0
+            }
+        }
+    }
+
+    async fn hand_off(&mut self, info: RecordingInfo, spec: RecordingSpec, fence: u64) {
+        let id = info.id.clone();
+        let started_ms = spec.started_unix_ms;
+        let s = Stored { fence, node: self.args.node.id.clone(), started_ms, info, spec: Some(spec) };
+        self.unwritten.remove(&id);
+        match self.args.store.publish(&s, None, self.args.history.max_age).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(recording = %id, "cluster: handoff: another node owns this recording already");
+                self.owned.remove(&id);
+                return;
+            }
+            Err(e) => {
+                // its claim expires with the lease: another node takes it over then
+                tracing::warn!(recording = %id, "cluster: handoff not written ({e}); another node takes it over when its claim expires");
+                return;
+            }
+        }
+        if let Some(o) = self.owned.remove(&id) {
+            if let Err(e) = self.args.store.release(&o.room, &o.identity, &o.claim).await {
+                tracing::warn!(recording = %id, "cluster: handoff: claim not released ({e}); taken over when it expires");
+                return;
+            }
+        }
+        match self.args.store.signal_handoff().await {
+            Ok(_) => tracing::info!(recording = %id, "cluster: handed over to the other nodes"),
+            Err(e) => {
+                tracing::warn!(recording = %id, "cluster: handoff released but not signalled ({e}); taken over at the next tick")
+            }
+        }
+    }
+
+    async fn watch(&mut self) {
+        if self.leaving {
+            return;
+        }
+        let Ok(n) = self.args.store.handoffs().await else { return };
+        let signalled = self.handoffs_seen.replace(n).is_some_and(|seen| seen != n);
+        if signalled || self.orphans_left {
+            if let Err(e) = self.adopt(true).await {
+                tracing::warn!("cluster: cannot take over handed-off recordings: {e}");
+            }
+        }
+    }
+}
+
+impl ClusterState {
     /// Failover: takes over the live recordings of nodes whose heartbeat and claims have
     /// expired, up to this node's free capacity and its share of them (the dead nodes'
     /// recordings over the live nodes), and hands each to the supervisor, which resumes it in a
     /// new part.
-    async fn adopt(&mut self) -> Result<(), StoreError> {
+    async fn adopt(&mut self, handoff: bool) -> Result<(), StoreError> {
         let me = self.args.node.id.clone();
         let mut orphans = self.args.store.orphans(&me).await?;
+        if handoff {
+            self.orphans_left = false;
+        }
         if orphans.is_empty() {
             return Ok(());
         }
+        let seen = orphans.len();
         let alive = self.args.store.nodes().await?.len().max(1);
         let free = self.args.max.map_or(usize::MAX, |m| m.saturating_sub(self.owned.len()));
         let share = orphans.len().div_ceil(alive).min(free);
@@ -296,9 +413,15 @@ impl ClusterState {
             let msg = SupervisorMsg::Adopt { info: Box::new(stored.info), spec, fence: claim.fence };
             let _ = self.args.supervisor.cast(msg);
         }
+        if handoff {
+            self.orphans_left = taken < seen;
+        }
         Ok(())
     }
 }
+
+/// How often a node looks for recordings another node handed over (one Redis `GET`).
+pub const HANDOFF_WATCH: Duration = Duration::from_millis(200);
 
 /// How long the supervisor waits for a claim (Redis calls are bounded well below it).
 pub const CLAIM_WAIT: Duration = Duration::from_secs(4);

@@ -495,6 +495,35 @@ impl Store {
         Ok(v.and_then(|v| serde_json::from_str(&v).ok()))
     }
 
+    /// This node leaves the cluster (a drain that hands its recordings over): its heartbeat
+    /// goes at once, so the recordings it releases are taken over as a dead node's are.
+    pub async fn leave(&self, id: &str) -> Result<(), StoreError> {
+        let key = format!("{P}node:{id}");
+        let id = id.to_owned();
+        self.run(|mut c| async move {
+            redis::pipe()
+                .del(key)
+                .ignore()
+                .srem(format!("{P}nodes"), id)
+                .ignore()
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// Tells the other nodes that recordings were released for them to take over now (they
+    /// watch [`Store::handoffs`]).
+    pub async fn signal_handoff(&self) -> Result<u64, StoreError> {
+        self.run(|mut c| async move { c.incr(format!("{P}handoff"), 1u64).await }).await
+    }
+
+    /// How many handoffs were signalled (0 before the first).
+    pub async fn handoffs(&self) -> Result<u64, StoreError> {
+        let v: Option<u64> = self.run(|mut c| async move { c.get(format!("{P}handoff")).await }).await?;
+        Ok(v.unwrap_or(0))
+    }
+
     /// The nodes with a heartbeat within the lease.
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>, StoreError> {
         let ids: Vec<String> = self.run(|mut c| async move { c.smembers(format!("{P}nodes")).await }).await?;

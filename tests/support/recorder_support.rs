@@ -175,6 +175,12 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// Checks that the packets are a contiguous run of the sent frames (loops repeat frames, so a
 /// hash may sit at several positions: track every position the run could be at).
 pub fn assert_contiguous_run(what: &str, packets: &[common::Packet], sent: &[String]) {
+    contiguous_run_ends(what, packets, sent);
+}
+
+/// [`assert_contiguous_run`], and where in `sent` the run can end: the candidate positions of
+/// its last packet (a looping publisher sends the same frames again, so there may be several).
+pub fn contiguous_run_ends(what: &str, packets: &[common::Packet], sent: &[String]) -> Vec<usize> {
     let mut at: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, h) in sent.iter().enumerate() {
         at.entry(h.as_str()).or_default().push(i);
@@ -195,6 +201,9 @@ pub fn assert_contiguous_run(what: &str, packets: &[common::Packet], sent: &[Str
             n.max(1) - 1
         );
     }
+    let mut ends: Vec<usize> = cur.into_iter().collect();
+    ends.sort_unstable();
+    ends
 }
 
 /// The hashes of the first sent track of `kind`.
@@ -205,6 +214,18 @@ pub fn sent_hashes(sent: &Value, kind: &str) -> Vec<String> {
 }
 
 /// The hashes of the sent track `sid`.
+/// The sender's clock (ns) of each frame of track `sid` in `/sent`.
+pub fn sent_times_of(sent: &Value, sid: &str) -> Vec<u64> {
+    let track =
+        sent["tracks"].as_array().expect("tracks").iter().find(|t| t["sid"] == sid).expect("track in /sent");
+    track["frames"]
+        .as_array()
+        .expect("frames")
+        .iter()
+        .map(|f| f["ntp_ns"].as_u64().expect("ntp_ns"))
+        .collect()
+}
+
 pub fn sent_hashes_of(sent: &Value, sid: &str) -> Vec<String> {
     frame_hashes(
         sent["tracks"].as_array().expect("tracks").iter().find(|t| t["sid"] == sid).expect("track in /sent"),

@@ -20,7 +20,7 @@ use crate::cluster::NodeIdentity;
 use crate::ids::RecordingId;
 use crate::lifecycle::Lifecycle;
 use crate::lifecycle::{End, Report};
-use crate::recording::{PartInfo, RecorderError, RecordingInfo, RecordingSpec};
+use crate::recording::{PartInfo, RecorderError, RecordingInfo, RecordingSpec, Status};
 use crate::storage::journal::Event;
 use std::collections::BTreeMap;
 
@@ -119,6 +119,29 @@ impl SupervisorState {
         }
     }
 
+    /// A drain in cluster mode: leaves the cluster (the heartbeat goes) and says whether other
+    /// nodes are alive to take the live recordings over.
+    pub(super) async fn leave_cluster(&self) -> bool {
+        let Some(c) = &self.cluster else { return false };
+        if !self.recs.values().any(|e| e.fence.is_some() && e.info.status.is_live()) {
+            return false;
+        }
+        match c.actor.call(ClusterMsg::Leave, Some(CLAIM_WAIT)).await {
+            Ok(ractor::rpc::CallResult::Success(others)) if others > 0 => {
+                tracing::info!(nodes = others, "drain: handing the live recordings over to the other nodes");
+                true
+            }
+            Ok(ractor::rpc::CallResult::Success(_)) => {
+                tracing::info!("drain: no other node is alive; the recordings end here");
+                false
+            }
+            _ => {
+                tracing::warn!("drain: the cluster actor did not answer; the recordings end here");
+                false
+            }
+        }
+    }
+
     /// A start claimed the participant but did not happen: give the claim up.
     pub(super) fn abandon_claim(&self, id: &RecordingId) {
         if let Some(c) = &self.cluster {
@@ -126,11 +149,26 @@ impl SupervisorState {
         }
     }
 
-    /// Writes every recording of ours whose JSON changed since it was last written.
+    /// Writes every recording of ours whose JSON changed since it was last written. During a
+    /// drain that hands over, a recording that ended here (its part closed) is written as live
+    /// instead, with that part, and handed over ([`ClusterMsg::HandOff`]); nothing more of it
+    /// is written from here.
     pub(super) fn sync_cluster(&mut self) {
         let Some(c) = &self.cluster else { return };
         for e in self.recs.values_mut() {
             let Some(fence) = e.fence else { continue };
+            if self.handing_off && !e.info.status.is_live() {
+                let mut info = e.info.clone();
+                let media = info.bytes > 0 || info.parts.iter().any(|p| p.bytes > 0);
+                info.status = if media { Status::Active } else { Status::Pending };
+                info.ended_at = None;
+                info.error = None;
+                info.outputs.clear();
+                e.fence = None;
+                e.handed_off = true;
+                let _ = c.actor.cast(ClusterMsg::HandOff { info, spec: e.spec.clone(), fence });
+                continue;
+            }
             if e.published.as_ref() == Some(&e.info) {
                 continue;
             }

@@ -10,6 +10,7 @@ use ractor::ActorRef;
 
 use super::uploader::{self, UploadJob};
 use super::{SupervisorMsg, SupervisorState};
+use crate::cluster::node::{ClusterMsg, CLAIM_WAIT};
 use crate::ids::RecordingId;
 use crate::lifecycle::Report;
 use crate::recording::Status;
@@ -49,15 +50,17 @@ impl SupervisorState {
     /// Hands a finished recording's local files to the uploader pool: `uploading` (journaled),
     /// or `failed` with its files kept when the pool cannot take the job.
     pub(super) fn queue_upload(&mut self, me: &ActorRef<SupervisorMsg>, id: &RecordingId) {
+        let node = self.cluster.as_ref().map(|c| c.node.id.clone());
+        let node = node.as_deref();
         let Some(e) = self.recs.get_mut(id) else { return };
-        if e.info.files.is_empty() {
-            // everything is in S3 already (removed after a verified upload before a restart)
+        if e.own_files(node).is_empty() {
+            // everything is in S3 already (removed after a verified upload before a restart),
+            // or on the disks of the nodes that wrote it (cluster mode)
             return self.report(me, id, Report::Uploaded);
         }
         let failed = match &self.uploads {
             Some(pool) => {
-                let job =
-                    UploadJob { files: e.info.files.clone(), reply_to: me.clone(), span: e.spec.span() };
+                let job = UploadJob { files: e.own_files(node), reply_to: me.clone(), span: e.spec.span() };
                 let r = pool.dispatch(id.to_owned(), job);
                 r.err().map(|err| format!("cannot queue the upload (files kept): {err}"))
             }
@@ -87,7 +90,9 @@ impl SupervisorState {
         }
         e.notified = true;
         let Some(e) = self.recs.get_mut(id) else { return };
-        if let Some(cb) = &self.settings.callbacks {
+        if e.handed_off {
+            // it goes on on another node, which sends the result when it ends
+        } else if let Some(cb) = &self.settings.callbacks {
             let (me, rec) = (me.clone(), id.to_owned());
             let done = Arc::new(move |url: &str, delivered: bool| {
                 let msg = SupervisorMsg::CallbackDone { id: rec.clone(), url: url.to_owned(), delivered };
@@ -147,8 +152,10 @@ impl SupervisorState {
                 return;
             }
         };
+        let node = self.cluster.as_ref().map(|c| c.node.id.clone());
+        let node = node.as_deref();
         for e in self.recs.values().filter(|e| e.info.status == Status::Uploading) {
-            let job = UploadJob { files: e.info.files.clone(), reply_to: me.clone(), span: e.spec.span() };
+            let job = UploadJob { files: e.own_files(node), reply_to: me.clone(), span: e.spec.span() };
             let _ = pool.dispatch(e.info.id.clone(), job);
         }
         self.uploads = Some(pool);
@@ -176,8 +183,22 @@ impl SupervisorState {
             // not awaited: a worker finishes its current file first
             pool.stop(Some("shutdown".into()));
         }
+        // a drain that handed recordings over answers once the cluster actor has written them
+        // (its mailbox is in order: every handoff is queued before this call)
+        self.sync_cluster();
         if let Some(reply) = self.draining.take() {
-            let _ = reply.send(());
+            match (&self.cluster, self.handing_off) {
+                (Some(c), true) => {
+                    let actor = c.actor.clone();
+                    tokio::spawn(async move {
+                        let _ = actor.call(ClusterMsg::Flush, Some(CLAIM_WAIT * 2)).await;
+                        let _ = reply.send(());
+                    });
+                }
+                _ => {
+                    let _ = reply.send(());
+                }
+            }
         }
     }
 }
