@@ -155,8 +155,8 @@ pub struct ConnectionStats {
 /// Work for the connection task.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Subscribe { participant_sid: String, track_sids: Vec<String>, subscribe: bool },
-    RequestKeyframe(String),
+    Subscribe { participant_sid: ParticipantSid, track_sids: Vec<TrackSid>, subscribe: bool },
+    RequestKeyframe(TrackSid),
     Close,
 }
 
@@ -189,15 +189,14 @@ impl RoomConnection {
         track_sids: &[TrackSid],
         subscribe: bool,
     ) -> Result<(), LiveKitError> {
-        let participant_sid = participant_sid.to_string();
-        let track_sids = track_sids.iter().map(TrackSid::to_string).collect();
+        let (participant_sid, track_sids) = (participant_sid.clone(), track_sids.to_vec());
         self.command(Command::Subscribe { participant_sid, track_sids, subscribe }).await
     }
 
     /// Asks the publisher for a keyframe (PLI); at most one per track per
     /// [`ConnectOptions::min_keyframe_interval`], extra requests are ignored.
     pub async fn request_keyframe(&self, track_sid: &TrackSid) -> Result<(), LiveKitError> {
-        self.command(Command::RequestKeyframe(track_sid.to_string())).await
+        self.command(Command::RequestKeyframe(track_sid.clone())).await
     }
 
     /// Sends Leave, closes the connection and waits (up to 2 s) for the task to end.

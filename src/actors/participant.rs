@@ -156,6 +156,34 @@ pub struct ParticipantState {
 /// The participant recorder actor.
 pub struct ParticipantRecorder;
 
+/// Why a participant recorder failed on its own (its exit carries this to the room), typed at
+/// the source like the room's [`RoomError`](super::room::RoomError). Errors of the files it
+/// writes leave it as they are (`std::io::Error` and the like).
+#[derive(Debug, thiserror::Error)]
+pub enum ParticipantError {
+    /// Its track writers failed more often than their budget allows (the last failure).
+    #[error("track writers failed repeatedly: {0}")]
+    WritersFailed(String),
+    /// Test hook ([`ParticipantMsg::InjectFailure`]).
+    #[cfg(feature = "testing")]
+    #[error("injected failure")]
+    Injected,
+}
+
+impl ParticipantError {
+    /// Retrying cannot help. Never so for these: a new part with new track writers may well
+    /// work, so the room restarts the recorder within its budget. (A full or unwritable disk
+    /// does not fail the recorder: its recording ends `failed` with the reason, see
+    /// `storage_failure`.)
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            ParticipantError::WritersFailed(_) => false,
+            #[cfg(feature = "testing")]
+            ParticipantError::Injected => false,
+        }
+    }
+}
+
 impl Actor for ParticipantRecorder {
     type Msg = ParticipantMsg;
     type State = ParticipantState;
@@ -312,7 +340,7 @@ impl ParticipantState {
                 me.stop(Some("suspended".into()));
             }
             #[cfg(feature = "testing")]
-            ParticipantMsg::InjectFailure => return Err("injected failure".into()),
+            ParticipantMsg::InjectFailure => return Err(ParticipantError::Injected.into()),
             #[cfg(feature = "testing")]
             ParticipantMsg::InjectTrackFailure(kind) => {
                 if let Some(a) = st.tracks.iter().find(|w| w.kind == kind).and_then(|w| w.actor.as_ref()) {
@@ -441,7 +469,7 @@ impl ParticipantState {
                 self.tracks[i].actor = Some(actor);
                 Ok(())
             }
-            Verdict::Escalate => Err(format!("track writers failed repeatedly: {err}").into()),
+            Verdict::Escalate => Err(ParticipantError::WritersFailed(err.to_owned()).into()),
         }
     }
 
@@ -829,5 +857,30 @@ impl ParticipantState {
 
     fn now_ns(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The failures a participant recorder's exit carries to its room: the same words as
+    /// before they were typed (they end up in a recording's `error`), none permanent, and the
+    /// room can tell them apart from any other error.
+    #[test]
+    fn participant_failures_keep_their_words_and_are_transient() {
+        let e = ParticipantError::WritersFailed("injected track writer failure".into());
+        assert_eq!(e.to_string(), "track writers failed repeatedly: injected track writer failure");
+        assert!(!e.is_permanent());
+        #[cfg(feature = "testing")]
+        {
+            let injected = ParticipantError::Injected;
+            assert_eq!(injected.to_string(), "injected failure");
+            assert!(!injected.is_permanent());
+        }
+        let boxed: ActorProcessingErr = e.into();
+        assert!(boxed.downcast_ref::<ParticipantError>().is_some_and(|e| !e.is_permanent()));
+        let other: ActorProcessingErr = std::io::Error::other("disk").into();
+        assert!(other.downcast_ref::<ParticipantError>().is_none());
     }
 }

@@ -346,6 +346,8 @@ impl Session {
     fn on_command(&mut self, cmd: Option<Command>) -> Result<(), Exit> {
         match cmd {
             Some(Command::Subscribe { participant_sid, track_sids, subscribe }) => {
+                // the wire carries plain strings
+                let track_sids = track_sids.iter().map(|t| t.to_string()).collect();
                 self.subscribe(&participant_sid, track_sids, subscribe);
                 Ok(())
             }
