@@ -133,8 +133,24 @@ async fn a_server_restart_continues_the_recording_in_a_new_part() {
             call(sim_addr, Method::POST, "/sim/participants/restart/alice/mute", Some(mute)).await;
         assert_eq!(status, 200, "{r}");
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (_, sent_before) = call(sim_addr, Method::GET, "/sim/rooms/restart/sent", None).await;
+    // once the publisher has stopped: two reads of /sent 100 ms apart hold the same frames
+    let frames = |sent: &serde_json::Value| -> usize {
+        sent["tracks"]
+            .as_array()
+            .map_or(0, |t| t.iter().map(|t| t["frames"].as_array().map_or(0, Vec::len)).sum())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let (_, mut sent_before) = call(sim_addr, Method::GET, "/sim/rooms/restart/sent", None).await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (_, again) = call(sim_addr, Method::GET, "/sim/rooms/restart/sent", None).await;
+        let still = frames(&again) == frames(&sent_before);
+        sent_before = again;
+        if still {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the muted publisher still sends");
+    }
     sim.stop().await;
     let down = std::time::Instant::now();
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -4,7 +4,7 @@
 //! HTTP receivers in the test.
 
 mod support;
-use support::{common, s3_support, sim_support};
+use support::{common, recorder_support, s3_support, sim_support};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -37,28 +37,13 @@ async fn start_daemon(
     Daemon::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("daemon starts")
 }
 
+/// The REST call, panicking when the request itself fails.
 async fn api(addr: SocketAddr, method: Method, path: &str, body: Option<&str>) -> (u16, Value) {
-    let client = reqwest::Client::builder().no_proxy().build().expect("client");
-    let mut req = client.request(method, format!("http://{addr}{path}")).timeout(Duration::from_secs(20));
-    if let Some(b) = body {
-        req = req.header("content-type", "application/json").body(b.to_owned());
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    recorder_support::api(addr, method, path, body, None).await
 }
 
 async fn wait_for(addr: SocketAddr, id: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let (_, r) = api(addr, Method::GET, &format!("/recordings/{id}"), None).await;
-        if pred(&r) {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "condition not reached: {r}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    recorder_support::wait_for(addr, id, None, timeout, pred).await
 }
 
 /// Records `room`/`alice` for `secs` through REST and stops; returns the stop response.
