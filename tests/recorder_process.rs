@@ -14,9 +14,8 @@
 //!   per recording, after its objects exist.
 
 mod support;
-use support::{common, s3_support, serve_support, sim_support};
+use support::{common, recorder_support, s3_support, serve_support, sim_support};
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -81,23 +80,9 @@ fn sent_frames(sent: &Value, kind: &str) -> Vec<(String, u64)> {
 /// loops repeat every 4 s, so a run can match at several places: the latest one that ended no
 /// later than `not_after` (nothing can be recorded after the process died) is the true one.
 fn contiguous_run_end(what: &str, packets: &[common::Packet], sent: &[(String, u64)], not_after: u64) -> u64 {
-    let mut at: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, (h, _)) in sent.iter().enumerate() {
-        at.entry(h.as_str()).or_default().push(i);
-    }
-    assert!(packets.len() > 20, "{what}: only {} packets", packets.len());
-    let mut cur: Vec<usize> = Vec::new();
-    for (n, p) in packets.iter().enumerate() {
-        let h = sha256_hex(&p.data);
-        let pos = at.get(h.as_str()).unwrap_or_else(|| panic!("{what} packet {n} is not in /sent"));
-        cur = if n == 0 {
-            pos.clone()
-        } else {
-            pos.iter().copied().filter(|i| *i > 0 && cur.contains(&(i - 1))).collect()
-        };
-        assert!(!cur.is_empty(), "{what}: packet {n} does not follow packet {} in /sent", n.max(1) - 1);
-    }
-    let end = cur.iter().map(|&i| sent[i].1).filter(|&t| t <= not_after).max();
+    let hashes: Vec<String> = sent.iter().map(|(h, _)| h.clone()).collect();
+    let ends = recorder_support::contiguous_run_ends(what, packets, &hashes);
+    let end = ends.iter().map(|&i| sent[i].1).filter(|&t| t <= not_after).max();
     end.unwrap_or_else(|| panic!("{what}: the run ends after the process stopped"))
 }
 

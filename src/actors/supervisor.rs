@@ -326,18 +326,19 @@ impl Entry {
     /// The part files this node wrote and still has (cluster mode: a part another node wrote
     /// is on that node's disk, `node` being the writer).
     fn own_files(&self, node: Option<&str>) -> Vec<PathBuf> {
-        self.parts
-            .values()
-            .filter(|p| p.node.is_none() || p.node.as_deref() == node)
-            .flat_map(|v| v.files.iter().cloned())
-            .filter(|f| !self.removed.contains(f))
-            .collect()
+        self.files_where(|p| p.node.is_none() || p.node.as_deref() == node)
     }
 
     /// The part files still on disk.
     fn local_files(&self) -> Vec<PathBuf> {
+        self.files_where(|_| true)
+    }
+
+    /// The files of the parts `keep` picks, but those removed after their upload.
+    fn files_where(&self, keep: impl Fn(&PartInfo) -> bool) -> Vec<PathBuf> {
         self.parts
             .values()
+            .filter(|p| keep(p))
             .flat_map(|v| v.files.iter().cloned())
             .filter(|f| !self.removed.contains(f))
             .collect()

@@ -53,14 +53,15 @@ impl SupervisorState {
         let node = self.cluster.as_ref().map(|c| c.node.id.clone());
         let node = node.as_deref();
         let Some(e) = self.recs.get_mut(id) else { return };
-        if e.own_files(node).is_empty() {
+        let files = e.own_files(node);
+        if files.is_empty() {
             // everything is in S3 already (removed after a verified upload before a restart),
             // or on the disks of the nodes that wrote it (cluster mode)
             return self.report(me, id, Report::Uploaded);
         }
         let failed = match &self.uploads {
             Some(pool) => {
-                let job = UploadJob { files: e.own_files(node), reply_to: me.clone(), span: e.spec.span() };
+                let job = UploadJob { files, reply_to: me.clone(), span: e.spec.span() };
                 let r = pool.dispatch(id.to_owned(), job);
                 r.err().map(|err| format!("cannot queue the upload (files kept): {err}"))
             }
